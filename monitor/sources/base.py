@@ -1,0 +1,88 @@
+"""The Source protocol, what a fetch returns, and the limits every fetch obeys.
+
+A source type is one module with a pydantic config model (``extra="forbid"``), a
+docstring that doubles as user help, and a class implementing :class:`Source`:
+``fetch`` is the only place that does network I/O, ``parse`` is pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import ClassVar, Protocol
+
+import httpx
+
+from monitor.config_base import SourceConfig
+from monitor.models import Item
+
+
+@dataclass(frozen=True)
+class FetchState:
+    """What the store remembers of a source between fetches (conditional GET)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Bounds on one fetch; every source type applies them through the shared helpers."""
+
+    connect_timeout: timedelta = timedelta(seconds=10)
+    read_timeout: timedelta = timedelta(seconds=20)
+    deadline: timedelta = timedelta(seconds=30)
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The outcome of one successful fetch: a fresh body, or ``not_modified`` (HTTP 304)."""
+
+    url: str
+    status: int
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    elapsed: float = 0.0
+    body_hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "body_hash", hashlib.sha256(self.body).hexdigest())
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+class Source(Protocol):
+    """A configured source of one type."""
+
+    type: ClassVar[str]
+    config: SourceConfig
+
+    @property
+    def name(self) -> str: ...
+
+    async def fetch(self, client: httpx.AsyncClient, state: FetchState) -> Fetched:
+        """Fetch the source; raise FetchError naming the source on any failure."""
+        ...
+
+    def parse(self, fetched: Fetched) -> list[Item]:
+        """Turn a fetched body into items; pure; raise ParseError on a bad body."""
+        ...
+
+
+@dataclass(frozen=True)
+class SourceType:
+    """A registry entry: the config model users write and how to build the source."""
+
+    name: str
+    config_model: type[SourceConfig]
+    build: Callable[[SourceConfig, FetchLimits], Source]
+    help: str
