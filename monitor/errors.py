@@ -48,7 +48,7 @@ class ConfigError(MonitorError):
     def __str__(self) -> str:
         if len(self.problems) == 1:
             return super().__str__()
-        return "\n".join([f"{len(self.problems)} problems in the configuration:"] + self.problems)
+        return "\n".join([f"{len(self.problems)} problems in the configuration:", *self.problems])
 
 
 class QueryError(ConfigError):

@@ -1,0 +1,248 @@
+"""sources.toml: strict validation into a :class:`Config`, every problem reported at once.
+
+``load_config(path, env)`` returns a Config or raises one ConfigError whose
+``problems`` list every error with its place, e.g.::
+
+    sources[3] "cnil": every: '15 min' is not a duration like 30s, 15m, 6h or 1d
+
+Source and notifier keys are validated by the model their ``type`` names in the
+registries (``monitor.sources.SOURCE_TYPES``, ``notifiers.NOTIFIER_TYPES``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from monitor.config_base import Name, NotifierConfig, SourceConfig, StrictModel
+from monitor.env import Expansion, expand
+from monitor.errors import ConfigError, QueryError
+from monitor.matching import Rule, compile_rule
+from monitor.sources import SOURCE_TYPES
+from notifiers import NOTIFIER_TYPES
+
+DATABASE_ENV = "NOTICEWATCH_DATABASE_URL"
+CONFIG_ENV = "NOTICEWATCH_CONFIG"
+DEFAULT_CONFIG = Path("sources.toml")
+_TOP_KEYS = ("monitor", "sources", "rules", "notifiers")
+M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
+
+
+class MonitorSettings(StrictModel):
+    """The ``[monitor]`` table."""
+
+    database: str = "sqlite:///data/noticewatch.db"
+    user_agent: str = "noticewatch/0.1 (+https://github.com/noticewatch/noticewatch)"
+    baseline: bool = True
+    max_attempts: int = Field(default=10, ge=1, le=100)
+
+
+class RuleConfig(StrictModel):
+    """One ``[[rules]]`` entry."""
+
+    name: Name
+    query: str
+    sources: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration. ``rules`` are compiled; secrets stay in SecretStr fields."""
+
+    path: Path
+    monitor: MonitorSettings
+    sources: tuple[SourceConfig, ...]
+    rules: tuple[Rule, ...]
+    notifiers: tuple[NotifierConfig, ...]
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """``--config``, then ``$NOTICEWATCH_CONFIG``, then ``./sources.toml``."""
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return DEFAULT_CONFIG
+
+
+def load_config(path: Path, env: Mapping[str, str]) -> Config:
+    """Read, expand and validate ``path``; raise ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"config: {path}: file not found",
+            hint="pass --config PATH or set NOTICEWATCH_CONFIG",
+        ) from e
+    except OSError as e:
+        raise ConfigError(f"config: {path}: cannot read: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config: {path}: not UTF-8 text: {e.reason}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config: {path}: not valid TOML: {e}") from e
+    return parse_config(raw, env, path=path)
+
+
+def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> Config:
+    """Validate an already-parsed TOML document (see :func:`load_config`)."""
+    expansion = Expansion()
+    doc = expand(raw, env, "", expansion)
+    checker = _Checker(expansion)
+    for problem in expansion.problems:
+        checker.problems.append(problem)
+    for key in doc:
+        if key not in _TOP_KEYS:
+            checker.problems.append(
+                f"{key}: unknown top-level key; expected one of {', '.join(_TOP_KEYS)}"
+            )
+
+    monitor = checker.model(MonitorSettings, doc.get("monitor", {}), "monitor")
+    sources = checker.sources(_table_list(doc, "sources", checker))
+    rules = checker.rules(_table_list(doc, "rules", checker), sources)
+    notifiers = checker.notifiers(_table_list(doc, "notifiers", checker), rules)
+    if not sources and "sources" not in checker.failed_sections:
+        checker.problems.append("sources: no [[sources]] defined; add at least one")
+    if checker.problems:
+        raise ConfigError([expansion.scrub(p) for p in checker.problems])
+    assert monitor is not None  # no problems means every model validated
+    if env.get(DATABASE_ENV):
+        monitor = monitor.model_copy(update={"database": env[DATABASE_ENV]})
+    return Config(
+        path=path,
+        monitor=monitor,
+        sources=tuple(s for s in sources.values() if s is not None),
+        rules=tuple(r for r in rules.values() if r is not None),
+        notifiers=tuple(n for n in notifiers if n is not None),
+    )
+
+
+def _table_list(doc: Mapping[str, Any], key: str, checker: _Checker) -> list[Any]:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        checker.problems.append(f"{key}: must be an array of tables, written [[{key}]]")
+        checker.failed_sections.add(key)
+        return []
+    return value
+
+
+class _Checker:
+    """Collects problems while validating each section; never stops at the first."""
+
+    def __init__(self, expansion: Expansion) -> None:
+        self.expansion = expansion
+        self.problems: list[str] = []
+        self.failed_sections: set[str] = set()
+
+    def model(self, model: type[M], data: Any, place: str) -> M | None:
+        if not isinstance(data, dict):
+            self.problems.append(f"{place}: must be a table")
+            return None
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            self.problems.extend(_format_errors(place, e))
+            return None
+
+    def sources(self, entries: Sequence[Any]) -> dict[str, SourceConfig | None]:
+        found: dict[str, SourceConfig | None] = {}
+        for i, entry in enumerate(entries):
+            place = _place("sources", i, entry)
+            kind = entry.get("type") if isinstance(entry, dict) else None
+            source_type = SOURCE_TYPES.get(kind) if isinstance(kind, str) else None
+            if isinstance(entry, dict) and source_type is None:
+                known = ", ".join(sorted(SOURCE_TYPES))
+                what = f"unknown type {kind!r}" if kind is not None else "missing key 'type'"
+                self.problems.append(f"{place}: type: {what}; known types: {known}")
+            model = source_type.config_model if source_type else None
+            config = self.model(model, entry, place) if model else None
+            self._unique(found, entry, place, config, "source")
+        return found
+
+    def rules(
+        self, entries: Sequence[Any], sources: Mapping[str, SourceConfig | None]
+    ) -> dict[str, Rule | None]:
+        found: dict[str, Rule | None] = {}
+        for i, entry in enumerate(entries):
+            place = _place("rules", i, entry)
+            config = self.model(RuleConfig, entry, place)
+            rule = None
+            if config is not None:
+                for name in config.sources or ():
+                    if name not in sources:
+                        self.problems.append(
+                            f"{place}: sources: no source named {name!r}; "
+                            f"known sources: {', '.join(sources) or '(none)'}"
+                        )
+                try:
+                    rule = compile_rule(config.name, config.query, config.sources)
+                except QueryError as e:
+                    self.problems.append(f"{place}: query: {e.message}")
+            self._unique(found, entry, place, rule if config else None, "rule")
+        return found
+
+    def notifiers(
+        self, entries: Sequence[Any], rules: Mapping[str, Rule | None]
+    ) -> list[NotifierConfig | None]:
+        found: dict[str, NotifierConfig | None] = {}
+        for i, entry in enumerate(entries):
+            place = _place("notifiers", i, entry)
+            kind = entry.get("type") if isinstance(entry, dict) else None
+            notifier_type = NOTIFIER_TYPES.get(kind) if isinstance(kind, str) else None
+            if isinstance(entry, dict) and notifier_type is None:
+                known = ", ".join(sorted(NOTIFIER_TYPES))
+                what = f"unknown type {kind!r}" if kind is not None else "missing key 'type'"
+                self.problems.append(f"{place}: type: {what}; known types: {known}")
+            model = notifier_type.config_model if notifier_type else None
+            config = self.model(model, entry, place) if model else None
+            for name in (config.rules or ()) if config else ():
+                if name not in rules:
+                    self.problems.append(
+                        f"{place}: rules: no rule named {name!r}; "
+                        f"known rules: {', '.join(rules) or '(none)'}"
+                    )
+            self._unique(found, entry, place, config, "notifier")
+        return list(found.values())
+
+    def _unique(
+        self, found: dict[str, V | None], entry: Any, place: str, value: V | None, kind: str
+    ) -> None:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            return
+        if name in found:
+            self.problems.append(f"{place}: name: duplicate {kind} name {name!r}")
+            return
+        found[name] = value
+
+
+def _place(section: str, index: int, entry: Any) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f'{section}[{index}] "{name}"' if isinstance(name, str) else f"{section}[{index}]"
+
+
+def _format_errors(place: str, error: ValidationError) -> list[str]:
+    """One line per pydantic error, without the offending input (it may be a secret)."""
+    lines = []
+    for err in error.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            message = "unknown key; check its spelling in the README's config reference"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{place}: {loc}: {message}" if loc else f"{place}: {message}")
+    return lines

@@ -1,0 +1,174 @@
+"""The delivery worker: reads due alerts from the outbox and hands them to notifiers.
+
+At-least-once: an alert leaves ``pending`` only after its notifier confirmed it (or it
+ran out of attempts), and its ``webhook-id`` never changes, so receivers drop repeats.
+Each notifier is worked on its own, so a dead or slow endpoint never delays the others;
+a failing endpoint holds its whole queue until the failed alert's next attempt instead
+of being hammered with every other pending alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+
+from monitor.errors import MonitorError
+from notifiers.base import Delivery, DeliveryResult, Notifier, Outcome
+from storage.store import Store
+from storage.tables import AlertRow
+
+log = logging.getLogger("noticewatch.delivery")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: 10 attempts span about three days by default.
+
+    Waits after attempts 1..9: 30s, 1.5m, 4.5m, 13.5m, 40m, 2h, 6h, 18h, 36h (capped).
+    """
+
+    max_attempts: int = 10
+    first: timedelta = timedelta(seconds=30)
+    factor: float = 3.0
+    cap: timedelta = timedelta(hours=36)
+    jitter: float = 0.1
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        """The wait after the ``attempts``-th failed attempt (1-based)."""
+        base = min(
+            self.first.total_seconds() * self.factor ** (attempts - 1), self.cap.total_seconds()
+        )
+        return timedelta(seconds=base * rng.uniform(1 - self.jitter, 1 + self.jitter))
+
+
+@dataclass
+class RoundCounts:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    held: int = 0
+
+
+def fingerprint(notifier: Notifier) -> str:
+    """Identifies a notifier's config (secrets masked) so that editing it re-enables it."""
+    return hashlib.sha256(notifier.config.model_dump_json().encode()).hexdigest()[:16]
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Mapping[str, Notifier],
+        http: httpx.AsyncClient,
+        clock: Callable[[], datetime],
+        policy: RetryPolicy,
+        rng: random.Random,
+    ) -> None:
+        self.store = store
+        self.notifiers = notifiers
+        self.http = http
+        self.clock = clock
+        self.policy = policy
+        self.rng = rng
+
+    async def deliver_all(self, stop: asyncio.Event | None = None) -> dict[str, RoundCounts]:
+        """One round for every notifier, concurrently."""
+        names = list(self.notifiers)
+        rounds = await asyncio.gather(*(self.deliver_due(name, stop) for name in names))
+        return dict(zip(names, rounds, strict=True))
+
+    async def deliver_due(self, name: str, stop: asyncio.Event | None = None) -> RoundCounts:
+        """Deliver every alert of ``name`` that is due now, oldest first."""
+        notifier = self.notifiers[name]
+        counts = RoundCounts()
+        reason = self.store.notifier_disabled(name, fingerprint(notifier))
+        if reason is not None:
+            return counts
+        while stop is None or not stop.is_set():
+            batch = self.store.due_alerts(name, self.clock())
+            if not batch:
+                break
+            for alert in batch:
+                if stop is not None and stop.is_set():
+                    return counts
+                if not await self._deliver_one(notifier, alert, counts):
+                    return counts
+        return counts
+
+    async def _deliver_one(self, notifier: Notifier, alert: AlertRow, counts: RoundCounts) -> bool:
+        """Deliver one alert; False when the endpoint is failing and the round should stop."""
+        delivery = Delivery(
+            delivery_id=alert.id,
+            event_type=alert.event_type,
+            created_at=alert.created_at,
+            data=alert.data,
+            attempt=alert.attempts + 1,
+        )
+        try:
+            result = await notifier.send(self.http, delivery, self.clock())
+        except MonitorError as e:
+            result = DeliveryResult(Outcome.RETRY, error=str(e))
+        now = self.clock()
+        attempt = alert.attempts + 1
+        if result.outcome is Outcome.DELIVERED:
+            self._record(alert, result, "delivered", "delivered", now, None)
+            counts.delivered += 1
+            log.info(
+                "notifier=%s alert=%s outcome=delivered attempt=%d status=%s duration=%.2fs",
+                notifier.name, alert.id, attempt, result.status_code, result.duration,
+            )  # fmt: skip
+            return True
+        if result.outcome is Outcome.GONE:
+            self._record(alert, result, "gone", "pending", now, None)
+            reason = f"endpoint answered HTTP {result.status_code} Gone at attempt {attempt}"
+            self.store.disable_notifier(notifier.name, fingerprint(notifier), reason, now)
+            log.warning(
+                "notifier=%s outcome=disabled reason=%r hint=%r",
+                notifier.name, reason, "change the notifier's url to enable it again",
+            )  # fmt: skip
+            return False
+        if attempt >= self.policy.max_attempts:
+            self._record(alert, result, "failed", "dead", now, None)
+            counts.dead += 1
+            log.error(
+                "notifier=%s alert=%s outcome=dead attempts=%d error=%s",
+                notifier.name, alert.id, attempt, result.error,
+            )  # fmt: skip
+            return True
+        wait = result.retry_after or self.policy.delay(attempt, self.rng)
+        retry_at = now + wait
+        self._record(alert, result, "failed", "pending", now, retry_at)
+        counts.retried += 1
+        counts.held += self.store.postpone(notifier.name, now, retry_at)
+        log.warning(
+            "notifier=%s alert=%s outcome=retry attempt=%d retry_in=%ds error=%s",
+            notifier.name, alert.id, attempt, wait.total_seconds(), result.error,
+        )  # fmt: skip
+        return False
+
+    def _record(
+        self,
+        alert: AlertRow,
+        result: DeliveryResult,
+        outcome: str,
+        status: str,
+        now: datetime,
+        retry_at: datetime | None,
+    ) -> None:
+        self.store.record_attempt(
+            alert,
+            outcome=outcome,
+            status=status,
+            now=now,
+            next_attempt_at=retry_at,
+            status_code=result.status_code,
+            error=result.error,
+            duration=result.duration,
+        )

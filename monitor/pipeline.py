@@ -1,0 +1,150 @@
+"""run_source(): fetch, parse, store, match and queue alerts for one source.
+
+It ties the stages together and holds no parsing, SQL or message formatting itself.
+The source's validators (ETag, Last-Modified, body hash) advance only in the
+transaction that records the items and their alerts, so a crash never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts
+from monitor.errors import MonitorError, ParseError
+from monitor.matching import Matcher
+from monitor.models import Item
+from monitor.sources.base import Source
+from storage.store import Change, IngestCounts, Store
+
+log = logging.getLogger("noticewatch.pipeline")
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    store: Store
+    http: httpx.AsyncClient
+    matcher: Matcher
+    routes: tuple[NotifierRoute, ...]
+    clock: Callable[[], datetime]
+    baseline: bool = True
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """What one run of one source did; ``drafts`` is filled only by a dry run."""
+
+    source: str
+    outcome: str  # ok | not_modified | unchanged | baseline | error
+    items: int = 0
+    counts: IngestCounts = field(default_factory=IngestCounts)
+    duration: float = 0.0
+    error: str | None = None
+    drafts: tuple[AlertDraft, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == "error"
+
+
+async def run_source(source: Source, ctx: PipelineContext, *, dry_run: bool = False) -> SourceRun:
+    """Run ``source`` once; failures are recorded on the source, never raised."""
+    started = time.monotonic()
+    try:
+        run = await _run(source, ctx, dry_run=dry_run, started=started)
+    except MonitorError as e:
+        run = _failed(source, ctx, str(e), started, dry_run=dry_run)
+    except Exception as e:  # a bug in one source must not stop the others
+        log.exception("source=%s outcome=bug", source.name)
+        what = f"internal error: {type(e).__name__}: {e}"
+        run = _failed(source, ctx, str(ParseError(source.name, what)), started, dry_run=dry_run)
+    _log_run(run)
+    return run
+
+
+async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: float) -> SourceRun:
+    name, kind = source.name, source.type
+    snapshot = ctx.store.snapshot(name)
+    fetched = await source.fetch(ctx.http, snapshot.fetch)
+    if fetched.not_modified or fetched.body_hash == snapshot.fetch.body_hash:
+        # A server that ignores conditional GET still costs us no parse.
+        outcome = "not_modified" if fetched.not_modified else "unchanged"
+        if not dry_run:
+            ctx.store.record_fetch(name, kind, fetched, outcome, ctx.clock())
+        return SourceRun(name, outcome, duration=time.monotonic() - started)
+
+    items = await asyncio.to_thread(source.parse, fetched)
+    known = ctx.store.known_hashes(name, [item.key for item in items])
+    changes = [
+        (item, Change.NEW if item.key not in known else Change.UPDATED)
+        for item in items
+        if known.get(item.key) != item.content_hash
+    ]
+    alerting = snapshot.baselined or not ctx.baseline
+    drafts = _plan(changes, ctx) if alerting else []
+    if dry_run:
+        counts = _dry_counts(items, changes, drafts)
+    else:
+        now = ctx.clock()
+        counts = ctx.store.commit_batch(name, kind, fetched, items, changes, drafts, now)
+    return SourceRun(
+        name,
+        "ok" if alerting else "baseline",
+        items=len(items),
+        counts=counts,
+        duration=time.monotonic() - started,
+        drafts=tuple(drafts) if dry_run else (),
+    )
+
+
+def _plan(changes: Sequence[tuple[Item, Change]], ctx: PipelineContext) -> list[AlertDraft]:
+    drafts: list[AlertDraft] = []
+    for item, _ in changes:
+        matches = ctx.matcher.match(item)
+        if matches:
+            drafts.extend(plan_alerts(item, matches, ctx.routes))
+    return drafts
+
+
+def _dry_counts(
+    items: Sequence[Item], changes: Sequence[tuple[Item, Change]], drafts: Sequence[AlertDraft]
+) -> IngestCounts:
+    new = sum(1 for _, change in changes if change is Change.NEW)
+    return IngestCounts(new, len(changes) - new, len(items) - len(changes), len(drafts))
+
+
+def _failed(
+    source: Source, ctx: PipelineContext, error: str, started: float, *, dry_run: bool
+) -> SourceRun:
+    if not dry_run:
+        try:
+            ctx.store.record_failure(source.name, source.type, error, ctx.clock())
+        except MonitorError as e:
+            log.error("source=%s outcome=error could not record failure: %s", source.name, e)
+    return SourceRun(source.name, "error", duration=time.monotonic() - started, error=error)
+
+
+def _log_run(run: SourceRun) -> None:
+    if run.failed:
+        log.warning(
+            "source=%s outcome=error duration=%.2fs error=%s", run.source, run.duration, run.error
+        )
+        return
+    c = run.counts
+    log.info(
+        "source=%s outcome=%s items=%d new=%d updated=%d seen=%d alerts=%d duration=%.2fs",
+        run.source,
+        run.outcome,
+        run.items,
+        c.new,
+        c.updated,
+        c.seen,
+        c.alerts,
+        run.duration,
+    )

@@ -1,0 +1,367 @@
+"""The Store: items, source state and the alert outbox, each change in one transaction.
+
+New, updated and already-seen items are told apart by the (source, item_key) unique
+constraint and the versioned content hash; inserts use ``ON CONFLICT DO NOTHING`` so
+that two writers (or a retried poll) never create duplicates.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from monitor.alerts import AlertDraft
+from monitor.errors import StorageError
+from monitor.models import Item
+from monitor.sources.base import Fetched, FetchState
+from storage.tables import AlertRow, DeliveryAttempt, ItemRow, NotifierState, SourceState
+
+_CHUNK = 500
+
+
+class Change(enum.Enum):
+    NEW = "new"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    fetch: FetchState
+    baselined: bool
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    new: int = 0
+    updated: int = 0
+    seen: int = 0
+    alerts: int = 0
+
+
+class Store:
+    """All database access of noticewatch. Methods are short transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except SQLAlchemyError as e:
+            detail = str(getattr(e, "orig", None) or e).splitlines()[0]
+            raise StorageError(f"storage: {type(e).__name__}: {detail}") from e
+
+    # --- sources -------------------------------------------------------------------------
+
+    def snapshot(self, source: str) -> SourceSnapshot:
+        with self.session() as s:
+            row = s.get(SourceState, source)
+        if row is None:
+            return SourceSnapshot(FetchState(), baselined=False)
+        return SourceSnapshot(
+            FetchState(row.etag, row.last_modified, row.body_hash), baselined=row.baselined
+        )
+
+    def known_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
+        """content_hash by item_key for the keys already stored for ``source``."""
+        found: dict[str, str] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                query = select(ItemRow.item_key, ItemRow.content_hash).where(
+                    ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
+                )
+                found.update({key: digest for key, digest in s.exec(query)})
+        return found
+
+    def record_fetch(
+        self, source: str, source_type: str, fetched: Fetched, outcome: str, now: datetime
+    ) -> None:
+        """A successful fetch that changed nothing (304, or a byte-identical body)."""
+        with self.session() as s:
+            row = self._state(s, source, source_type)
+            row.etag = fetched.etag or row.etag
+            row.last_modified = fetched.last_modified or row.last_modified
+            self._succeeded(row, outcome, now)
+            s.add(row)
+            s.commit()
+
+    def record_failure(self, source: str, source_type: str, error: str, now: datetime) -> int:
+        """Count a failed fetch or parse; returns the consecutive failures so far."""
+        with self.session() as s:
+            row = self._state(s, source, source_type)
+            row.last_fetch_at = now
+            row.last_outcome = "error"
+            row.last_error = error
+            row.fetches += 1
+            row.failures += 1
+            row.consecutive_failures += 1
+            s.add(row)
+            s.commit()
+            return row.consecutive_failures
+
+    def commit_batch(
+        self,
+        source: str,
+        source_type: str,
+        fetched: Fetched,
+        items: Sequence[Item],
+        changes: Sequence[tuple[Item, Change]],
+        drafts: Sequence[AlertDraft],
+        now: datetime,
+    ) -> IngestCounts:
+        """Items, alerts and the source's new validators: one transaction, all or nothing."""
+        with self.session() as s:
+            new = [item for item, change in changes if change is Change.NEW]
+            updated = [item for item, change in changes if change is Change.UPDATED]
+            inserted = self._insert_items(s, new, now)
+            for item in updated:
+                s.execute(
+                    update(ItemRow)
+                    .where(col(ItemRow.source) == source, col(ItemRow.item_key) == item.key)
+                    .values(**_item_values(item), version=ItemRow.version + 1, updated_at=now)
+                )
+            changed_keys = {item.key for item, _ in changes}
+            seen_keys = [item.key for item in items if item.key not in changed_keys]
+            for start in range(0, len(seen_keys), _CHUNK):
+                s.execute(
+                    update(ItemRow)
+                    .where(
+                        col(ItemRow.source) == source,
+                        col(ItemRow.item_key).in_(seen_keys[start : start + _CHUNK]),
+                    )
+                    .values(last_seen=now)
+                )
+            alerts = self._insert_alerts(s, source, drafts, now)
+            row = self._state(s, source, source_type)
+            row.etag = fetched.etag
+            row.last_modified = fetched.last_modified
+            row.body_hash = fetched.body_hash
+            row.baselined = True
+            self._succeeded(row, "ok", now)
+            s.add(row)
+            s.commit()
+        return IngestCounts(new=inserted, updated=len(updated), seen=len(seen_keys), alerts=alerts)
+
+    def _insert_items(self, s: Session, items: Sequence[Item], now: datetime) -> int:
+        if not items:
+            return 0
+        rows = [
+            {
+                "source": item.source,
+                "source_type": item.source_type,
+                "item_key": item.key,
+                "version": 1,
+                "first_seen": now,
+                "last_seen": now,
+                **_item_values(item),
+            }
+            for item in items
+        ]
+        stmt = self._insert(ItemRow).values(rows).on_conflict_do_nothing()
+        return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+    def _insert_alerts(
+        self, s: Session, source: str, drafts: Sequence[AlertDraft], now: datetime
+    ) -> int:
+        if not drafts:
+            return 0
+        keys = list({d.item_key for d in drafts})
+        ids = dict(
+            s.exec(
+                select(ItemRow.item_key, ItemRow.id).where(
+                    ItemRow.source == source, col(ItemRow.item_key).in_(keys)
+                )
+            ).all()
+        )
+        rows = [
+            {
+                "id": d.alert_id,
+                "item_id": ids[d.item_key],
+                "notifier": d.notifier,
+                "event_type": "alert.created",
+                "rules": list(d.rules),
+                "data": d.data,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+            for d in drafts
+        ]
+        stmt = self._insert(AlertRow).values(rows).on_conflict_do_nothing()
+        return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+    def _insert(self, table: type[Any]) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    @staticmethod
+    def _state(s: Session, source: str, source_type: str) -> SourceState:
+        return s.get(SourceState, source) or SourceState(name=source, type=source_type)
+
+    @staticmethod
+    def _succeeded(row: SourceState, outcome: str, now: datetime) -> None:
+        row.last_fetch_at = now
+        row.last_success_at = now
+        row.last_outcome = outcome
+        row.last_error = None
+        row.consecutive_failures = 0
+        row.fetches += 1
+
+    # --- outbox --------------------------------------------------------------------------
+
+    def due_alerts(self, notifier: str, now: datetime, limit: int = 100) -> list[AlertRow]:
+        with self.session() as s:
+            query = (
+                select(AlertRow)
+                .where(
+                    AlertRow.status == "pending",
+                    AlertRow.notifier == notifier,
+                    col(AlertRow.next_attempt_at) <= now,
+                )
+                .order_by(col(AlertRow.next_attempt_at), col(AlertRow.created_at))
+                .limit(limit)
+            )
+            return list(s.exec(query).all())
+
+    def next_due(self, notifier: str) -> datetime | None:
+        with self.session() as s:
+            query = select(func.min(AlertRow.next_attempt_at)).where(
+                AlertRow.status == "pending", AlertRow.notifier == notifier
+            )
+            value: datetime | None = s.exec(query).one()
+            return value
+
+    def record_attempt(
+        self,
+        alert: AlertRow,
+        *,
+        outcome: str,
+        status: str,
+        now: datetime,
+        next_attempt_at: datetime | None,
+        status_code: int | None,
+        error: str | None,
+        duration: float,
+        count_attempt: bool = True,
+    ) -> None:
+        """Record one attempt and move the alert to ``status`` (pending/delivered/dead)."""
+        with self.session() as s:
+            row = s.get(AlertRow, alert.id)
+            if row is None:
+                raise StorageError(f"storage: alert {alert.id} vanished from the outbox")
+            if count_attempt:
+                row.attempts += 1
+            row.status = status
+            row.last_status = status_code
+            row.last_error = error
+            if status == "delivered":
+                row.delivered_at = now
+            if next_attempt_at is not None:
+                row.next_attempt_at = next_attempt_at
+            s.add(row)
+            s.add(
+                DeliveryAttempt(
+                    alert_id=row.id,
+                    notifier=row.notifier,
+                    attempt=row.attempts,
+                    at=now,
+                    outcome=outcome,
+                    status_code=status_code,
+                    error=error,
+                    duration_ms=round(duration * 1000),
+                )
+            )
+            s.commit()
+
+    def postpone(self, notifier: str, now: datetime, until: datetime) -> int:
+        """Hold every alert of ``notifier`` due before ``until`` (its endpoint is failing)."""
+        with self.session() as s:
+            result = s.execute(
+                update(AlertRow)
+                .where(
+                    col(AlertRow.status) == "pending",
+                    col(AlertRow.notifier) == notifier,
+                    col(AlertRow.next_attempt_at) < until,
+                )
+                .values(next_attempt_at=until)
+            )
+            s.commit()
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # --- notifiers -----------------------------------------------------------------------
+
+    def notifier_disabled(self, name: str, fingerprint: str) -> str | None:
+        """The reason ``name`` is disabled, or None; a changed config re-enables it."""
+        with self.session() as s:
+            row = s.get(NotifierState, name)
+            if row is None or row.disabled_at is None:
+                return None
+            if row.fingerprint != fingerprint:
+                row.disabled_at = None
+                row.disabled_reason = None
+                s.add(row)
+                s.commit()
+                return None
+            return row.disabled_reason
+
+    def disable_notifier(self, name: str, fingerprint: str, reason: str, now: datetime) -> None:
+        with self.session() as s:
+            row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
+            row.fingerprint = fingerprint
+            row.disabled_at = now
+            row.disabled_reason = reason
+            s.add(row)
+            s.commit()
+
+    # --- status --------------------------------------------------------------------------
+
+    def source_states(self) -> list[SourceState]:
+        with self.session() as s:
+            return list(s.exec(select(SourceState).order_by(col(SourceState.name))).all())
+
+    def item_counts(self) -> dict[str, int]:
+        with self.session() as s:
+            query = select(ItemRow.source, func.count()).group_by(col(ItemRow.source))
+            return {source: count for source, count in s.exec(query).all()}
+
+    def alert_counts(self) -> dict[tuple[str, str], int]:
+        """Alerts by (notifier, status)."""
+        with self.session() as s:
+            query = select(AlertRow.notifier, AlertRow.status, func.count()).group_by(
+                col(AlertRow.notifier), col(AlertRow.status)
+            )
+            return {(n, st): c for n, st, c in s.exec(query).all()}
+
+    def disabled_notifiers(self) -> dict[str, str]:
+        with self.session() as s:
+            query = select(NotifierState).where(or_(col(NotifierState.disabled_at).is_not(None)))
+            return {row.name: row.disabled_reason or "" for row in s.exec(query).all()}
+
+
+def _item_values(item: Item) -> dict[str, Any]:
+    return {
+        "content_hash": item.content_hash,
+        "title": item.title,
+        "url": item.url,
+        "published": item.published,
+        "summary": item.summary,
+        "summary_html": item.safe_summary_html,
+        "content": item.content,
+        "language": item.language,
+        "fields": dict(item.fields),
+    }

@@ -1,0 +1,151 @@
+"""SQLModel tables. These are storage rows, never config models (they do not validate).
+
+Uniqueness lives in constraints, not in check-then-insert code:
+items are unique on (source, item_key); alerts on (item_id, notifier).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class SourceState(SQLModel, table=True):
+    """What noticewatch remembers of each source between fetches."""
+
+    __tablename__ = "source_state"
+
+    name: str = Field(primary_key=True)
+    type: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    baselined: bool = False
+    last_fetch_at: datetime | None = _when()
+    last_success_at: datetime | None = _when()
+    last_outcome: str | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    consecutive_failures: int = 0
+    fetches: int = 0
+    failures: int = 0
+
+
+class ItemRow(SQLModel, table=True):
+    """One normalised item; ``content_hash`` tells an amended item from a re-served one."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("source", "item_key", name="uq_items_source_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    source_type: str
+    item_key: str
+    content_hash: str
+    version: int = 1
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    url: str | None = Field(default=None, sa_column=Column(Text))
+    published: datetime | None = _when(index=True)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    summary_html: str = Field(default="", sa_column=Column(Text, nullable=False))
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    language: str | None = None
+    fields: dict[str, Any] = _json()
+    first_seen: datetime = _when(nullable=False, index=True)
+    last_seen: datetime = _when(nullable=False)
+    updated_at: datetime | None = _when()
+
+
+class AlertRow(SQLModel, table=True):
+    """The outbox: one row per (item, notifier), written with the items it is about.
+
+    ``id`` is the ``webhook-id``: derived from (source, item key, notifier), so it is
+    the same on every retry and even if the same alert were ever planned twice.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("item_id", "notifier", name="uq_alerts_item_notifier"),
+        Index("ix_alerts_due", "status", "notifier", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    notifier: str
+    event_type: str = "alert.created"
+    rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    data: dict[str, Any] = _json()
+    status: str = "pending"  # pending | delivered | dead
+    attempts: int = 0
+    created_at: datetime = _when(nullable=False)
+    next_attempt_at: datetime = _when(nullable=False)
+    delivered_at: datetime | None = _when()
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """Every attempt to deliver an alert, kept for ``status`` and debugging."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: str = Field(foreign_key="alerts.id", index=True)
+    notifier: str
+    attempt: int
+    at: datetime = _when(nullable=False)
+    outcome: str
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    duration_ms: int = 0
+
+
+class NotifierState(SQLModel, table=True):
+    """A notifier disabled by its endpoint (HTTP 410) stays disabled until its config changes."""
+
+    __tablename__ = "notifier_state"
+
+    name: str = Field(primary_key=True)
+    fingerprint: str
+    disabled_at: datetime | None = _when()
+    disabled_reason: str | None = None

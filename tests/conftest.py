@@ -1,0 +1,21 @@
+"""Shared test fixtures. Async tests use anyio's pytest plugin on asyncio."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+FIXED_NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
