@@ -1,0 +1,219 @@
+"""run_source(): baseline, new / updated / seen, the outbox, failures and crash safety."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from monitor.alerts import NotifierRoute
+from monitor.errors import StorageError
+from monitor.matching import Matcher, compile_rule
+from monitor.pipeline import PipelineContext, run_source
+from storage.db import create_db_engine
+from storage.store import Store
+from storage.tables import AlertRow, ItemRow
+from tests.conftest import FIXED_NOW
+from tests.support.fakes import Clock, FakeSource, make_item, source_config
+
+pytestmark = pytest.mark.anyio
+
+RULES = [
+    compile_rule("clearview-fines", "clearview AND (fine* OR boete OR amende)"),
+    compile_rule("sole-source", '"intent to award"', sources=["sam-like"]),
+]
+ROUTES = (
+    NotifierRoute("newsroom", None),
+    NotifierRoute("legal", frozenset({"sole-source"})),
+)
+
+
+@dataclass
+class Harness:
+    ctx: PipelineContext
+    store: Store
+    clock: Clock
+
+    def alerts(self) -> list[AlertRow]:
+        with Session(self.store.engine) as s:
+            return list(s.exec(select(AlertRow).order_by(AlertRow.created_at)).all())
+
+    def items(self) -> list[ItemRow]:
+        with Session(self.store.engine) as s:
+            return list(s.exec(select(ItemRow)).all())
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+    clock = Clock(FIXED_NOW)
+    async with httpx.AsyncClient() as http:
+        ctx = PipelineContext(store, http, Matcher(RULES), ROUTES, clock, baseline=True)
+        yield Harness(ctx, store, clock)
+    store.engine.dispose()
+
+
+def fine(key: str = "a") -> object:
+    return make_item("ap-nl", key, "AP beboet Clearview AI", "Boete van 30,5 miljoen euro")
+
+
+async def test_first_fetch_is_a_baseline_then_new_items_alert(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[fine("a")])
+    first = await run_source(source, harness.ctx)
+    assert first.outcome == "baseline" and first.counts.new == 1 and first.counts.alerts == 0
+    assert harness.alerts() == []
+
+    source.items = [fine("a"), make_item("ap-nl", "b", "CNIL amende Clearview", "20 M€")]
+    source.body = b"v2"
+    second = await run_source(source, harness.ctx)
+    assert (second.counts.new, second.counts.seen, second.counts.alerts) == (1, 1, 1)
+    (alert,) = harness.alerts()
+    assert alert.notifier == "newsroom"  # "legal" only hears sole-source
+    assert alert.rules == ["clearview-fines"]
+    data = alert.data
+    assert data["alert_id"] == alert.id
+    assert data["item"]["title"] == "CNIL amende Clearview"
+    assert data["item"]["source"] == "ap-nl"
+    assert {m["text"] for m in data["matches"]} >= {"Clearview", "amende"}
+    assert all(m["rule"] == "clearview-fines" for m in data["matches"])
+
+
+async def test_baseline_off_alerts_on_first_fetch(harness: Harness) -> None:
+    ctx = PipelineContext(
+        harness.store, harness.ctx.http, harness.ctx.matcher, ROUTES, harness.clock, False
+    )
+    run = await run_source(FakeSource(source_config("ap-nl"), items=[fine()]), ctx)
+    assert run.outcome == "ok" and run.counts.alerts == 1
+
+
+async def test_identical_body_is_not_parsed_again(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[fine()])
+    await run_source(source, harness.ctx)
+    run = await run_source(source, harness.ctx)
+    assert run.outcome == "unchanged"
+    assert source.parses == 1 and source.fetches == 2
+
+
+async def test_not_modified_keeps_validators(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[fine()], etag='"e1"')
+    await run_source(source, harness.ctx)
+    source.status, source.etag = 304, None
+    run = await run_source(source, harness.ctx)
+    assert run.outcome == "not_modified"
+    await run_source(source, harness.ctx)
+    assert source.seen_states[-1].etag == '"e1"'
+
+
+async def test_reserved_item_with_new_date_is_seen_not_alerted(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[])
+    await run_source(source, harness.ctx)  # baseline on an empty feed
+    source.items, source.body = [fine()], b"v2"
+    assert (await run_source(source, harness.ctx)).counts.alerts == 1
+    moved = make_item(
+        "ap-nl", "a", "AP beboet Clearview AI", "Boete van 30,5 miljoen euro",
+        published=FIXED_NOW + timedelta(days=1),
+    )  # fmt: skip
+    source.items, source.body = [moved], b"v3"
+    run = await run_source(source, harness.ctx)
+    assert (run.counts.new, run.counts.updated, run.counts.seen, run.counts.alerts) == (0, 0, 1, 0)
+    assert len(harness.alerts()) == 1
+
+
+async def test_updated_item_alerts_once_per_notifier(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[])
+    await run_source(source, harness.ctx)
+    source.items, source.body = [make_item("ap-nl", "a", "Weekly update", "nothing yet")], b"v2"
+    assert (await run_source(source, harness.ctx)).counts.alerts == 0
+    source.items = [make_item("ap-nl", "a", "Weekly update", "Clearview fined")]
+    source.body = b"v3"
+    run = await run_source(source, harness.ctx)
+    assert (run.counts.updated, run.counts.alerts) == (1, 1)
+    source.items = [make_item("ap-nl", "a", "Weekly update", "Clearview fined again")]
+    source.body = b"v4"
+    run = await run_source(source, harness.ctx)
+    assert (run.counts.updated, run.counts.alerts) == (1, 0)
+    (item,) = harness.items()
+    assert item.version == 3 and item.summary == "Clearview fined again"
+
+
+async def test_failure_is_recorded_and_validators_do_not_move(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[fine()], etag='"e1"')
+    await run_source(source, harness.ctx)
+    source.fail = "HTTP 500 Internal Server Error"
+    for expected in (1, 2):
+        run = await run_source(source, harness.ctx)
+        assert run.failed and "source 'ap-nl'" in (run.error or "")
+        (state,) = harness.store.source_states()
+        assert state.consecutive_failures == expected and state.etag == '"e1"'
+        assert "HTTP 500" in (state.last_error or "")
+    source.fail = None
+    await run_source(source, harness.ctx)
+    (state,) = harness.store.source_states()
+    assert state.consecutive_failures == 0 and state.last_error is None
+
+
+async def test_parser_bug_is_contained(harness: Harness) -> None:
+    class Broken(FakeSource):
+        def parse(self, fetched: object) -> list[object]:  # type: ignore[override]
+            raise KeyError("boom")
+
+    run = await run_source(Broken(source_config("ap-nl")), harness.ctx)
+    assert run.failed and "internal error: KeyError" in (run.error or "")
+
+
+async def test_crash_between_fetch_and_commit_loses_nothing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[], etag='"e0"')
+    await run_source(source, harness.ctx)
+    source.items, source.body, source.etag = [fine()], b"v2", '"e1"'
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise StorageError("storage: disk I/O error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(harness.store, "commit_batch", crash)
+        assert (await run_source(source, harness.ctx)).failed
+    assert harness.alerts() == []
+    assert harness.store.snapshot("ap-nl").fetch.etag == '"e0"'  # did not run ahead
+    run = await run_source(source, harness.ctx)
+    assert run.counts.alerts == 1
+    await run_source(source, harness.ctx)
+    assert len(harness.alerts()) == 1
+
+
+async def test_rule_sources_and_notifier_rules_route_alerts(harness: Harness) -> None:
+    sam = FakeSource(source_config("sam-like"), items=[])
+    await run_source(sam, harness.ctx)
+    sam.items = [make_item("sam-like", "n1", "Notice of intent to award sole source", "Clearview")]
+    sam.body = b"v2"
+    await run_source(sam, harness.ctx)
+    assert sorted(a.notifier for a in harness.alerts()) == ["legal", "newsroom"]
+    ap = FakeSource(source_config("ap-nl"), items=[])
+    await run_source(ap, harness.ctx)
+    ap.items = [make_item("ap-nl", "x", "Notice of intent to award", "")]
+    ap.body = b"v2"
+    assert (await run_source(ap, harness.ctx)).counts.alerts == 0  # sole-source is sam-only
+
+
+async def test_dry_run_writes_nothing(harness: Harness) -> None:
+    ctx = PipelineContext(
+        harness.store, harness.ctx.http, harness.ctx.matcher, ROUTES, harness.clock, False
+    )
+    source = FakeSource(source_config("ap-nl"), items=[fine()])
+    run = await run_source(source, ctx, dry_run=True)
+    assert [d.notifier for d in run.drafts] == ["newsroom"]
+    assert harness.items() == [] and harness.store.source_states() == []
+
+
+async def test_alert_ids_are_stable_per_item_and_notifier(harness: Harness) -> None:
+    from monitor.alerts import alert_id
+
+    assert alert_id("ap-nl", "id:1", "newsroom") == alert_id("ap-nl", "id:1", "newsroom")
+    assert alert_id("ap-nl", "id:1", "newsroom") != alert_id("ap-nl", "id:1", "legal")
+    assert alert_id("ap-nl", "id:1", "newsroom").startswith("msg_")
