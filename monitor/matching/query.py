@@ -1,0 +1,303 @@
+"""The rule query language (v1) and its parser.
+
+A query says which words an item must (or must not) contain::
+
+    clearview AND (fine OR boete OR amende OR sanction*)
+    "intent to award" NOT title:cancelled
+    title:(clearview OR "clear view") sole-source
+
+Grammar (lowest precedence first)::
+
+    query    := or_expr
+    or_expr  := and_expr ( "OR" and_expr )*
+    and_expr := unary ( [ "AND" ] unary )*     two operands side by side are an AND
+    unary    := "NOT" unary | scoped
+    scoped   := [ FIELD ":" ] primary          no space after the colon
+    primary  := WORD | PHRASE | "(" or_expr ")"
+    FIELD    := a letter or _, then letters, digits or _ (case-sensitive)
+    WORD     := characters other than space, ( ) and ", optionally ending in *
+    PHRASE   := '"' characters other than " '"'    a * may end its last word
+
+- **Operators** are ``AND``, ``OR`` and ``NOT`` in capitals; ``and``, ``or``, ``not``
+  are ordinary words. ``NOT`` binds tighter than ``AND``, which binds tighter than
+  ``OR``: ``a OR b c`` means ``a OR (b AND c)``. Parentheses nest up to 100 deep.
+- **Words** match whole tokens, ignoring case and accents (see ``fold.py``):
+  ``fine`` matches ``Fine`` and ``FINE`` but not ``define`` or ``fines``; ``cafe``
+  matches ``Café``. A token is a run of letters and digits, so a word with
+  punctuation inside is a phrase: ``sole-source`` matches ``sole source``,
+  ``Sole-Source`` and ``sole  source``; ``6.302-1`` is the phrase ``6 302 1``.
+- **Phrases** in double quotes match their tokens consecutively:
+  ``"intent to award"`` does not match ``award ... intent to``.
+- **Wildcard**: a trailing ``*`` makes the last token a prefix: ``sanction*``
+  matches ``sanction``, ``sanctions``, ``sanctioned``; ``"intent to award*"`` works
+  too. A ``*`` anywhere else, or not right after a letter or digit, is an error.
+- **Fields**: ``title:`` ``summary:`` ``content:`` (or the fields the caller allows)
+  restrict a word, phrase or group: ``title:(clearview OR "clear view")``. An
+  unscoped term searches title, summary and content. A different field inside a
+  scoped group (``title:(summary:x)``) is an error because it could never match.
+- ``-word`` is an error rather than a silently positive word: write ``NOT word``.
+- ``NOT NOT x`` is ``x``. Every query needs a term that is not negated, and each
+  alternative of an ``OR`` needs one too: ``NOT x`` or ``a OR NOT b`` would fire on
+  items that contain none of the query's words, and every alert must be able to
+  say which words made it fire.
+
+A bad query raises :class:`monitor.errors.QueryError` with the 0-based position of
+the problem: the unclosed ``(`` or stray ``)``, the opening quote of an unterminated
+phrase, the operator that lacks an operand, the unknown field, the misplaced ``*``.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from monitor.errors import QueryError
+from monitor.matching.fold import tokenize
+from monitor.matching.lexer import Kind, Lexeme, lex
+from monitor.matching.nodes import And, Node, Not, Or, Query, Term
+
+__all__ = ["DEFAULT_FIELDS", "MAX_DEPTH", "UNSCOPED_FIELDS", "parse_query"]
+
+DEFAULT_FIELDS: frozenset[str] = frozenset({"title", "summary", "content"})
+# What a term without a field prefix searches, whatever fields the parser allows.
+UNSCOPED_FIELDS: tuple[str, ...] = ("title", "summary", "content")
+MAX_DEPTH = 100
+
+_OPERAND_START = frozenset({Kind.WORD, Kind.PHRASE, Kind.LPAREN, Kind.NOT, Kind.FIELD})
+
+
+def parse_query(text: str, *, fields: frozenset[str] = DEFAULT_FIELDS) -> Query:
+    """Parse ``text`` into a :class:`Query`; raises QueryError on any problem.
+
+    ``fields`` are the names allowed before a colon (``title:``); an unknown one is
+    an error that lists them.
+    """
+    root = _Parser(text, lex(text), fields).parse()
+    _check_positive(text, root)
+    return Query(text=text, root=root, terms=_positive_terms(root))
+
+
+class _Parser:
+    """Recursive descent over the lexemes; recursion is bounded by MAX_DEPTH."""
+
+    def __init__(self, query: str, lexemes: list[Lexeme], fields: frozenset[str]) -> None:
+        self._query = query
+        self._lexemes = lexemes
+        self._fields = fields
+        self._next = 0
+        self._depth = 0
+        self._field: str | None = None
+
+    def parse(self) -> Node:
+        if not self._lexemes:
+            self._fail(0, "the query is empty")
+        node = self._or(None)
+        stray = self._peek()
+        if stray is not None:  # only a ")" stops the loops above
+            self._fail(stray.position, "this ')' has no matching '('")
+        return node
+
+    def _peek(self) -> Lexeme | None:
+        return self._lexemes[self._next] if self._next < len(self._lexemes) else None
+
+    def _take(self) -> Lexeme:
+        lexeme = self._lexemes[self._next]
+        self._next += 1
+        return lexeme
+
+    def _at(self, *kinds: Kind) -> bool:
+        lexeme = self._peek()
+        return lexeme is not None and lexeme.kind in kinds
+
+    def _or(self, context: Lexeme | None) -> Node:
+        # ``context`` is the lexeme that asked for this operand; errors point at it.
+        children = [self._and(context)]
+        while self._at(Kind.OR):
+            operator = self._take()
+            children.append(self._and(operator))
+        return _combine(Or, children)
+
+    def _and(self, context: Lexeme | None) -> Node:
+        children = [self._unary(context)]
+        while True:
+            lexeme = self._peek()
+            if lexeme is None:
+                break
+            if lexeme.kind is Kind.AND:
+                children.append(self._unary(self._take()))
+            elif lexeme.kind in _OPERAND_START:
+                children.append(self._unary(None))
+            else:
+                break
+        return _combine(And, children)
+
+    def _unary(self, context: Lexeme | None) -> Node:
+        """NOTs, an optional field prefix, then a word, a phrase or a group.
+
+        One method for all of it so each nesting level costs three frames (with
+        ``_or`` and ``_and``): about 300 at MAX_DEPTH, far below the recursion limit.
+        NOTs are counted in a loop, so ``NOT NOT ... x`` costs no recursion at all.
+        """
+        first: Lexeme | None = None
+        count = 0
+        while self._at(Kind.NOT):
+            context = self._take()
+            first = first or context
+            count += 1
+        outer = self._field
+        if self._at(Kind.FIELD):
+            context = self._take()
+            self._field = self._scope(context)
+        lexeme = self._peek()
+        if lexeme is None or lexeme.kind not in (Kind.WORD, Kind.PHRASE, Kind.LPAREN):
+            self._missing_operand(context, lexeme)
+        self._take()
+        if lexeme.kind is Kind.LPAREN:
+            self._open(lexeme)
+            operand = self._or(lexeme)
+            self._close(lexeme)
+        else:
+            operand = _term(self._query, lexeme, self._field)
+        self._field = outer
+        if first is not None and count % 2:
+            return Not(operand, position=first.position)
+        return operand
+
+    def _scope(self, prefix: Lexeme) -> str:
+        """The field a ``name:`` prefix selects, if it exists and fits the outer scope."""
+        name = prefix.text
+        if name not in self._fields:
+            known = ", ".join(sorted(self._fields))
+            self._fail(prefix.position, f"unknown field '{name}'; known fields: {known}")
+        if self._field is not None and name != self._field:
+            self._fail(prefix.position, f"'{name}:' inside '{self._field}:(...)' can never match")
+        return name
+
+    def _open(self, opening: Lexeme) -> None:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            self._fail(opening.position, f"nesting deeper than {MAX_DEPTH} parentheses")
+
+    def _close(self, opening: Lexeme) -> None:
+        if not self._at(Kind.RPAREN):
+            self._fail(opening.position, "this '(' is never closed")
+        self._take()
+        self._depth -= 1
+
+    def _missing_operand(self, context: Lexeme | None, found: Lexeme | None) -> NoReturn:
+        """Explain why there is no operand where one was expected, at the right place."""
+        if context is not None and context.kind is Kind.FIELD:
+            after = context.position + len(context.text) + 1
+            self._fail(
+                after, f"'{context.text}:' must be directly followed by a word, a phrase or '('"
+            )
+        if context is not None and context.kind is Kind.LPAREN:
+            if found is None:
+                self._fail(context.position, "this '(' is never closed")
+            if found.kind is Kind.RPAREN:
+                self._fail(context.position, "empty parentheses '()'")
+            context = None  # "(AND x)": the operator is the problem, not the "("
+        if context is not None:
+            self._fail(context.position, _needs(context.kind))
+        if found is None or found.kind is Kind.RPAREN:
+            # Only reachable at the very start: "" is caught earlier, so this is ")".
+            position = found.position if found else len(self._query)
+            self._fail(position, "this ')' has no matching '('")
+        self._fail(found.position, _needs(found.kind))
+
+    def _fail(self, position: int, reason: str) -> NoReturn:
+        raise QueryError(self._query, position, reason)
+
+
+def _needs(kind: Kind) -> str:
+    if kind is Kind.NOT:
+        return "NOT needs a term after it"
+    return f"{kind.value} needs a term on both sides"
+
+
+def _combine(kind: type[And] | type[Or], children: list[Node]) -> Node:
+    """One child stays itself; nested nodes of the same kind are flattened."""
+    if len(children) == 1:
+        return children[0]
+    flat: list[Node] = []
+    for child in children:
+        flat.extend(child.children if isinstance(child, kind) else (child,))
+    return kind(tuple(flat), position=flat[0].position)
+
+
+def _term(query: str, lexeme: Lexeme, field: str | None) -> Term:
+    """Fold a word or phrase into a Term, checking its wildcard and its tokens."""
+    raw = lexeme.text.rstrip()  # '"award* "' still ends its last word with the *
+    # A phrase's text starts one character after its opening quote.
+    offset = lexeme.position + (1 if lexeme.kind is Kind.PHRASE else 0)
+    if lexeme.kind is Kind.PHRASE and not raw.strip():
+        raise QueryError(query, lexeme.position, "empty phrase; put words between the quotes")
+    if lexeme.kind is Kind.WORD and len(raw) > 1 and raw[0] == "-" and raw[1].isalnum():
+        hint = f"write NOT {raw[1:]} to exclude it"
+        raise QueryError(query, lexeme.position, f"a leading '-' does not exclude a word; {hint}")
+    star = raw.find("*")
+    prefix = star != -1
+    if prefix and star != len(raw) - 1:
+        raise QueryError(query, offset + star, "'*' is only allowed at the end of a word")
+    stem = raw[:-1] if prefix else raw
+    tokens = tokenize(stem)
+    if not tokens and prefix:
+        raise QueryError(query, offset + star, "a '*' needs letters or digits before it")
+    if not tokens:
+        raise QueryError(
+            query, lexeme.position, f"nothing to search for: {raw!r} has no letters or digits"
+        )
+    if prefix and tokens[-1].end != len(stem):
+        raise QueryError(query, offset + star, "'*' must come right after a letter or digit")
+    words = tuple(token.text for token in tokens)
+    return Term(words, prefix=prefix, field=field, text=raw, position=lexeme.position)
+
+
+def _check_positive(query: str, root: Node) -> None:
+    """Refuse a query that could be true for an item containing none of its terms."""
+    culprit = _unanchored(root)
+    if culprit is None:
+        return
+    if not _positive_terms(root):
+        reason = (
+            "a query needs at least one term that is not negated "
+            "(otherwise the rule would fire on almost every item)"
+        )
+    else:
+        reason = (
+            "each side of OR needs a term that is not negated "
+            "(otherwise the rule would fire on items that contain none of its words)"
+        )
+    raise QueryError(query, culprit.position, reason)
+
+
+def _unanchored(node: Node) -> Node | None:
+    """The node that can be true without any positive term occurring, if any.
+
+    A term anchors itself; an AND is anchored by any anchored child; an OR needs
+    every child anchored; a NOT anchors nothing. Depth is bounded by the parser.
+    """
+    if isinstance(node, Term):
+        return None
+    if isinstance(node, Not):
+        return node
+    culprits: list[Node] = []
+    for child in node.children:  # a loop, not a comprehension: one frame per level
+        culprit = _unanchored(child)
+        if culprit is None and isinstance(node, And):
+            return None
+        if culprit is not None:
+            culprits.append(culprit)
+    return culprits[0] if culprits else None  # an AND got here only if all had one
+
+
+def _positive_terms(root: Node) -> tuple[Term, ...]:
+    """Terms not under a NOT, in query order, each once (iterative walk)."""
+    found: dict[Term, None] = {}
+    stack: list[Node] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Term):
+            found.setdefault(node)
+        elif isinstance(node, And | Or):
+            stack.extend(reversed(node.children))
+    return tuple(found)
