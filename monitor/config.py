@@ -109,7 +109,7 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> 
                 f"{key}: unknown top-level key; expected one of {', '.join(_TOP_KEYS)}"
             )
 
-    monitor = checker.model(MonitorSettings, doc.get("monitor", {}), "monitor")
+    monitor = checker.model(MonitorSettings, doc.get("monitor", {}), "monitor", "monitor")
     sources = checker.sources(_table_list(doc, "sources", checker))
     rules = checker.rules(_table_list(doc, "rules", checker), sources)
     notifiers = checker.notifiers(_table_list(doc, "notifiers", checker), rules)
@@ -146,14 +146,18 @@ class _Checker:
         self.problems: list[str] = []
         self.failed_sections: set[str] = set()
 
-    def model(self, model: type[M], data: Any, place: str) -> M | None:
+    def model(self, model: type[M], data: Any, place: str, path: str) -> M | None:
+        """Validate ``data``; ``path`` (``sources[0]``) finds places already reported."""
         if not isinstance(data, dict):
             self.problems.append(f"{place}: must be a table")
             return None
         try:
             return model.model_validate(data)
         except ValidationError as e:
-            self.problems.extend(_format_errors(place, e))
+            # A value whose ${VAR} is missing was already reported by name; its empty
+            # stand-in failing validation too would only be noise.
+            failed = {f.removeprefix(path + ".") for f in self.expansion.failed}
+            self.problems.extend(_format_errors(place, e, skip=failed))
             return None
 
     def sources(self, entries: Sequence[Any]) -> dict[str, SourceConfig | None]:
@@ -167,7 +171,7 @@ class _Checker:
                 what = f"unknown type {kind!r}" if kind is not None else "missing key 'type'"
                 self.problems.append(f"{place}: type: {what}; known types: {known}")
             model = source_type.config_model if source_type else None
-            config = self.model(model, entry, place) if model else None
+            config = self.model(model, entry, place, f"sources[{i}]") if model else None
             self._unique(found, entry, place, config, "source")
         return found
 
@@ -177,15 +181,10 @@ class _Checker:
         found: dict[str, Rule | None] = {}
         for i, entry in enumerate(entries):
             place = _place("rules", i, entry)
-            config = self.model(RuleConfig, entry, place)
+            config = self.model(RuleConfig, entry, place, f"rules[{i}]")
+            self._references(entry, "sources", sources, place, "source")
             rule = None
             if config is not None:
-                for name in config.sources or ():
-                    if name not in sources:
-                        self.problems.append(
-                            f"{place}: sources: no source named {name!r}; "
-                            f"known sources: {', '.join(sources) or '(none)'}"
-                        )
                 try:
                     rule = compile_rule(config.name, config.query, config.sources)
                 except QueryError as e:
@@ -206,15 +205,24 @@ class _Checker:
                 what = f"unknown type {kind!r}" if kind is not None else "missing key 'type'"
                 self.problems.append(f"{place}: type: {what}; known types: {known}")
             model = notifier_type.config_model if notifier_type else None
-            config = self.model(model, entry, place) if model else None
-            for name in (config.rules or ()) if config else ():
-                if name not in rules:
-                    self.problems.append(
-                        f"{place}: rules: no rule named {name!r}; "
-                        f"known rules: {', '.join(rules) or '(none)'}"
-                    )
+            config = self.model(model, entry, place, f"notifiers[{i}]") if model else None
+            self._references(entry, "rules", rules, place, "rule")
             self._unique(found, entry, place, config, "notifier")
         return list(found.values())
+
+    def _references(
+        self, entry: Any, key: str, known: Mapping[str, object], place: str, kind: str
+    ) -> None:
+        """Report names in ``entry[key]`` that nothing defines (even if the entry is bad)."""
+        names = entry.get(key) if isinstance(entry, dict) else None
+        if not isinstance(names, list):
+            return
+        for name in names:
+            if isinstance(name, str) and name not in known:
+                self.problems.append(
+                    f"{place}: {key}: no {kind} named {name!r}; "
+                    f"known {kind}s: {', '.join(known) or '(none)'}"
+                )
 
     def _unique(
         self, found: dict[str, V | None], entry: Any, place: str, value: V | None, kind: str
@@ -233,11 +241,13 @@ def _place(section: str, index: int, entry: Any) -> str:
     return f'{section}[{index}] "{name}"' if isinstance(name, str) else f"{section}[{index}]"
 
 
-def _format_errors(place: str, error: ValidationError) -> list[str]:
+def _format_errors(place: str, error: ValidationError, *, skip: set[str]) -> list[str]:
     """One line per pydantic error, without the offending input (it may be a secret)."""
     lines = []
     for err in error.errors(include_input=False, include_url=False):
         loc = ".".join(str(part) for part in err["loc"])
+        if loc in skip:
+            continue
         if err["type"] == "extra_forbidden":
             message = "unknown key; check its spelling in the README's config reference"
         elif err["type"] == "missing":

@@ -20,6 +20,7 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class Expansion:
     problems: list[str] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)  # places whose expansion failed
 
     def scrub(self, text: str) -> str:
         """Replace any expanded value in ``text`` by ``***``, longest first."""
@@ -67,9 +68,11 @@ def _lookup(name: str, env: Mapping[str, str], place: str, out: Expansion) -> st
             out.problems.append(
                 f"{place}: cannot read {file_var}={path}: {e.strerror or type(e).__name__}"
             )
+            out.failed.add(place)
             return ""
     out.problems.append(
         f"{place}: environment variable {name} is not set "
         f"(set {name}, or {file_var} to a file holding the value)"
     )
+    out.failed.add(place)
     return ""
