@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.feed_server import feed_server  # noqa: F401 - pytest fixture
+from tests.support.webhook_receiver import (  # noqa: F401 - pytest fixtures
+    webhook_receiver,
+    webhook_receiver_factory,
+)
+
 DATA = Path(__file__).parent / "data"
 FIXED_NOW = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 
