@@ -110,7 +110,8 @@ def test_poll_end_to_end_one_signed_webhook_per_new_matching_item(env: Env) -> N
     assert "ap-nl: baseline: 1 items, 1 new" in first.stdout
     assert env.receiver.request_count == 0
 
-    moved_old = Entry(OLD.guid, OLD.title, OLD.link + "?utm_medium=feed", pub_date="Mon, 23 Nov 2026 09:00:00 GMT")  # fmt: skip
+    link = f"{OLD.link}?utm_medium=feed"
+    moved_old = Entry(OLD.guid, OLD.title, link, pub_date="Mon, 23 Nov 2026 09:00:00 GMT")
     env.feeds.serve("/ap.xml", rss(FINE, OTHER, moved_old), etag='"v2"')
     second = env.cli("poll")
     assert second.returncode == 0, second.stderr + second.stdout
