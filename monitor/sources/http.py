@@ -16,7 +16,6 @@ URL a message shows goes through :func:`redact_url` first.
 
 from __future__ import annotations
 
-import io
 import time
 import zlib
 from collections.abc import Mapping
@@ -28,13 +27,18 @@ import httpx
 
 from monitor.errors import FetchError
 from monitor.sources.base import Fetched, FetchLimits, FetchState
+from monitor.sources.decoding import (
+    BodyDecoder,
+    BodyTooLargeError,
+    TruncatedBodyError,
+    content_encoding,
+)
 
 _SECRET_NAME_PARTS = ("key", "token", "secret", "password", "sig")
 _SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _FOLLOWED_SCHEMES = frozenset({"http", "https"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ACCEPT_ENCODING = "gzip, deflate"
-_GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 64 * 1024
 _SNIPPET_CHARS = 200
 _SNIPPET_SECONDS = 1.0
@@ -211,7 +215,7 @@ async def _read_body(response: httpx.Response, source: str, cap: int) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise too_large
-    encoding = _content_encoding(response)
+    encoding = content_encoding(response)
     if encoding is None:
         value = _clip(response.headers.get("content-encoding", ""), 40)
         raise FetchError(
@@ -219,18 +223,18 @@ async def _read_body(response: httpx.Response, source: str, cap: int) -> bytes:
             f"{where}: unsupported Content-Encoding '{value}'",
             hint=f"the server ignored 'Accept-Encoding: {_ACCEPT_ENCODING}'",
         )
-    decoder = _Decoder(encoding, cap)
+    decoder = BodyDecoder(encoding, cap)
     received = 0
     try:
         async for chunk in response.aiter_raw():
             received += len(chunk)
             if received > cap:
-                raise _TooLargeError
+                raise BodyTooLargeError
             decoder.feed(chunk)
         return decoder.finish()
-    except _TooLargeError:
+    except BodyTooLargeError:
         raise too_large from None
-    except (zlib.error, _TruncatedError) as e:
+    except (zlib.error, TruncatedBodyError) as e:
         raise FetchError(source, f"{where}: cannot decode the {encoding} body: {e}") from e
 
 
@@ -241,96 +245,6 @@ def _already_read(response: httpx.Response, source: str) -> bytes:
         return response.content
     except httpx.ResponseNotRead as e:
         raise FetchError(source, "the response body was consumed before fetch_url read it") from e
-
-
-class _TooLargeError(Exception):
-    """The decoded body passed the cap."""
-
-
-class _TruncatedError(Exception):
-    """The compressed body ended in the middle of a stream."""
-
-
-class _Decoder:
-    """Decode a body chunk by chunk into a buffer that never grows past ``cap`` bytes.
-
-    ``gzip`` may hold several concatenated members (zero padding between them and
-    trailing non-gzip bytes are ignored, like gzip(1)); ``deflate`` may be zlib-wrapped
-    (RFC 1950, as specified) or raw (RFC 1951, as some servers send it).
-    """
-
-    def __init__(self, encoding: str, cap: int) -> None:
-        self._encoding = encoding
-        self._cap = cap
-        self._out = io.BytesIO()
-        self._size = 0
-        self._inflater: zlib._Decompress | None = None
-        self._head = b""  # bytes held back until the next stream's start can be recognised
-        self._streams = 0
-        self._ignore_rest = False
-
-    def feed(self, data: bytes) -> None:
-        if self._encoding == "identity":
-            self._write(data)
-            return
-        while data and not self._ignore_rest:
-            if self._inflater is None:
-                data = self._start_stream(self._head + data)
-                if self._inflater is None:
-                    return
-            data = self._inflate(self._inflater, data)
-
-    def finish(self) -> bytes:
-        if self._inflater is not None or (self._head and not self._ignore_rest):
-            raise _TruncatedError("the compressed stream ends early")
-        return self._out.getvalue()
-
-    def partial(self) -> bytes:
-        return self._out.getvalue()
-
-    def _start_stream(self, data: bytes) -> bytes:
-        """Open an inflater for the stream starting at ``data`` (or hold ``data`` back)."""
-        self._head = b""
-        if self._encoding == "gzip":
-            data = data.lstrip(b"\x00")
-            if len(data) < len(_GZIP_MAGIC) and _GZIP_MAGIC.startswith(data):
-                self._head = data
-                return b""
-            if self._streams and not data.startswith(_GZIP_MAGIC):
-                self._ignore_rest = True
-                return b""
-            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            return data
-        if self._streams:  # deflate has one stream; ignore anything after it
-            self._ignore_rest = True
-            return b""
-        if len(data) < 2:
-            self._head = data
-            return b""
-        wbits = zlib.MAX_WBITS if _looks_like_zlib(data) else -zlib.MAX_WBITS
-        self._inflater = zlib.decompressobj(wbits)
-        return data
-
-    def _inflate(self, inflater: zlib._Decompress, data: bytes) -> bytes:
-        """Inflate ``data`` in bounded steps; return what follows the stream if it ended."""
-        while True:
-            limit = min(_CHUNK, self._cap - self._size + 1)
-            out = inflater.decompress(data, limit)
-            self._write(out)
-            data = inflater.unconsumed_tail
-            if inflater.eof:
-                self._inflater = None
-                self._streams += 1
-                return inflater.unused_data
-            if not data and len(out) < limit:
-                return b""
-
-    def _write(self, data: bytes) -> None:
-        room = self._cap - self._size
-        self._out.write(data[:room] if len(data) > room else data)
-        self._size += min(len(data), room)
-        if len(data) > room:
-            raise _TooLargeError
 
 
 async def _status_error(response: httpx.Response, source: str, secrets: list[str]) -> FetchError:
@@ -349,7 +263,7 @@ async def _status_error(response: httpx.Response, source: str, secrets: list[str
 
 async def _body_snippet(response: httpx.Response, secrets: list[str]) -> str:
     """At most 200 characters of a non-HTML error body, secrets masked; '' if unavailable."""
-    encoding = _content_encoding(response)
+    encoding = content_encoding(response)
     if encoding is None or "html" in response.headers.get("content-type", "").lower():
         return ""
     if response.is_stream_consumed:  # already read, and decoded, by httpx
@@ -367,7 +281,7 @@ async def _body_snippet(response: httpx.Response, secrets: list[str]) -> str:
 
 async def _read_prefix(response: httpx.Response, encoding: str, size: int) -> bytes:
     """Up to ``size`` decoded bytes of the body, best effort, within a second."""
-    decoder = _Decoder(encoding, size)
+    decoder = BodyDecoder(encoding, size)
     with anyio.move_on_after(_SNIPPET_SECONDS):
         received = 0
         try:
@@ -376,7 +290,7 @@ async def _read_prefix(response: httpx.Response, encoding: str, size: int) -> by
                 received += len(chunk)
                 if received > _CHUNK:
                     break
-        except (_TooLargeError, zlib.error, httpx.HTTPError):
+        except (BodyTooLargeError, zlib.error, httpx.HTTPError):
             pass
     return decoder.partial()
 
@@ -469,23 +383,6 @@ def _headers_for_hop(headers: httpx.Headers, current: str, target: str) -> httpx
             if name.lower() not in _SENSITIVE_HEADERS and not _is_secret_name(name)
         ]
     )
-
-
-def _content_encoding(response: httpx.Response) -> str | None:
-    """'identity', 'gzip' or 'deflate'; None for anything this module cannot decode."""
-    value = response.headers.get("content-encoding", "")
-    codings = [c.strip().lower() for c in value.split(",")]
-    codings = [c for c in codings if c and c != "identity"]
-    if not codings:
-        return "identity"
-    if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
-        return "deflate" if codings[0] == "deflate" else "gzip"
-    return None
-
-
-def _looks_like_zlib(data: bytes) -> bool:
-    cmf, flg = data[0], data[1]
-    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0
 
 
 def _timeout(limits: FetchLimits) -> httpx.Timeout:
