@@ -1,0 +1,436 @@
+"""RSS and Atom feeds (``type = "rss"``): RSS 0.9x, 1.0 (RDF) and 2.0, and Atom 1.0.
+
+Example::
+
+    [[sources]]
+    name = "cnil"
+    type = "rss"
+    url = "https://www.cnil.fr/fr/rss.xml"
+    every = "15m"
+    language = "fr"      # used when neither the entry nor the feed states a language
+    timeout = "30s"      # overall deadline of one fetch, redirects and body included
+    max_bytes = "10MiB"  # a larger response fails the fetch
+
+Each entry becomes one item: its title, link, date (published, else updated), summary
+and longest content. Items are keyed by guid / Atom id, else by link, else by a hash of
+title and summary; tracking decorations (``utm_*``, ``#ref=rss``, Google News ``oc=5``)
+do not make an item new. For Google News feeds, the publisher (``<source>``) is kept
+in the fields ``source_title`` and ``source_url``.
+
+A feed whose DOCTYPE declares XML entities is refused (entity-expansion attacks), and
+so is an HTML page: point ``url`` at the feed itself.
+"""
+
+from __future__ import annotations
+
+import calendar
+import codecs
+import html
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+import httpx
+from pydantic import AfterValidator, ByteSize, Field
+
+from monitor.config_base import SourceConfig
+from monitor.durations import Duration
+from monitor.errors import ParseError
+from monitor.identity import content_hash, item_key
+from monitor.models import Item
+from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
+from monitor.sources.http import fetch_url
+from monitor.text import html_to_text
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
+)
+_HTTP_SCHEMES = frozenset({"http", "https"})
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in _HTTP_SCHEMES or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.strip()
+
+
+class RssSourceConfig(SourceConfig):
+    """The keys of an ``rss`` source."""
+
+    type: Literal["rss"]
+    url: Annotated[str, AfterValidator(_check_url)]
+    timeout: Duration = timedelta(seconds=30)
+    max_bytes: Annotated[ByteSize, Field(gt=0)] = ByteSize(10 * 1024 * 1024)
+
+
+class RssSource:
+    """An RSS or Atom feed; ``parse`` is pure and needs no network."""
+
+    type: ClassVar[str] = "rss"
+
+    def __init__(self, config: RssSourceConfig, limits: FetchLimits) -> None:
+        self.config: SourceConfig = config  # the protocol's type: its attribute is invariant
+        self.url = config.url
+        self.limits = replace(limits, deadline=config.timeout, max_bytes=int(config.max_bytes))
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def fetch(self, client: httpx.AsyncClient, state: FetchState) -> Fetched:
+        return await fetch_url(
+            client, self.url, source=self.name, limits=self.limits, state=state, accept=ACCEPT
+        )
+
+    def parse(self, fetched: Fetched) -> list[Item]:
+        """The feed's entries as items, first occurrence of each key only; pure."""
+        if fetched.not_modified:
+            return []
+        body = fetched.body
+        if not body or body.isspace():
+            raise ParseError(self.name, "the response body is empty")
+        if declares_entities(body, fetched.content_type):
+            raise ParseError(
+                self.name,
+                "feed declares XML entities in its DOCTYPE; refused (entity-expansion attacks)",
+            )
+        body, content_type = _prepare(body, fetched.content_type)
+        try:
+            parsed = feedparser.parse(
+                io.BytesIO(body),  # never bytes: feedparser would open() a body naming a file
+                response_headers={"content-location": fetched.url, "content-type": content_type},
+                sanitize_html=False,  # done later, only for the items stored (Item derives it)
+                resolve_relative_uris=False,
+            )
+        except Exception as e:  # feedparser is meant never to raise; wrap it if it does
+            raise ParseError(self.name, f"feedparser failed: {type(e).__name__}: {e}") from e
+        entries = _complete_entries(parsed, body)
+        if not entries:
+            self._check_empty(parsed, body)
+            return []
+        feed_language = _text((parsed.get("feed") or {}).get("language")) or self.config.language
+        items: dict[str, Item] = {}
+        for entry in entries:
+            item = self._item(entry, fetched.url, feed_language)
+            if item is not None and item.key not in items:
+                items[item.key] = item
+        return list(items.values())
+
+    def _check_empty(self, parsed: Any, body: bytes) -> None:
+        """Raise ParseError unless ``parsed`` is a well-formed feed with no entries."""
+        error = parsed.get("bozo_exception") if parsed.get("bozo") else None
+        if not parsed.get("version") and _HTML.search(body, 0, 65536):
+            raise ParseError(
+                self.name,
+                "this is an HTML page, not a feed",
+                hint="point `url` at the feed itself "
+                "(look for <link rel=alternate type=application/rss+xml>)",
+            )
+        if error is not None and not isinstance(error, feedparser.ThingsNobodyCaresAboutButMe):
+            raise ParseError(
+                self.name, f"malformed feed with no entries: {type(error).__name__}: {error}"
+            ) from error
+        if not parsed.get("version"):
+            raise ParseError(
+                self.name, "not an RSS or Atom feed (no <rss>, <feed> or <rdf:RDF> root element)"
+            )
+
+    def _item(self, entry: Any, feed_url: str, feed_language: str | None) -> Item | None:
+        link = _link(entry, feed_url)
+        title = _title(entry.get("title_detail"))
+        summary_html = _html(entry.get("summary_detail"))
+        content_html = max((_html(c) for c in entry.get("content") or ()), key=len, default="")
+        if content_html == summary_html:
+            content_html = ""
+        if not (title or link or summary_html or content_html):
+            return None
+        fields: dict[str, Any] = {}
+        if author := _text(entry.get("author")):
+            fields["author"] = author
+        source = entry.get("source") or {}
+        if source_title := _text(source.get("title")):
+            fields["source_title"] = source_title
+        if source_url := _text(source.get("href")):
+            fields["source_url"] = source_url
+        # The hash is over the raw markup: deriving plain text costs an nh3 pass per entry.
+        return Item(
+            source=self.name,
+            source_type=self.type,
+            key=item_key(_text(entry.get("id")), link, title, summary_html or content_html),
+            content_hash=content_hash(title, summary_html, content_html, link, fields),
+            title=title,
+            url=link,
+            published=_published(entry),
+            summary_html=summary_html,
+            content_html=content_html,
+            language=_language(entry) or feed_language,
+            base_url=_base_url(entry, link, feed_url),
+            fields=fields,
+        )
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _title(detail: Any) -> str:
+    if not detail:
+        return ""
+    value = _text(detail.get("value"))
+    if detail.get("type") in _HTML_TYPES:
+        value = html_to_text(value)
+    return " ".join(value.split())
+
+
+def _html(detail: Any) -> str:
+    """The markup of a text construct; plain text is escaped so it stays literal."""
+    if not detail:
+        return ""
+    value = detail.get("value")
+    if not isinstance(value, str):
+        return ""
+    if detail.get("type") == "text/plain":
+        return html.escape(value, quote=False)
+    return value
+
+
+def _link(entry: Any, feed_url: str) -> str | None:
+    """The entry's alternate link, absolute; None unless it is http(s)."""
+    href = ""
+    for link in entry.get("links") or ():
+        if link.get("rel", "alternate") == "alternate" and _text(link.get("href")):
+            href = _text(link.get("href"))
+            break
+    href = href or _text(entry.get("link"))
+    if not href:
+        return None
+    absolute = urljoin(feed_url, href)
+    return absolute if urlsplit(absolute).scheme.lower() in _HTTP_SCHEMES else None
+
+
+def _base_url(entry: Any, link: str | None, feed_url: str) -> str:
+    """Where relative links in the summary point: its xml:base, else the entry link."""
+    detail = entry.get("summary_detail") or {}
+    declared = _text(detail.get("base"))
+    if declared and declared != feed_url:
+        return declared
+    return link or feed_url
+
+
+def _published(entry: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed"):
+        value = entry.get(key)
+        if value:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+            except (TypeError, ValueError, OverflowError):
+                continue
+    return None
+
+
+def _language(entry: Any) -> str | None:
+    for value in (
+        entry.get("language"),
+        (entry.get("title_detail") or {}).get("language"),
+        (entry.get("summary_detail") or {}).get("language"),
+    ):
+        if language := _text(value):
+            return language
+    return None
+
+
+# --- Truncated documents ---------------------------------------------------------------------
+
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
+_ROOT_END = re.compile(rb"</(?:[\w.-]+:)?(?:rss|feed|RDF)\s*>\s*\Z")
+
+
+def _complete_entries(parsed: Any, body: bytes) -> list[Any]:
+    """Entries, minus the trailing ones a truncated document left unfinished."""
+    entries = list(parsed.get("entries") or ())
+    if entries and parsed.get("bozo") and not _ROOT_END.search(body[-1024:]):
+        closed = sum(1 for _ in _ENTRY_END.finditer(body))
+        del entries[closed:]
+    return entries
+
+
+# --- Preparing the body for feedparser --------------------------------------------------------
+
+_HTML = re.compile(rb"<html[\s>]|<!doctype\s+html", re.IGNORECASE)
+_LATIN = frozenset({"ascii", "iso8859-1", "iso8859-15", "cp1252"})
+_XML_ENCODING = re.compile(
+    rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*[\"']([^\"'>]{1,40})"
+)
+
+
+def _prepare(body: bytes, content_type: str | None) -> tuple[bytes, str]:
+    """Strip whitespace before the XML declaration, and say UTF-8 when a Latin-1 or
+    ASCII label (header or declaration) lies about a body that is valid UTF-8.
+
+    A declaration that does not start the document sends feedparser from expat to its
+    slower, sloppier loose parser; a lying label makes mojibake, which feedparser repairs
+    in element text but not in attributes such as link hrefs.
+    """
+    if _sniffed_codec(body) is None:
+        bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
+        if body[len(bom) : len(bom) + 1].isspace():
+            body = bom + body[len(bom) :].lstrip()
+    declared = {_codec_name(_charset(content_type)), _codec_name(_xml_encoding(body))}
+    if declared & _LATIN and not body.isascii() and _is_utf8(body):
+        return body, "application/xml; charset=utf-8"
+    return body, content_type or "application/xml"
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _charset(content_type: str | None) -> str | None:
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'")
+    return None
+
+
+def _xml_encoding(body: bytes) -> str | None:
+    match = _XML_ENCODING.match(body[:1024])
+    return match.group(1).decode("ascii", "replace") if match else None
+
+
+def _codec_name(label: str | None) -> str | None:
+    try:
+        return codecs.lookup(label).name if label else None
+    except LookupError:
+        return None
+
+
+# --- Entity-expansion guard -------------------------------------------------------------------
+
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_FEEDPARSER_HEAD_END = re.compile(rb"<\w")  # feedparser's own end of the prolog
+_PROLOG_TOKEN = re.compile(rb"<\?|<!--|<!DOCTYPE|<!ENTITY|<[\w:\x80-\xff]", re.IGNORECASE)
+_DOCTYPE_TOKEN = re.compile(rb"[\"'\[\]>]|<\?|<!--|<!ENTITY", re.IGNORECASE)
+_CLOSERS = {b"<?": b"?>", b"<!--": b"-->", b'"': b'"', b"'": b"'"}
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def declares_entities(body: bytes, content_type: str | None = None) -> bool:
+    """True when the prolog of ``body`` declares an XML entity, in any encoding the body
+    could be read in (the bytes as ASCII-compatible, a BOM or NUL pattern, the HTTP
+    charset, the XML declaration).
+
+    Only the prolog is read, two ways: as feedparser's regex does (everything before the
+    first ``<`` + letter) and as an XML parser does (comments, processing instructions and
+    the DOCTYPE's literals and internal subset skipped properly), so ``<!ENTITY`` in a
+    CDATA section of an entry is not mistaken for a declaration.
+    """
+    return any(_prolog_declares_entities(view) for view in _views(body, content_type))
+
+
+def _views(body: bytes, content_type: str | None) -> Iterator[bytes]:
+    yield body
+    labels = {_sniffed_codec(body), _charset(content_type), _xml_encoding(body)}
+    codecs_to_try = {_codec_name(label) for label in labels if label}
+    for codec in sorted(c for c in codecs_to_try if c and not _ascii_transparent(c)):
+        yield body.decode(codec, "replace").encode("utf-8")
+
+
+def _sniffed_codec(body: bytes) -> str | None:
+    """UTF-16/32 or EBCDIC from a BOM or the NUL pattern of the first characters."""
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            return codec
+    head = body[:4]
+    if len(head) < 4 or b"\x00" not in head:
+        return "cp037" if head == b"\x4c\x6f\xa7\x94" else None
+    if head[:2] == b"\x00\x00":
+        return "utf-32-be"
+    if head[1:3] == b"\x00\x00":
+        return "utf-32-le"
+    return "utf-16-be" if head[0] == 0 else "utf-16-le"
+
+
+def _ascii_transparent(codec: str) -> bool:
+    """Whether every ASCII byte of ``codec`` text stands for itself (UTF-8, Latin-1, ...)."""
+    if codec == "utf-8":
+        return True
+    probe = bytes(range(128)) + b"\x1b$B<!a\x1b(B~{<!a~}+ADw-"
+    high = bytes(range(128, 256))
+    same_ascii = probe.decode(codec, "replace") == probe.decode("ascii")
+    return same_ascii and len(high.decode(codec, "replace")) == len(high)
+
+
+def _prolog_declares_entities(data: bytes) -> bool:
+    head = _FEEDPARSER_HEAD_END.search(data)
+    if _ENTITY_DECL.search(data, 0, head.start() if head else len(data)):
+        return True
+    pos = 0
+    while match := _PROLOG_TOKEN.search(data, pos):
+        token = match.group().upper()
+        if token == b"<!ENTITY":
+            return True
+        if token == b"<!DOCTYPE":
+            declares, pos = _doctype_declares_entities(data, match.end())
+            if declares:
+                return True
+            continue
+        closer = _CLOSERS.get(token)
+        if closer is None:  # the root element starts
+            return False
+        end = data.find(closer, match.end())
+        if end < 0:
+            return False
+        pos = end + len(closer)
+    return False
+
+
+def _doctype_declares_entities(data: bytes, pos: int) -> tuple[bool, int]:
+    """Whether the DOCTYPE starting at ``pos`` declares an entity; and where it ends."""
+    in_subset = False
+    while match := _DOCTYPE_TOKEN.search(data, pos):
+        token = match.group()
+        pos = match.end()
+        if token.upper() == b"<!ENTITY":
+            return True, pos
+        if token == b"[":
+            in_subset = True
+        elif token == b"]":
+            in_subset = False
+        elif token == b">":
+            if not in_subset:
+                return False, pos
+        else:
+            closer = _CLOSERS[token]
+            end = data.find(closer, pos)
+            if end < 0:
+                return False, len(data)
+            pos = end + len(closer)
+    return False, len(data)
+
+
+def _build(config: SourceConfig, limits: FetchLimits) -> RssSource:
+    if not isinstance(config, RssSourceConfig):
+        raise TypeError(f"an rss source needs an RssSourceConfig, not {type(config).__name__}")
+    return RssSource(config, limits)
+
+
+SOURCE_TYPE = SourceType(name="rss", config_model=RssSourceConfig, build=_build, help=__doc__ or "")
+
+__all__ = ["ACCEPT", "SOURCE_TYPE", "RssSource", "RssSourceConfig", "declares_entities"]
