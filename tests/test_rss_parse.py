@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from monitor.errors import ParseError
 from monitor.models import Item
-from monitor.sources import SOURCE_TYPES, make_registry
+from monitor.registry import make_registry
+from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import Fetched, FetchLimits, FetchState
 from monitor.sources.rss import ACCEPT, SOURCE_TYPE, RssSource, RssSourceConfig, declares_entities
 
@@ -447,7 +448,7 @@ def test_registry() -> None:
     assert SOURCE_TYPES["rss"] is SOURCE_TYPE
     assert SOURCE_TYPE.help.startswith("RSS and Atom feeds")
     with pytest.raises(ValueError, match="registered twice"):
-        make_registry([SOURCE_TYPE, SOURCE_TYPE])
+        make_registry("source", [SOURCE_TYPE, SOURCE_TYPE])
     with pytest.raises(TypeError):
         SOURCE_TYPES["rss"] = SOURCE_TYPE  # type: ignore[index]
 

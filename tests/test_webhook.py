@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from monitor.errors import NotifyError
-from notifiers import NOTIFIER_TYPES, make_registry
+from monitor.registry import make_registry
+from notifiers import NOTIFIER_TYPES
 from notifiers.base import Delivery, DeliveryResult, Outcome
 from notifiers.webhook import (
     NOTIFIER_TYPE,
@@ -459,7 +460,7 @@ def test_registry_holds_the_webhook_type() -> None:
 
 def test_registry_refuses_a_duplicate_name() -> None:
     with pytest.raises(ValueError, match="'webhook' is registered twice"):
-        make_registry([NOTIFIER_TYPE, NOTIFIER_TYPE])
+        make_registry("notifier", [NOTIFIER_TYPE, NOTIFIER_TYPE])
 
 
 def test_build_refuses_another_config_model() -> None:

@@ -6,23 +6,12 @@ Built-in types register exactly as a plug-in would: their module exposes a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from types import MappingProxyType
+from collections.abc import Mapping
 
+from monitor.registry import make_registry
 from monitor.sources import rss
 from monitor.sources.base import SourceType
 
+SOURCE_TYPES: Mapping[str, SourceType] = make_registry("source", [rss.SOURCE_TYPE])
 
-def make_registry(types: Iterable[SourceType]) -> Mapping[str, SourceType]:
-    """A read-only mapping of name to source type; ValueError on a duplicate name."""
-    registry: dict[str, SourceType] = {}
-    for source_type in types:
-        if source_type.name in registry:
-            raise ValueError(f"source type {source_type.name!r} is registered twice")
-        registry[source_type.name] = source_type
-    return MappingProxyType(registry)
-
-
-SOURCE_TYPES: Mapping[str, SourceType] = make_registry([rss.SOURCE_TYPE])
-
-__all__ = ["SOURCE_TYPES", "make_registry"]
+__all__ = ["SOURCE_TYPES"]
