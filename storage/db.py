@@ -25,10 +25,16 @@ def create_db_engine(url: str, *, synchronous: str = "FULL") -> Engine:
             f"storage: database URL {_safe(url)!r} is not valid",
             hint="use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db",
         ) from e
-    if parsed.get_backend_name() == "sqlite":
-        engine = _sqlite_engine(parsed, synchronous)
-    else:
-        engine = create_engine(parsed, pool_pre_ping=True)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine = _sqlite_engine(parsed, synchronous)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as e:
+        raise StorageError(
+            f"storage: cannot use database {_safe(url)}: {type(e).__name__}: {_first_line(e)}",
+            hint="is the database driver installed (e.g. pip install 'psycopg[binary]')?",
+        ) from e
     init_schema(engine)
     return engine
 
