@@ -78,6 +78,7 @@ import anyio
 import httpx
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
+from monitor.alerts import iso_utc
 from monitor.config_base import NotifierConfig
 from monitor.durations import Duration, format_duration
 from monitor.errors import NotifyError
@@ -204,7 +205,7 @@ def encode_body(delivery: Delivery) -> bytes:
     """
     envelope = {
         "type": delivery.event_type,
-        "timestamp": _as_utc(delivery.created_at).isoformat(timespec="microseconds")[:-6] + "Z",
+        "timestamp": iso_utc(_as_utc(delivery.created_at)),
         "data": _sorted_keys(delivery.data),
     }
     text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -46,7 +46,7 @@ USER_AGENT = "noticewatch-test/1.0"
 CREATED = datetime(2026, 11, 22, 9, 58, 30, 123456, tzinfo=UTC)
 DATA = {"rule": "eu-tenders", "title": "Ausschreibung für Brücken", "terms": ["bridge"], "n": 3}
 EXPECTED_BODY = (
-    '{"type":"alert.matched","timestamp":"2026-11-22T09:58:30.123456Z",'
+    '{"type":"alert.matched","timestamp":"2026-11-22T09:58:30Z",'
     '"data":{"n":3,"rule":"eu-tenders","terms":["bridge"],"title":"Ausschreibung für Brücken"}}'
 ).encode()
 
