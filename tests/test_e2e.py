@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,3 +255,36 @@ def test_run_delivers_then_stops_cleanly_on_sigterm(env: Env) -> None:
     # A restart re-fetches but neither re-alerts nor re-delivers.
     assert env.cli("poll").returncode == 0
     assert len(env.receiver.ids()) == 2 == len(env.receiver.unique_ids())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_during_a_hanging_delivery_loses_and_doubles_nothing(
+    env: Env, sig: signal.Signals
+) -> None:
+    env.write_config(baseline=False)
+    env.feeds.serve("/ap.xml", rss(FINE, FINE2))
+    env.receiver.hang_next(1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run"], cwd=env.tmp, env=env.environ(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        env.receiver.wait_for_requests(1, timeout=30)  # a delivery is in flight, unanswered
+        started = time.monotonic()
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=10)
+        stopped_in = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert stopped_in < 10
+    # Whatever was cut off is still in the outbox and goes out after a restart.
+    env.time_passes()
+    assert env.cli("poll").returncode == 0
+    env.receiver.wait_for(2)
+    assert len(env.receiver.unique_ids()) == 2
+    with sqlite3.connect(env.db) as conn:
+        assert conn.execute("SELECT status, count(*) FROM alerts GROUP BY status").fetchall() == [
+            ("delivered", 2)
+        ]
