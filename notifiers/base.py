@@ -47,7 +47,11 @@ class DeliveryResult:
 
 class Notifier(Protocol):
     type: ClassVar[str]
-    config: NotifierConfig
+
+    @property
+    def config(self) -> NotifierConfig:
+        """The validated config (read-only here, so a type may narrow it)."""
+        ...
 
     @property
     def name(self) -> str: ...

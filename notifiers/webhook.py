@@ -319,16 +319,14 @@ class WebhookNotifier:
     """Sends deliveries to one configured webhook endpoint."""
 
     type: ClassVar[str] = "webhook"
-    config: NotifierConfig  # the protocol's view; ``settings`` is the same object, typed
 
     def __init__(self, config: WebhookConfig) -> None:
         self.config = config
-        self.settings = config
         self._key = decode_secret(config.secret.get_secret_value())
 
     @property
     def name(self) -> str:
-        return self.settings.name
+        return self.config.name
 
     def __repr__(self) -> str:
         return f"WebhookNotifier(name={self.name!r})"
@@ -351,13 +349,13 @@ class WebhookNotifier:
         timestamp = str(int(_as_utc(now).timestamp()))
         signature = sign(self._key, delivery.delivery_id, timestamp, body)
         headers = {
-            **self.settings.headers,
+            **self.config.headers,
             "webhook-id": delivery.delivery_id,
             "webhook-timestamp": timestamp,
             "webhook-signature": signature,
             "content-type": "application/json",
         }
-        secret = self.settings.secret.get_secret_value()
+        secret = self.config.secret.get_secret_value()
         hidden = (signature, signature[3:], secret, secret[len(SECRET_PREFIX) :])
         started = time.perf_counter()
         result = await self._attempt(client, body, headers, now, hidden)
@@ -371,9 +369,9 @@ class WebhookNotifier:
         now: datetime,
         hidden: tuple[str, ...],
     ) -> DeliveryResult:
-        seconds = self.settings.timeout.total_seconds()
+        seconds = self.config.timeout.total_seconds()
         timed_out = DeliveryResult(
-            Outcome.RETRY, error=f"timed out after {format_duration(self.settings.timeout)}"
+            Outcome.RETRY, error=f"timed out after {format_duration(self.config.timeout)}"
         )
         # httpx's timeout bounds each step (connect, each read...); the cancel scope
         # bounds the whole attempt, so a receiver trickling bytes cannot hold it open.
@@ -381,7 +379,7 @@ class WebhookNotifier:
             try:
                 async with client.stream(
                     "POST",
-                    self.settings.url,
+                    self.config.url,
                     content=body,
                     headers=headers,
                     timeout=seconds,

@@ -29,7 +29,8 @@ from monitor.models import Item
 from monitor.registry import make_registry
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import Fetched, FetchLimits, FetchState
-from monitor.sources.rss import ACCEPT, SOURCE_TYPE, RssSource, RssSourceConfig, declares_entities
+from monitor.sources.rss import ACCEPT, SOURCE_TYPE, RssSource, RssSourceConfig
+from monitor.sources.xmlsafe import declares_entities
 
 DATA = Path(__file__).parent / "data"
 RSS = DATA / "rss"

@@ -474,7 +474,7 @@ def test_notifier_exposes_the_protocol() -> None:
     notifier = build(make_config())
     assert notifier.type == "webhook"
     assert notifier.name == "ops-hook"
-    assert notifier.config is notifier.settings
+    assert isinstance(notifier.config, WebhookConfig)
 
 
 # --- against the real loopback receiver -------------------------------------------

@@ -64,7 +64,11 @@ class Source(Protocol):
     """A configured source of one type."""
 
     type: ClassVar[str]
-    config: SourceConfig
+
+    @property
+    def config(self) -> SourceConfig:
+        """The validated config (read-only here, so a type may narrow it)."""
+        ...
 
     @property
     def name(self) -> str: ...

@@ -24,11 +24,9 @@ so is an HTML page: point ``url`` at the feed itself.
 from __future__ import annotations
 
 import calendar
-import codecs
 import html
 import io
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -45,6 +43,7 @@ from monitor.identity import content_hash, item_key
 from monitor.models import Item
 from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
 from monitor.sources.http import fetch_url
+from monitor.sources.xmlsafe import declares_entities, prepare_body
 from monitor.text import html_to_text
 
 ACCEPT = (
@@ -52,6 +51,7 @@ ACCEPT = (
 )
 _HTTP_SCHEMES = frozenset({"http", "https"})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_HTML = re.compile(rb"<html[\s>]|<!doctype\s+html", re.IGNORECASE)  # a page, not a feed
 
 
 def _check_url(value: str) -> str:
@@ -76,8 +76,7 @@ class RssSource:
     type: ClassVar[str] = "rss"
 
     def __init__(self, config: RssSourceConfig, limits: FetchLimits) -> None:
-        self.config: SourceConfig = config  # the protocol's type: its attribute is invariant
-        self.url = config.url
+        self.config = config
         self.limits = replace(limits, deadline=config.timeout, max_bytes=int(config.max_bytes))
 
     @property
@@ -86,7 +85,12 @@ class RssSource:
 
     async def fetch(self, client: httpx.AsyncClient, state: FetchState) -> Fetched:
         return await fetch_url(
-            client, self.url, source=self.name, limits=self.limits, state=state, accept=ACCEPT
+            client,
+            self.config.url,
+            source=self.name,
+            limits=self.limits,
+            state=state,
+            accept=ACCEPT,
         )
 
     def parse(self, fetched: Fetched) -> list[Item]:
@@ -101,7 +105,7 @@ class RssSource:
                 self.name,
                 "feed declares XML entities in its DOCTYPE; refused (entity-expansion attacks)",
             )
-        body, content_type = _prepare(body, fetched.content_type)
+        body, content_type = prepare_body(body, fetched.content_type)
         try:
             parsed = feedparser.parse(
                 io.BytesIO(body),  # never bytes: feedparser would open() a body naming a file
@@ -261,170 +265,6 @@ def _complete_entries(parsed: Any, body: bytes) -> list[Any]:
     return entries
 
 
-# --- Preparing the body for feedparser --------------------------------------------------------
-
-_HTML = re.compile(rb"<html[\s>]|<!doctype\s+html", re.IGNORECASE)
-_LATIN = frozenset({"ascii", "iso8859-1", "iso8859-15", "cp1252"})
-_XML_ENCODING = re.compile(
-    rb"\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*[\"']([^\"'>]{1,40})"
-)
-
-
-def _prepare(body: bytes, content_type: str | None) -> tuple[bytes, str]:
-    """Strip whitespace before the XML declaration, and say UTF-8 when a Latin-1 or
-    ASCII label (header or declaration) lies about a body that is valid UTF-8.
-
-    A declaration that does not start the document sends feedparser from expat to its
-    slower, sloppier loose parser; a lying label makes mojibake, which feedparser repairs
-    in element text but not in attributes such as link hrefs.
-    """
-    if _sniffed_codec(body) is None:
-        bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
-        if body[len(bom) : len(bom) + 1].isspace():
-            body = bom + body[len(bom) :].lstrip()
-    declared = {_codec_name(_charset(content_type)), _codec_name(_xml_encoding(body))}
-    if declared & _LATIN and not body.isascii() and _is_utf8(body):
-        return body, "application/xml; charset=utf-8"
-    return body, content_type or "application/xml"
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _charset(content_type: str | None) -> str | None:
-    for param in (content_type or "").split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip("\"'")
-    return None
-
-
-def _xml_encoding(body: bytes) -> str | None:
-    match = _XML_ENCODING.match(body[:1024])
-    return match.group(1).decode("ascii", "replace") if match else None
-
-
-def _codec_name(label: str | None) -> str | None:
-    try:
-        return codecs.lookup(label).name if label else None
-    except LookupError:
-        return None
-
-
-# --- Entity-expansion guard -------------------------------------------------------------------
-
-_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_FEEDPARSER_HEAD_END = re.compile(rb"<\w")  # feedparser's own end of the prolog
-_PROLOG_TOKEN = re.compile(rb"<\?|<!--|<!DOCTYPE|<!ENTITY|<[\w:\x80-\xff]", re.IGNORECASE)
-_DOCTYPE_TOKEN = re.compile(rb"[\"'\[\]>]|<\?|<!--|<!ENTITY", re.IGNORECASE)
-_CLOSERS = {b"<?": b"?>", b"<!--": b"-->", b'"': b'"', b"'": b"'"}
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def declares_entities(body: bytes, content_type: str | None = None) -> bool:
-    """True when the prolog of ``body`` declares an XML entity, in any encoding the body
-    could be read in (the bytes as ASCII-compatible, a BOM or NUL pattern, the HTTP
-    charset, the XML declaration).
-
-    Only the prolog is read, two ways: as feedparser's regex does (everything before the
-    first ``<`` + letter) and as an XML parser does (comments, processing instructions and
-    the DOCTYPE's literals and internal subset skipped properly), so ``<!ENTITY`` in a
-    CDATA section of an entry is not mistaken for a declaration.
-    """
-    return any(_prolog_declares_entities(view) for view in _views(body, content_type))
-
-
-def _views(body: bytes, content_type: str | None) -> Iterator[bytes]:
-    yield body
-    labels = {_sniffed_codec(body), _charset(content_type), _xml_encoding(body)}
-    codecs_to_try = {_codec_name(label) for label in labels if label}
-    for codec in sorted(c for c in codecs_to_try if c and not _ascii_transparent(c)):
-        yield body.decode(codec, "replace").encode("utf-8")
-
-
-def _sniffed_codec(body: bytes) -> str | None:
-    """UTF-16/32 or EBCDIC from a BOM or the NUL pattern of the first characters."""
-    for bom, codec in _BOMS:
-        if body.startswith(bom):
-            return codec
-    head = body[:4]
-    if len(head) < 4 or b"\x00" not in head:
-        return "cp037" if head == b"\x4c\x6f\xa7\x94" else None
-    if head[:2] == b"\x00\x00":
-        return "utf-32-be"
-    if head[1:3] == b"\x00\x00":
-        return "utf-32-le"
-    return "utf-16-be" if head[0] == 0 else "utf-16-le"
-
-
-def _ascii_transparent(codec: str) -> bool:
-    """Whether every ASCII byte of ``codec`` text stands for itself (UTF-8, Latin-1, ...)."""
-    if codec == "utf-8":
-        return True
-    probe = bytes(range(128)) + b"\x1b$B<!a\x1b(B~{<!a~}+ADw-"
-    high = bytes(range(128, 256))
-    same_ascii = probe.decode(codec, "replace") == probe.decode("ascii")
-    return same_ascii and len(high.decode(codec, "replace")) == len(high)
-
-
-def _prolog_declares_entities(data: bytes) -> bool:
-    head = _FEEDPARSER_HEAD_END.search(data)
-    if _ENTITY_DECL.search(data, 0, head.start() if head else len(data)):
-        return True
-    pos = 0
-    while match := _PROLOG_TOKEN.search(data, pos):
-        token = match.group().upper()
-        if token == b"<!ENTITY":
-            return True
-        if token == b"<!DOCTYPE":
-            declares, pos = _doctype_declares_entities(data, match.end())
-            if declares:
-                return True
-            continue
-        closer = _CLOSERS.get(token)
-        if closer is None:  # the root element starts
-            return False
-        end = data.find(closer, match.end())
-        if end < 0:
-            return False
-        pos = end + len(closer)
-    return False
-
-
-def _doctype_declares_entities(data: bytes, pos: int) -> tuple[bool, int]:
-    """Whether the DOCTYPE starting at ``pos`` declares an entity; and where it ends."""
-    in_subset = False
-    while match := _DOCTYPE_TOKEN.search(data, pos):
-        token = match.group()
-        pos = match.end()
-        if token.upper() == b"<!ENTITY":
-            return True, pos
-        if token == b"[":
-            in_subset = True
-        elif token == b"]":
-            in_subset = False
-        elif token == b">":
-            if not in_subset:
-                return False, pos
-        else:
-            closer = _CLOSERS[token]
-            end = data.find(closer, pos)
-            if end < 0:
-                return False, len(data)
-            pos = end + len(closer)
-    return False, len(data)
-
-
 def _build(config: SourceConfig, limits: FetchLimits) -> RssSource:
     if not isinstance(config, RssSourceConfig):
         raise TypeError(f"an rss source needs an RssSourceConfig, not {type(config).__name__}")
@@ -433,4 +273,4 @@ def _build(config: SourceConfig, limits: FetchLimits) -> RssSource:
 
 SOURCE_TYPE = SourceType(name="rss", config_model=RssSourceConfig, build=_build, help=__doc__ or "")
 
-__all__ = ["ACCEPT", "SOURCE_TYPE", "RssSource", "RssSourceConfig", "declares_entities"]
+__all__ = ["ACCEPT", "SOURCE_TYPE", "RssSource", "RssSourceConfig"]
