@@ -124,20 +124,34 @@ def item_key(native_id: str | None, url: str | None, title: str, body: str) -> s
     """The key of an item within its source: ``id:...``, ``url:...`` or ``hash:...``.
 
     A native id wins; an id that is itself an http(s) URL (an RSS permalink guid, an Atom
-    id) is keyed as a canonical URL so that it agrees with the item's link. Without an id,
+    id) is keyed as a canonical URL so that it agrees with the item's link. URL keys leave
+    out the scheme: ``http://x/a`` and ``https://x/a`` are one item. Without an id,
     the canonical link; without either, the first 32 hex digits of a SHA-256 of the
     case-folded, whitespace-collapsed title and body.
     """
     native = (native_id or "").strip()
     if native:
         if _HTTP_URL.match(native):
-            return "url:" + canonical_url(native)
+            return _url_key(native)
         return "id:" + native
     link = (url or "").strip()
     if link:
-        return "url:" + canonical_url(link)
+        return _url_key(link)
     text = _fold(title) + "\n" + _fold(body)
     return "hash:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _url_key(url: str) -> str:
+    """``url:`` + the canonical URL without its http/https scheme.
+
+    A site that moves its feed from http to https (or serves both) must not turn every
+    item it ever published into a new one, so the scheme is not part of the identity.
+    """
+    canonical = canonical_url(url)
+    scheme, sep, rest = canonical.partition("://")
+    if sep and scheme in ("http", "https"):
+        return "url://" + rest
+    return "url:" + canonical
 
 
 def _fold(text: str) -> str:

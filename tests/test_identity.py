@@ -95,14 +95,14 @@ def test_url_id_is_keyed_like_the_link() -> None:
         "http://www.spiegel.de/a-1.html", "http://www.spiegel.de/a-1.html#ref=rss", "", ""
     )
     by_link = item_key(None, "http://www.spiegel.de/a-1.html#ref=rss", "", "")
-    assert by_guid == by_link == "url:http://www.spiegel.de/a-1.html"
-    assert item_key("HTTPS://E.org/x?utm_source=a", None, "", "") == "url:https://e.org/x"
+    assert by_guid == by_link == "url://www.spiegel.de/a-1.html"
+    assert item_key("HTTPS://E.org/x?utm_source=a", None, "", "") == "url://e.org/x"
 
 
 def test_link_when_no_id() -> None:
     for missing in (None, "", "   "):
         key = item_key(missing, "https://news.google.com/rss/articles/CBMi?oc=5", "T", "B")
-        assert key == "url:https://news.google.com/rss/articles/CBMi"
+        assert key == "url://news.google.com/rss/articles/CBMi"
 
 
 def test_hash_when_no_id_and_no_link() -> None:
@@ -177,3 +177,10 @@ def test_content_hash_handles_rich_field_values() -> None:
     value = content_hash("T", "", "", None, fields)
     assert value == content_hash("T", "", "", None, dict(reversed(list(fields.items()))))
     assert value != content_hash("T", "", "", None, fields | {"cpv": ["48000000", "72000000"]})
+
+
+def test_http_and_https_are_one_item() -> None:
+    assert item_key(None, "http://e.org/a?utm_source=x", "t", "") == item_key(
+        None, "https://E.org/a", "t", ""
+    )
+    assert item_key("https://e.org/a", None, "t", "") == "url://e.org/a"

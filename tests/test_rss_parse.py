@@ -381,7 +381,7 @@ def test_reserved_item_with_new_date_and_tracking_is_the_same() -> None:
         fetched(feed("Sat, 07 Nov 2026 18:30:00 GMT", "https://e.org/n/1?utm_source=rss&amp;oc=5"))
     )
     assert first[0].published != again[0].published
-    assert first[0].key == again[0].key == "url:https://e.org/n/1"
+    assert first[0].key == again[0].key == "url://e.org/n/1"
     assert first[0].content_hash == again[0].content_hash
 
 
@@ -404,7 +404,7 @@ def test_permalink_guid_and_link_agree() -> None:
     with_guid = make_source().parse(fetched(body))[0]
     body = rss("<item><title>A</title><link>https://e.org/a#ref=rss</link></item>")
     without_guid = make_source().parse(fetched(body))[0]
-    assert with_guid.key == without_guid.key == "url:https://e.org/a"
+    assert with_guid.key == without_guid.key == "url://e.org/a"
 
 
 def test_language_falls_back_from_entry_to_feed_to_config() -> None:
