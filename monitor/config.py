@@ -110,10 +110,11 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> 
             )
 
     monitor = checker.model(MonitorSettings, doc.get("monitor", {}), "monitor", "monitor")
-    sources = checker.sources(_table_list(doc, "sources", checker))
+    source_entries = _table_list(doc, "sources", checker)
+    sources = checker.sources(source_entries)
     rules = checker.rules(_table_list(doc, "rules", checker), sources)
     notifiers = checker.notifiers(_table_list(doc, "notifiers", checker), rules)
-    if not sources and "sources" not in checker.failed_sections:
+    if not source_entries and "sources" not in checker.failed_sections:
         checker.problems.append("sources: no [[sources]] defined; add at least one")
     if checker.problems:
         raise ConfigError([expansion.scrub(p) for p in checker.problems])
@@ -161,17 +162,11 @@ class _Checker:
             return None
 
     def sources(self, entries: Sequence[Any]) -> dict[str, SourceConfig | None]:
+        models = {name: t.config_model for name, t in SOURCE_TYPES.items()}
         found: dict[str, SourceConfig | None] = {}
         for i, entry in enumerate(entries):
             place = _place("sources", i, entry)
-            kind = entry.get("type") if isinstance(entry, dict) else None
-            source_type = SOURCE_TYPES.get(kind) if isinstance(kind, str) else None
-            if isinstance(entry, dict) and source_type is None:
-                known = ", ".join(sorted(SOURCE_TYPES))
-                what = f"unknown type {kind!r}" if kind is not None else "missing key 'type'"
-                self.problems.append(f"{place}: type: {what}; known types: {known}")
-            model = source_type.config_model if source_type else None
-            config = self.model(model, entry, place, f"sources[{i}]") if model else None
+            config = self.typed(models, entry, place, f"sources[{i}]")
             self._unique(found, entry, place, config, "source")
         return found
 
@@ -195,20 +190,28 @@ class _Checker:
     def notifiers(
         self, entries: Sequence[Any], rules: Mapping[str, Rule | None]
     ) -> list[NotifierConfig | None]:
+        models = {name: t.config_model for name, t in NOTIFIER_TYPES.items()}
         found: dict[str, NotifierConfig | None] = {}
         for i, entry in enumerate(entries):
             place = _place("notifiers", i, entry)
-            kind = entry.get("type") if isinstance(entry, dict) else None
-            notifier_type = NOTIFIER_TYPES.get(kind) if isinstance(kind, str) else None
-            if isinstance(entry, dict) and notifier_type is None:
-                known = ", ".join(sorted(NOTIFIER_TYPES))
-                what = f"unknown type {kind!r}" if kind is not None else "missing key 'type'"
-                self.problems.append(f"{place}: type: {what}; known types: {known}")
-            model = notifier_type.config_model if notifier_type else None
-            config = self.model(model, entry, place, f"notifiers[{i}]") if model else None
+            config = self.typed(models, entry, place, f"notifiers[{i}]")
             self._references(entry, "rules", rules, place, "rule")
             self._unique(found, entry, place, config, "notifier")
         return list(found.values())
+
+    def typed(self, models: Mapping[str, type[M]], entry: Any, place: str, path: str) -> M | None:
+        """Validate ``entry`` with the model its ``type`` names in a registry."""
+        if not isinstance(entry, dict):
+            self.problems.append(f"{place}: must be a table")
+            return None
+        kind = entry.get("type")
+        model = models.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            what = f"unknown type {kind!r}" if kind is not None else "missing key 'type'"
+            known = ", ".join(sorted(models))
+            self.problems.append(f"{place}: type: {what}; known types: {known}")
+            return None
+        return self.model(model, entry, place, path)
 
     def _references(
         self, entry: Any, key: str, known: Mapping[str, object], place: str, kind: str

@@ -170,8 +170,7 @@ class Store:
             }
             for item in items
         ]
-        stmt = self._insert(ItemRow).values(rows).on_conflict_do_nothing()
-        return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+        return self._insert_ignoring_duplicates(s, ItemRow, rows)
 
     def _insert_alerts(
         self, s: Session, source: str, drafts: Sequence[AlertDraft], now: datetime
@@ -179,13 +178,12 @@ class Store:
         if not drafts:
             return 0
         keys = list({d.item_key for d in drafts})
-        ids = dict(
-            s.exec(
-                select(ItemRow.item_key, ItemRow.id).where(
-                    ItemRow.source == source, col(ItemRow.item_key).in_(keys)
-                )
-            ).all()
-        )
+        ids: dict[str, int | None] = {}
+        for start in range(0, len(keys), _CHUNK):
+            query = select(ItemRow.item_key, ItemRow.id).where(
+                ItemRow.source == source, col(ItemRow.item_key).in_(keys[start : start + _CHUNK])
+            )
+            ids.update(s.exec(query).all())
         rows = [
             {
                 "id": d.alert_id,
@@ -201,13 +199,19 @@ class Store:
             }
             for d in drafts
         ]
-        stmt = self._insert(AlertRow).values(rows).on_conflict_do_nothing()
-        return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+        return self._insert_ignoring_duplicates(s, AlertRow, rows)
 
-    def _insert(self, table: type[Any]) -> Any:
-        if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+    def _insert_ignoring_duplicates(
+        self, s: Session, table: type[Any], rows: Sequence[dict[str, Any]]
+    ) -> int:
+        """INSERT ... ON CONFLICT DO NOTHING in chunks (SQLite caps bound parameters)."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        inserted = 0
+        for start in range(0, len(rows), _CHUNK):
+            stmt = dialect.insert(table).values(rows[start : start + _CHUNK])
+            result = s.execute(stmt.on_conflict_do_nothing())
+            inserted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return inserted
 
     @staticmethod
     def _state(s: Session, source: str, source_type: str) -> SourceState:

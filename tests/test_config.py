@@ -224,3 +224,10 @@ def test_dollar_escape(tmp_path: Path) -> None:
     text = GOOD.format(db=tmp_path / "x.db").replace("sanction*)'", 'sanction* OR "$$5")\'')
     config = load_config(write(tmp_path, text), {"NEWSROOM_WEBHOOK_SECRET": SECRET})
     assert config.rules[0].query.text.endswith('sanction* OR "$5")')
+
+
+def test_entries_that_are_not_tables_are_errors(tmp_path: Path) -> None:
+    found = problems(tmp_path, 'sources = [1, "x"]\nrules = [2]\n')
+    assert "sources[0]: must be a table" in found
+    assert "sources[1]: must be a table" in found
+    assert "rules[0]: must be a table" in found

@@ -217,3 +217,13 @@ async def test_alert_ids_are_stable_per_item_and_notifier(harness: Harness) -> N
     assert alert_id("ap-nl", "id:1", "newsroom") == alert_id("ap-nl", "id:1", "newsroom")
     assert alert_id("ap-nl", "id:1", "newsroom") != alert_id("ap-nl", "id:1", "legal")
     assert alert_id("ap-nl", "id:1", "newsroom").startswith("msg_")
+
+
+async def test_a_feed_of_several_thousand_items_commits_in_chunks(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[])
+    await run_source(source, harness.ctx)
+    source.items = [make_item("ap-nl", f"k{i}", f"Clearview fine {i}") for i in range(2500)]
+    source.body = b"big"
+    run = await run_source(source, harness.ctx)
+    assert (run.counts.new, run.counts.alerts) == (2500, 2500)
+    assert len(harness.alerts()) == 2500
