@@ -27,7 +27,7 @@ What is sent
     ``POST <url>`` with a compact UTF-8 JSON body. The bytes are the same on every
     retry of one alert. Keys inside ``data`` are sorted::
 
-        {"type":"<event type>","timestamp":"2026-11-22T10:00:00.000000Z","data":{...}}
+        {"type":"<event type>","timestamp":"2026-11-22T10:00:00Z","data":{...}}
 
     with these headers:
 
