@@ -40,6 +40,15 @@ class SourceConfig(StrictModel):
     language: str | None = None
     enabled: bool = True
 
+    def identity(self) -> str:
+        """What makes this the same source across config edits (a feed's URL, say).
+
+        When it changes, the source starts afresh: its validators are dropped and its
+        next fetch is a new baseline, so pointing a name at another feed cannot flood
+        the notifiers with that feed's back catalogue.
+        """
+        return ""
+
 
 class NotifierConfig(StrictModel):
     """Keys every notifier type accepts."""

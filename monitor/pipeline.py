@@ -70,7 +70,8 @@ async def run_source(source: Source, ctx: PipelineContext, *, dry_run: bool = Fa
 
 async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: float) -> SourceRun:
     name, kind = source.name, source.type
-    snapshot = ctx.store.snapshot(name)
+    identity = source.config.identity()
+    snapshot = ctx.store.snapshot(name, identity)
     fetched = await source.fetch(ctx.http, snapshot.fetch)
     if fetched.not_modified or fetched.body_hash == snapshot.fetch.body_hash:
         # A server that ignores conditional GET still costs us no parse.
@@ -92,7 +93,9 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
         counts = _dry_counts(items, changes, drafts)
     else:
         now = ctx.clock()
-        counts = ctx.store.commit_batch(name, kind, fetched, items, changes, drafts, now)
+        counts = ctx.store.commit_batch(
+            name, kind, fetched, items, changes, drafts, now, identity=identity
+        )
     return SourceRun(
         name,
         "ok" if alerting else "baseline",

@@ -65,10 +65,11 @@ class Store:
 
     # --- sources -------------------------------------------------------------------------
 
-    def snapshot(self, source: str) -> SourceSnapshot:
+    def snapshot(self, source: str, identity: str = "") -> SourceSnapshot:
+        """What to send and whether to alert; a source whose identity changed starts afresh."""
         with self.session() as s:
             row = s.get(SourceState, source)
-        if row is None:
+        if row is None or row.identity != identity:
             return SourceSnapshot(FetchState(), baselined=False)
         return SourceSnapshot(
             FetchState(row.etag, row.last_modified, row.body_hash), baselined=row.baselined
@@ -121,6 +122,7 @@ class Store:
         changes: Sequence[tuple[Item, Change]],
         drafts: Sequence[AlertDraft],
         now: datetime,
+        identity: str = "",
     ) -> IngestCounts:
         """Items, alerts and the source's new validators: one transaction, all or nothing."""
         with self.session() as s:
@@ -146,6 +148,7 @@ class Store:
                 )
             alerts = self._insert_alerts(s, source, drafts, now)
             row = self._state(s, source, source_type)
+            row.identity = identity
             row.etag = fetched.etag
             row.last_modified = fetched.last_modified
             row.body_hash = fetched.body_hash

@@ -58,6 +58,7 @@ class SourceState(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     type: str
+    identity: str = ""
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None

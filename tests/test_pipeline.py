@@ -180,7 +180,7 @@ async def test_crash_between_fetch_and_commit_loses_nothing(
         patched.setattr(harness.store, "commit_batch", crash)
         assert (await run_source(source, harness.ctx)).failed
     assert harness.alerts() == []
-    assert harness.store.snapshot("ap-nl").fetch.etag == '"e0"'  # did not run ahead
+    assert harness.store.snapshot("ap-nl", source.config.identity()).fetch.etag == '"e0"'
     run = await run_source(source, harness.ctx)
     assert run.counts.alerts == 1
     await run_source(source, harness.ctx)
@@ -227,3 +227,15 @@ async def test_a_feed_of_several_thousand_items_commits_in_chunks(harness: Harne
     run = await run_source(source, harness.ctx)
     assert (run.counts.new, run.counts.alerts) == (2500, 2500)
     assert len(harness.alerts()) == 2500
+
+
+async def test_pointing_a_source_at_another_feed_starts_a_new_baseline(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl", "https://a.example/feed"), [fine("a")], etag='"a1"')
+    await run_source(source, harness.ctx)  # baseline of feed A
+    source.config = source_config("ap-nl", "https://b.example/feed")
+    source.items, source.body = [fine("a"), fine("b"), fine("c")], b"feed-b"
+    run = await run_source(source, harness.ctx)
+    assert run.outcome == "baseline" and run.counts.alerts == 0
+    assert source.seen_states[-1].etag is None  # feed A's validators are not sent to B
+    source.items, source.body = [fine("a"), fine("b"), fine("c"), fine("d")], b"feed-b2"
+    assert (await run_source(source, harness.ctx)).counts.alerts == 1

@@ -69,6 +69,9 @@ class RssSourceConfig(SourceConfig):
     timeout: Duration = timedelta(seconds=30)
     max_bytes: Annotated[ByteSize, Field(gt=0)] = ByteSize(10 * 1024 * 1024)
 
+    def identity(self) -> str:
+        return self.url
+
 
 class RssSource:
     """An RSS or Atom feed; ``parse`` is pure and needs no network."""

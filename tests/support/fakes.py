@@ -75,8 +75,15 @@ class FakeSource:
         return list(self.items)
 
 
-def source_config(name: str) -> SourceConfig:
-    return SourceConfig(name=name, type="fake", every=timedelta(minutes=15))
+class FakeSourceConfig(SourceConfig):
+    url: str = "https://example.org/feed"
+
+    def identity(self) -> str:
+        return self.url
+
+
+def source_config(name: str, url: str = "https://example.org/feed") -> SourceConfig:
+    return FakeSourceConfig(name=name, type="fake", every=timedelta(minutes=15), url=url)
 
 
 Script = Callable[[Delivery], DeliveryResult]
