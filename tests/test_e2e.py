@@ -296,3 +296,51 @@ def test_stop_during_a_hanging_delivery_loses_and_doubles_nothing(
         assert conn.execute("SELECT status, count(*) FROM alerts GROUP BY status").fetchall() == [
             ("delivered", 2)
         ]
+
+
+def test_real_feeds_end_to_end(env: Env) -> None:
+    """The real Google News and Spiegel samples (a bozo feed) through fetch, match and delivery."""
+    real = ROOT / "tests" / "data" / "real"
+    env.write_config(
+        baseline=False,
+        extra=f"""
+        [[sources]]
+        name = "gnews"
+        type = "rss"
+        url = "{env.feeds.url("/gnews.xml")}"
+        every = "30m"
+
+        [[sources]]
+        name = "spiegel"
+        type = "rss"
+        url = "{env.feeds.url("/spiegel.xml")}"
+        every = "30m"
+        language = "de"
+
+        [[rules]]
+        name = "courts"
+        query = '"emergency docket" OR (urteil AND beamter) OR aerztliche'
+        """,
+    )
+    env.feeds.serve("/ap.xml", rss(OLD))
+    google = real / "googlenews_search_rss_trimmed_2026-09-25.xml"
+    spiegel = real / "spiegel_rss_2015-03-31_declared-iso8859-1_actually-utf8.xml"
+    env.feeds.serve("/gnews.xml", google.read_bytes())
+    env.feeds.serve("/spiegel.xml", spiegel.read_bytes(), content_type="text/xml")
+    run = env.cli("poll")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "gnews: ok: 2 items, 2 new" in run.stdout
+    assert "spiegel: ok: 30 items, 30 new" in run.stdout
+    deliveries = env.receiver.wait_for(2)
+    by_title = {d.payload["data"]["item"]["title"]: d.payload["data"] for d in deliveries}
+    guardian = by_title[
+        "Ketanji Brown Jackson criticizes supreme court’s handling of emergency docket"
+        " - The Guardian"
+    ]
+    assert guardian["item"]["fields"]["source_title"] == "The Guardian"
+    assert guardian["item"]["url"].startswith("https://news.google.com/rss/articles/")
+    spiegel_alert = by_title["Urteil in Thüringen: Beamter muss auch unter Ramelow dienen"]
+    assert spiegel_alert["item"]["language"] == "de"
+    assert {m["text"] for m in spiegel_alert["matches"]} >= {"Urteil", "Beamter"}
+    # "aerztliche" is not "Ärztliche": accent folding maps Ä to A, not to AE.
+    assert len(env.receiver.unique_ids()) == 2
