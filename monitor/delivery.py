@@ -115,6 +115,9 @@ class Deliverer:
             result = await notifier.send(self.http, delivery, self.clock())
         except MonitorError as e:
             result = DeliveryResult(Outcome.RETRY, error=str(e))
+        except Exception as e:  # a notifier bug must cost a retry, never the alert
+            log.exception("notifier=%s alert=%s outcome=bug", notifier.name, alert.id)
+            result = DeliveryResult(Outcome.RETRY, error=f"internal error: {type(e).__name__}")
         now = self.clock()
         attempt = alert.attempts + 1
         if result.outcome is Outcome.DELIVERED:

@@ -209,3 +209,16 @@ async def test_stop_lets_the_request_in_flight_finish(world: World) -> None:
     assert counts.delivered == 1
     statuses = sorted(a.status for a in world.alerts("hook"))
     assert statuses == ["delivered", "pending", "pending"]
+
+
+async def test_a_notifier_bug_costs_a_retry_not_the_alert(world: World) -> None:
+    await world.queue(1)
+
+    def broken(delivery: Delivery) -> DeliveryResult:
+        raise KeyError("bug")
+
+    world.notifiers["hook"].script = broken
+    counts = await world.deliverer().deliver_due("hook")
+    assert counts.retried == 1
+    (alert,) = world.alerts("hook")
+    assert alert.status == "pending" and alert.last_error == "internal error: KeyError"
