@@ -472,3 +472,17 @@ async def test_fetch_sends_accept_and_validators_then_parses() -> None:
     assert seen[0].headers["if-none-match"] == '"v1"'
     assert str(seen[0].url) == "https://feed.example.org/rss"
     assert [item.url for item in source.parse(result)] == ["https://e.org/1"]
+
+
+def test_guid_keys_do_not_depend_on_where_the_feed_is_served() -> None:
+    """A feed that moves host (or to a CDN) must not turn every item into a new one."""
+    body = rss(
+        "<item><title>a</title><guid>12345</guid><link>/p/1</link></item>"
+        "<item><title>b</title><guid>/relative/guid</guid></item>"
+    )
+    source = make_source()
+    before = source.parse(fetched(body, url="https://feed.example.org/rss"))
+    after = source.parse(fetched(body, url="https://cdn.example.net/feeds/rss"))
+    assert [i.key for i in before] == [i.key for i in after] == ["id:12345", "id:/relative/guid"]
+    assert before[0].url == "https://feed.example.org/p/1"
+    assert after[0].url == "https://cdn.example.net/p/1"

@@ -112,7 +112,10 @@ class RssSource:
         try:
             parsed = feedparser.parse(
                 io.BytesIO(body),  # never bytes: feedparser would open() a body naming a file
-                response_headers={"content-location": fetched.url, "content-type": content_type},
+                # No content-location: feedparser would resolve relative guids against it,
+                # turning "12345" into a URL key that changes when the feed moves host.
+                # Links are resolved here instead (_link, _base_url).
+                response_headers={"content-type": content_type},
                 sanitize_html=False,  # done later, only for the items stored (Item derives it)
                 resolve_relative_uris=False,
             )
