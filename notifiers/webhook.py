@@ -133,8 +133,9 @@ def _check_url(value: str) -> str:
     except httpx.InvalidURL as e:
         raise ValueError(f"is not a valid URL: {e}") from None
     if url.scheme not in ("http", "https"):
-        shown = f"{url.scheme}://" if url.scheme else "no scheme"
-        raise ValueError(f"must be an http:// or https:// URL, not {shown}")
+        # The URL itself is not shown: webhook URLs often carry a token in their path.
+        shown = f"the scheme {url.scheme}://" if url.scheme else "no scheme"
+        raise ValueError(f"must be an http:// or https:// URL; this one has {shown}")
     if not url.host:
         raise ValueError("has no host name")
     return value

@@ -374,9 +374,15 @@ def test_defaults_and_durations() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("ftp://hooks.example.org/x", "must be an http:// or https:// URL, not ftp://"),
-        ("hooks.example.org/x", "must be an http:// or https:// URL, not no scheme"),
-        ("file:///etc/passwd", "must be an http:// or https:// URL, not file://"),
+        (
+            "ftp://hooks.example.org/x",
+            "must be an http:// or https:// URL; this one has the scheme ftp://",
+        ),
+        ("hooks.example.org/x", "must be an http:// or https:// URL; this one has no scheme"),
+        (
+            "file:///etc/passwd",
+            "must be an http:// or https:// URL; this one has the scheme file://",
+        ),
         ("https:///path-only", "has no host name"),
     ],
 )
