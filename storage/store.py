@@ -207,14 +207,18 @@ class Store:
     def _insert_ignoring_duplicates(
         self, s: Session, table: type[Any], rows: Sequence[dict[str, Any]]
     ) -> int:
-        """INSERT ... ON CONFLICT DO NOTHING in chunks (SQLite caps bound parameters)."""
+        """INSERT ... ON CONFLICT DO NOTHING; the number of rows actually inserted.
+
+        One cached statement run over many parameter sets (SQLAlchemy batches them as
+        "insertmanyvalues"), so a poll does not recompile SQL per source; RETURNING
+        counts the rows that were new on every database.
+        """
+        if not rows:
+            return 0
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        inserted = 0
-        for start in range(0, len(rows), _CHUNK):
-            stmt = dialect.insert(table).values(rows[start : start + _CHUNK])
-            result = s.execute(stmt.on_conflict_do_nothing())
-            inserted += int(result.rowcount or 0)  # type: ignore[attr-defined]
-        return inserted
+        primary = next(iter(table.__table__.primary_key.columns))
+        stmt = dialect.insert(table).on_conflict_do_nothing().returning(primary)
+        return len(s.execute(stmt, list(rows)).all())
 
     @staticmethod
     def _state(s: Session, source: str, source_type: str) -> SourceState:

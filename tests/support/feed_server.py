@@ -238,6 +238,9 @@ class FeedServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # The default backlog of 5 makes a burst of parallel fetches wait a second for the
+    # kernel's SYN retry: a poll fetches up to 8 sources at once.
+    request_queue_size = 128
 
     def __init__(self, owner: FeedServer) -> None:
         self.owner = owner
