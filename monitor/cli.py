@@ -121,6 +121,8 @@ async def _deliver(app: App) -> None:
 
 
 def _describe(run: SourceRun) -> str:
+    if run.outcome == "paused":
+        return f"{run.source}: paused until {_when(run.paused_until)}: the server asked to wait"
     if run.failed:
         return f"{run.source}: FAILED: {run.error}"
     c = run.counts
@@ -167,6 +169,8 @@ def status_report(app: App) -> str:
         )
         if row.last_error:
             lines.append(f"    last error: {row.last_error}")
+        if row.paused_until and row.paused_until > app.clock():
+            lines.append(f"    paused until {_when(row.paused_until)} (the server asked to wait)")
     lines.append("ALERTS")
     counts = app.store.alert_counts()
     disabled = app.store.disabled_notifiers()

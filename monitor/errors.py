@@ -72,9 +72,19 @@ class SourceError(MonitorError):
 
 
 class FetchError(SourceError):
-    """The network stage of a source failed (status, timeout, size cap, redirect...)."""
+    """The network stage of a source failed (status, timeout, size cap, redirect...).
+
+    ``retry_after`` is the server's ``Retry-After`` header, verbatim, when it asked us
+    to come back later (429, 503): the source is then paused until that time.
+    """
 
     stage = "fetch"
+
+    def __init__(
+        self, source: str, what: str, *, hint: str | None = None, retry_after: str | None = None
+    ) -> None:
+        super().__init__(source, what, hint=hint)
+        self.retry_after = retry_after
 
 
 class ParseError(SourceError):

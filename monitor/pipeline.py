@@ -12,18 +12,21 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
 from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts
-from monitor.errors import MonitorError, ParseError
+from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.models import Item
+from monitor.retry_after import parse_retry_after
 from monitor.sources.base import Source
 from storage.store import Change, IngestCounts, Store
 
 log = logging.getLogger("noticewatch.pipeline")
+
+MAX_PAUSE = timedelta(days=1)  # the longest a Retry-After may keep a source quiet
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,13 @@ class SourceRun:
     """What one run of one source did; ``drafts`` is filled only by a dry run."""
 
     source: str
-    outcome: str  # ok | not_modified | unchanged | baseline | error
+    outcome: str  # ok | not_modified | unchanged | baseline | paused | error
     items: int = 0
     counts: IngestCounts = field(default_factory=IngestCounts)
     duration: float = 0.0
     error: str | None = None
     drafts: tuple[AlertDraft, ...] = field(default=())
+    paused_until: datetime | None = None
 
     @property
     def failed(self) -> bool:
@@ -58,6 +62,11 @@ async def run_source(source: Source, ctx: PipelineContext, *, dry_run: bool = Fa
     started = time.monotonic()
     try:
         run = await _run(source, ctx, dry_run=dry_run, started=started)
+    except FetchError as e:
+        # The server asked us to come back later: not before then, whatever the schedule.
+        wait = parse_retry_after(e.retry_after, ctx.clock(), cap=MAX_PAUSE)
+        until = ctx.clock() + wait if wait else None
+        run = _failed(source, ctx, str(e), started, dry_run=dry_run, paused_until=until)
     except MonitorError as e:
         run = _failed(source, ctx, str(e), started, dry_run=dry_run)
     except Exception as e:  # a bug in one source must not stop the others
@@ -72,12 +81,14 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     name, kind = source.name, source.type
     identity = source.config.identity()
     snapshot = ctx.store.snapshot(name, identity)
+    if snapshot.paused_until is not None and ctx.clock() < snapshot.paused_until:
+        return SourceRun(name, "paused", paused_until=snapshot.paused_until)
     fetched = await source.fetch(ctx.http, snapshot.fetch)
     if fetched.not_modified or fetched.body_hash == snapshot.fetch.body_hash:
         # A server that ignores conditional GET still costs us no parse.
         outcome = "not_modified" if fetched.not_modified else "unchanged"
         if not dry_run:
-            ctx.store.record_fetch(name, kind, fetched, outcome, ctx.clock())
+            ctx.store.record_fetch(name, kind, fetched, outcome, ctx.clock(), identity)
         return SourceRun(name, outcome, duration=time.monotonic() - started)
 
     items = await asyncio.to_thread(source.parse, fetched)
@@ -123,17 +134,36 @@ def _dry_counts(
 
 
 def _failed(
-    source: Source, ctx: PipelineContext, error: str, started: float, *, dry_run: bool
+    source: Source,
+    ctx: PipelineContext,
+    error: str,
+    started: float,
+    *,
+    dry_run: bool,
+    paused_until: datetime | None = None,
 ) -> SourceRun:
     if not dry_run:
         try:
-            ctx.store.record_failure(source.name, source.type, error, ctx.clock())
+            ctx.store.record_failure(
+                source.name,
+                source.type,
+                error,
+                ctx.clock(),
+                paused_until,
+                identity=source.config.identity(),
+            )
         except MonitorError as e:
             log.error("source=%s outcome=error could not record failure: %s", source.name, e)
-    return SourceRun(source.name, "error", duration=time.monotonic() - started, error=error)
+    duration = time.monotonic() - started
+    return SourceRun(
+        source.name, "error", duration=duration, error=error, paused_until=paused_until
+    )
 
 
 def _log_run(run: SourceRun) -> None:
+    if run.outcome == "paused":
+        log.info("source=%s outcome=paused until=%s", run.source, run.paused_until)
+        return
     if run.failed:
         log.warning(
             "source=%s outcome=error duration=%.2fs error=%s", run.source, run.duration, run.error

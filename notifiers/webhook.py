@@ -63,7 +63,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import email.utils
 import hashlib
 import hmac
 import json
@@ -82,6 +81,7 @@ from monitor.alerts import iso_utc
 from monitor.config_base import NotifierConfig
 from monitor.durations import Duration, format_duration
 from monitor.errors import NotifyError
+from monitor.retry_after import parse_retry_after
 from notifiers.base import Delivery, DeliveryResult, NotifierType, Outcome, mask_secret
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
@@ -92,7 +92,6 @@ _RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "transfer-encoding", "host", "connection"}
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
-_DELTA_SECONDS = re.compile(r"^[0-9]{1,10}$")
 _TRANSPORT_KINDS: dict[type[Exception], str] = {
     httpx.ConnectError: "connection failed",
     httpx.ReadError: "reading the reply failed",
@@ -223,26 +222,6 @@ def sign(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
 # --- reading the reply --------------------------------------------------------------
 
 
-def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """A ``Retry-After`` value (delta-seconds or HTTP-date) as a delay from ``now``.
-
-    Garbage gives None, a date in the past gives zero, and anything longer than a
-    day is capped at a day.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if _DELTA_SECONDS.match(text):
-        seconds = float(text)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        seconds = (_as_utc(when) - _as_utc(now)).total_seconds()
-    return min(timedelta(seconds=max(seconds, 0.0)), MAX_RETRY_AFTER)
-
-
 def _readable(text: str, hidden: Iterable[str]) -> str:
     """One line of printable text, with the secret and signature values blanked out."""
     line = " ".join(text.split())  # newlines, tabs and other whitespace: one space
@@ -296,7 +275,9 @@ async def _classify(
         return DeliveryResult(Outcome.GONE, status_code=status, error=error)
     retry_after = None
     if status in (429, 503):
-        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+        retry_after = parse_retry_after(
+            response.headers.get("retry-after"), now, cap=MAX_RETRY_AFTER
+        )
     return DeliveryResult(Outcome.RETRY, status_code=status, error=error, retry_after=retry_after)
 
 

@@ -38,6 +38,7 @@ class Change(enum.Enum):
 class SourceSnapshot:
     fetch: FetchState
     baselined: bool
+    paused_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class Store:
         if row is None or row.identity != identity:
             return SourceSnapshot(FetchState(), baselined=False)
         return SourceSnapshot(
-            FetchState(row.etag, row.last_modified, row.body_hash), baselined=row.baselined
+            FetchState(row.etag, row.last_modified, row.body_hash),
+            baselined=row.baselined,
+            paused_until=row.paused_until,
         )
 
     def known_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
@@ -88,24 +91,39 @@ class Store:
         return found
 
     def record_fetch(
-        self, source: str, source_type: str, fetched: Fetched, outcome: str, now: datetime
+        self,
+        source: str,
+        source_type: str,
+        fetched: Fetched,
+        outcome: str,
+        now: datetime,
+        identity: str = "",
     ) -> None:
         """A successful fetch that changed nothing (304, or a byte-identical body)."""
         with self.session() as s:
-            row = self._state(s, source, source_type)
+            row = self._state(s, source, source_type, identity)
             row.etag = fetched.etag or row.etag
             row.last_modified = fetched.last_modified or row.last_modified
             self._succeeded(row, outcome, now)
             s.add(row)
             s.commit()
 
-    def record_failure(self, source: str, source_type: str, error: str, now: datetime) -> int:
+    def record_failure(
+        self,
+        source: str,
+        source_type: str,
+        error: str,
+        now: datetime,
+        paused_until: datetime | None = None,
+        identity: str = "",
+    ) -> int:
         """Count a failed fetch or parse; returns the consecutive failures so far."""
         with self.session() as s:
-            row = self._state(s, source, source_type)
+            row = self._state(s, source, source_type, identity)
             row.last_fetch_at = now
             row.last_outcome = "error"
             row.last_error = error
+            row.paused_until = paused_until
             row.fetches += 1
             row.failures += 1
             row.consecutive_failures += 1
@@ -147,8 +165,7 @@ class Store:
                     .values(last_seen=now)
                 )
             alerts = self._insert_alerts(s, source, drafts, now)
-            row = self._state(s, source, source_type)
-            row.identity = identity
+            row = self._state(s, source, source_type, identity)
             row.etag = fetched.etag
             row.last_modified = fetched.last_modified
             row.body_hash = fetched.body_hash
@@ -221,8 +238,14 @@ class Store:
         return len(s.execute(stmt, list(rows)).all())
 
     @staticmethod
-    def _state(s: Session, source: str, source_type: str) -> SourceState:
-        return s.get(SourceState, source) or SourceState(name=source, type=source_type)
+    def _state(s: Session, source: str, source_type: str, identity: str) -> SourceState:
+        """The source's row; a source pointed elsewhere (new identity) starts afresh."""
+        row = s.get(SourceState, source) or SourceState(name=source, type=source_type)
+        if row.identity != identity:
+            row.identity = identity
+            row.etag = row.last_modified = row.body_hash = None
+            row.baselined = False
+        return row
 
     @staticmethod
     def _succeeded(row: SourceState, outcome: str, now: datetime) -> None:
@@ -230,6 +253,7 @@ class Store:
         row.last_success_at = now
         row.last_outcome = outcome
         row.last_error = None
+        row.paused_until = None
         row.consecutive_failures = 0
         row.fetches += 1
 

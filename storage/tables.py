@@ -67,6 +67,7 @@ class SourceState(SQLModel, table=True):
     last_success_at: datetime | None = _when()
     last_outcome: str | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    paused_until: datetime | None = _when()  # the server asked us to wait (Retry-After)
     consecutive_failures: int = 0
     fetches: int = 0
     failures: int = 0

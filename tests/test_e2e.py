@@ -344,3 +344,17 @@ def test_real_feeds_end_to_end(env: Env) -> None:
     assert {m["text"] for m in spiegel_alert["matches"]} >= {"Urteil", "Beamter"}
     # "aerztliche" is not "Ärztliche": accent folding maps Ä to A, not to AE.
     assert len(env.receiver.unique_ids()) == 2
+
+
+def test_a_source_answering_429_is_left_alone_until_retry_after(env: Env) -> None:
+    env.write_config()
+    env.feeds.serve("/ap.xml", b"slow down", status=429, headers={"Retry-After": "3600"})
+    first = env.cli("poll")
+    assert first.returncode == 1
+    assert "HTTP 429" in first.stdout and "Retry-After: 3600" in first.stdout
+    asked = len(env.feeds.requests)
+    second = env.cli("poll")
+    assert second.returncode == 0, second.stdout
+    assert "ap-nl: paused until" in second.stdout
+    assert len(env.feeds.requests) == asked  # no request before the time the server named
+    assert "paused until" in env.cli("status").stdout

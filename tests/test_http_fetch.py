@@ -173,6 +173,7 @@ async def test_error_statuses_raise_with_status_and_reason(
 async def test_retry_after_is_reported(status: int) -> None:
     err = await fetch_error(lambda r: reply(status, headers={"Retry-After": "120"}))
     assert f"HTTP {status}" in err.message and "(Retry-After: 120)" in err.message
+    assert err.retry_after == "120"
 
 
 async def test_error_body_is_quoted_at_most_200_chars_and_never_html() -> None:

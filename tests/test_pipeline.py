@@ -239,3 +239,50 @@ async def test_pointing_a_source_at_another_feed_starts_a_new_baseline(harness: 
     assert source.seen_states[-1].etag is None  # feed A's validators are not sent to B
     source.items, source.body = [fine("a"), fine("b"), fine("c"), fine("d")], b"feed-b2"
     assert (await run_source(source, harness.ctx)).counts.alerts == 1
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "pause"),
+    [
+        ("120", timedelta(seconds=120)),
+        ("Sun, 22 Nov 2026 10:30:00 GMT", timedelta(minutes=30)),
+        ("999999999", timedelta(days=1)),  # capped
+    ],
+)
+async def test_retry_after_pauses_the_source_until_then(
+    harness: Harness, retry_after: str, pause: timedelta
+) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[fine()])
+    source.fail, source.retry_after = "HTTP 429 Too Many Requests", retry_after
+    run = await run_source(source, harness.ctx)
+    assert run.failed and run.paused_until == FIXED_NOW + pause
+    source.fail = None
+    harness.clock.advance(pause - timedelta(seconds=1))
+    paused = await run_source(source, harness.ctx)
+    assert paused.outcome == "paused" and not paused.failed
+    assert source.fetches == 1  # not asked again before the time it named
+    harness.clock.advance(timedelta(seconds=1))
+    assert (await run_source(source, harness.ctx)).outcome == "baseline"
+    assert source.fetches == 2
+    (state,) = harness.store.source_states()
+    assert state.paused_until is None
+
+
+async def test_garbage_retry_after_does_not_pause(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[fine()])
+    source.fail, source.retry_after = "HTTP 503 Service Unavailable", "soon-ish"
+    assert (await run_source(source, harness.ctx)).paused_until is None
+    source.fail = None
+    assert (await run_source(source, harness.ctx)).outcome == "baseline"
+
+
+async def test_a_new_url_that_fails_first_still_gets_its_baseline(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl", "https://a.example/feed"), [fine("a")])
+    await run_source(source, harness.ctx)
+    source.config = source_config("ap-nl", "https://b.example/feed")
+    source.fail = "HTTP 500 Internal Server Error"
+    assert (await run_source(source, harness.ctx)).failed
+    source.fail = None
+    source.items, source.body = [fine("x"), fine("y")], b"feed-b"
+    run = await run_source(source, harness.ctx)
+    assert run.outcome == "baseline" and run.counts.alerts == 0

@@ -23,14 +23,15 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from monitor.errors import NotifyError
 from monitor.registry import make_registry
+from monitor.retry_after import parse_retry_after
 from notifiers import NOTIFIER_TYPES
 from notifiers.base import Delivery, DeliveryResult, Outcome
 from notifiers.webhook import (
+    MAX_RETRY_AFTER,
     NOTIFIER_TYPE,
     WebhookConfig,
     WebhookNotifier,
     build,
-    parse_retry_after,
 )
 from tests.conftest import FIXED_NOW
 from tests.support import webhook_receiver as receiver_support
@@ -252,7 +253,7 @@ async def test_error_without_a_body_is_just_the_status() -> None:
     ],
 )
 def test_parse_retry_after(value: str | None, expected: timedelta | None) -> None:
-    assert parse_retry_after(value, FIXED_NOW) == expected
+    assert parse_retry_after(value, FIXED_NOW, cap=MAX_RETRY_AFTER) == expected
 
 
 @pytest.mark.anyio

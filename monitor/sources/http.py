@@ -251,14 +251,15 @@ async def _status_error(response: httpx.Response, source: str, secrets: list[str
     status = response.status_code
     reason = _clip(response.reason_phrase or httpx.codes.get_reason_phrase(status), 60)
     what = f"GET {redact_url(str(response.url))}: HTTP {status} {reason}".rstrip()
-    if status in (429, 503) and (retry_after := response.headers.get("retry-after")):
+    retry_after = response.headers.get("retry-after") if status in (429, 503) else None
+    if retry_after:
         what += f" (Retry-After: {_clip(retry_after, 40)})"
     if snippet := await _body_snippet(response, secrets):
         what += f": {snippet}"
     hint = _STATUS_HINTS.get(status)
     if hint is None and status >= 500:
         hint = "the server failed; this is usually temporary"
-    return FetchError(source, what, hint=hint)
+    return FetchError(source, what, hint=hint, retry_after=retry_after)
 
 
 async def _body_snippet(response: httpx.Response, secrets: list[str]) -> str:

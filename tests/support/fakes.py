@@ -54,6 +54,7 @@ class FakeSource:
     etag: str | None = None
     status: int = 200
     fail: str | None = None
+    retry_after: str | None = None
     fetches: int = 0
     parses: int = 0
     seen_states: list[FetchState] = field(default_factory=list)
@@ -66,7 +67,7 @@ class FakeSource:
         self.fetches += 1
         self.seen_states.append(state)
         if self.fail:
-            raise FetchError(self.name, self.fail)
+            raise FetchError(self.name, self.fail, retry_after=self.retry_after)
         return Fetched(url="https://example.org/feed", status=self.status, body=self.body,
                        etag=self.etag)  # fmt: skip
 
