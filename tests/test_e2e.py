@@ -75,6 +75,12 @@ class Env:
         )
         return path
 
+    def source(self, name: str, path: str, **keys: str) -> str:
+        """A [[sources]] table for an rss feed served at ``path`` on the feed server."""
+        lines = [f'name = "{name}"', 'type = "rss"', f'url = "{self.feeds.url(path)}"']
+        lines += [f'{key} = "{value}"' for key, value in {"every": "15m", **keys}.items()]
+        return "\n[[sources]]\n" + "\n".join(lines) + "\n"
+
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "monitor", *args],
@@ -181,19 +187,7 @@ def test_receiver_down_for_the_first_attempts_still_gets_each_alert_once(env: En
 def test_a_failing_source_does_not_stop_the_others(env: Env) -> None:
     env.write_config(
         baseline=False,
-        extra=f"""
-        [[sources]]
-        name = "broken"
-        type = "rss"
-        url = "{env.feeds.url("/missing.xml")}"
-        every = "15m"
-
-        [[sources]]
-        name = "not-a-feed"
-        type = "rss"
-        url = "{env.feeds.url("/page.html")}"
-        every = "15m"
-        """,
+        extra=env.source("broken", "/missing.xml") + env.source("not-a-feed", "/page.html"),
     )
     env.feeds.serve("/ap.xml", rss(FINE))
     env.feeds.fault("/page.html", "html")
@@ -303,20 +297,9 @@ def test_real_feeds_end_to_end(env: Env) -> None:
     real = ROOT / "tests" / "data" / "real"
     env.write_config(
         baseline=False,
-        extra=f"""
-        [[sources]]
-        name = "gnews"
-        type = "rss"
-        url = "{env.feeds.url("/gnews.xml")}"
-        every = "30m"
-
-        [[sources]]
-        name = "spiegel"
-        type = "rss"
-        url = "{env.feeds.url("/spiegel.xml")}"
-        every = "30m"
-        language = "de"
-
+        extra=env.source("gnews", "/gnews.xml")
+        + env.source("spiegel", "/spiegel.xml", language="de")
+        + """
         [[rules]]
         name = "courts"
         query = '"emergency docket" OR (urteil AND beamter) OR aerztliche'
