@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -384,7 +384,7 @@ class Store:
 
     def disabled_notifiers(self) -> dict[str, str]:
         with self.session() as s:
-            query = select(NotifierState).where(or_(col(NotifierState.disabled_at).is_not(None)))
+            query = select(NotifierState).where(col(NotifierState.disabled_at).is_not(None))
             return {row.name: row.disabled_reason or "" for row in s.exec(query).all()}
 
 
