@@ -184,6 +184,8 @@ class _Checker:
                     rule = compile_rule(config.name, config.query, config.sources)
                 except QueryError as e:
                     self.problems.append(f"{place}: query: {e.message}")
+                except ConfigError as e:  # e.g. an empty sources list
+                    self.problems.append(f"{place}: {e}")
             self._unique(found, entry, place, rule if config else None, "rule")
         return found
 

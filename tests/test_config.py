@@ -231,3 +231,10 @@ def test_entries_that_are_not_tables_are_errors(tmp_path: Path) -> None:
     assert "sources[0]: must be a table" in found
     assert "sources[1]: must be a table" in found
     assert "rules[0]: must be a table" in found
+
+
+def test_empty_rule_sources_is_reported_with_the_others(tmp_path: Path) -> None:
+    text = GOOD.format(db=tmp_path / "x.db").replace('sources = ["ap-nl"]', "sources = []")
+    found = problems(tmp_path, text, env={})
+    assert any('rules[0] "clearview-fines": ' in p and "sources is empty" in p for p in found)
+    assert any("NEWSROOM_WEBHOOK_SECRET is not set" in p for p in found)
