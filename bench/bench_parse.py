@@ -32,6 +32,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import feedparser
+from machine import cpu_model  # bench/machine.py: this script's folder is on sys.path
 
 from monitor.errors import ParseError
 from monitor.sources import SOURCE_TYPES
@@ -315,16 +316,6 @@ def pin_to_one_cpu() -> str:
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     return f"pinned to CPU {cpu}"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

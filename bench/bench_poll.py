@@ -53,6 +53,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model  # bench/machine.py: this script's folder is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 # Bench this checkout, whatever an editable install of noticewatch happens to point at.
 sys.path.insert(0, str(ROOT))
@@ -517,16 +519,6 @@ def check(rows: list[Row]) -> list[str]:
                     f"{result['alerts']}, receiver accepted {received}"
                 )
     return problems
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_profile(path: Path) -> None:
