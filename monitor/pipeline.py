@@ -21,7 +21,7 @@ from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.models import Item
 from monitor.retry_after import parse_retry_after
-from monitor.sources.base import Source
+from monitor.sources.base import Enriching, Source
 from storage.store import Change, IngestCounts, Store
 
 log = logging.getLogger("noticewatch.pipeline")
@@ -98,6 +98,8 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
         for item in items
         if known.get(item.key) != item.content_hash
     ]
+    if changes and isinstance(source, Enriching):
+        items, changes = await _enrich(source, ctx, items, changes)
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(changes, ctx) if alerting else []
     if dry_run:
@@ -114,6 +116,22 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
         counts=counts,
         duration=time.monotonic() - started,
         drafts=tuple(drafts) if dry_run else (),
+    )
+
+
+async def _enrich(
+    source: Enriching,
+    ctx: PipelineContext,
+    items: list[Item],
+    changes: list[tuple[Item, Change]],
+) -> tuple[list[Item], list[tuple[Item, Change]]]:
+    """Swap in the enriched versions of the changed items, matched up by key."""
+    wanted = ctx.matcher.fields(getattr(source, "name", None))
+    enriched = await source.enrich(ctx.http, [item for item, _ in changes], wanted)
+    by_key = {item.key: item for item in enriched}
+    return (
+        [by_key.get(item.key, item) for item in items],
+        [(by_key.get(item.key, item), change) for item, change in changes],
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from monitor.alerts import NotifierRoute
 from monitor.errors import StorageError
 from monitor.matching import Matcher, compile_rule
+from monitor.models import Item
 from monitor.pipeline import PipelineContext, run_source
 from storage.db import create_db_engine
 from storage.store import Store
@@ -286,3 +287,43 @@ async def test_a_new_url_that_fails_first_still_gets_its_baseline(harness: Harne
     source.items, source.body = [fine("x"), fine("y")], b"feed-b"
     run = await run_source(source, harness.ctx)
     assert run.outcome == "baseline" and run.counts.alerts == 0
+
+
+@dataclass
+class EnrichingSource(FakeSource):
+    """Adds a detail text to each item it is asked about, recording what it was given."""
+
+    asked: list[tuple[list[str], frozenset[str]]] = field(default_factory=list)
+
+    async def enrich(
+        self, client: httpx.AsyncClient, items: Sequence[Item], wanted: frozenset[str]
+    ) -> list[Item]:
+        self.asked.append(([item.key for item in items], wanted))
+        return [replace(item, content_html="<p>Clearview boete</p>") for item in items]
+
+
+async def test_enrich_sees_only_changed_items_and_its_text_is_matched(harness: Harness) -> None:
+    quiet = make_item("ap-nl", "q", "Jaarverslag")
+    source = EnrichingSource(source_config("ap-nl"), items=[quiet])
+    await run_source(source, harness.ctx)  # the baseline is enriched too: it is stored
+    source.items = [quiet, make_item("ap-nl", "n", "Nieuw besluit")]
+    source.body = b"v2"
+    run = await run_source(source, harness.ctx)
+
+    assert [keys for keys, _ in source.asked] == [["q"], ["n"]]
+    assert source.asked[-1][1] == frozenset({"title", "summary", "content"})
+    assert run.counts.alerts == 1  # only the enriched content says "Clearview boete"
+    stored = {row.item_key: row for row in harness.items()}
+    assert stored["n"].content_hash == make_item("ap-nl", "n", "Nieuw besluit").content_hash
+
+
+def test_matcher_fields_names_what_rules_search_per_source() -> None:
+    matcher = Matcher(
+        [
+            compile_rule("a", "clearview NOT agency:army", fields=frozenset({"agency"})),
+            compile_rule("b", "title:x", sources=["sam"]),
+        ]
+    )
+    assert matcher.fields("ap-nl") == {"title", "summary", "content", "agency"}
+    assert matcher.fields("sam") == {"title", "summary", "content", "agency"}
+    assert Matcher([RULES[1]]).fields("ap-nl") == frozenset()

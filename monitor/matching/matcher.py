@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from monitor.errors import ConfigError
 from monitor.matching.index import ItemIndex, Span
 from monitor.matching.nodes import Query
-from monitor.matching.query import DEFAULT_FIELDS, parse_query
+from monitor.matching.query import DEFAULT_FIELDS, UNSCOPED_FIELDS, parse_query
 from monitor.models import Item, Match
 
 __all__ = ["MAX_PER_FIELD", "Matcher", "Rule", "compile_rule"]
@@ -75,6 +75,18 @@ class Matcher:
     @property
     def rules(self) -> tuple[Rule, ...]:
         return self._rules
+
+    def fields(self, source: str | None = None) -> frozenset[str]:
+        """The item fields the rules search (for ``source`` only, when given).
+
+        Sources use it to spend extra requests (detail pages, descriptions) only on
+        text some rule will actually read.
+        """
+        found: set[str] = set()
+        for rule in self._rules:
+            if source is None or rule.applies_to(source):
+                found |= rule.query.fields(UNSCOPED_FIELDS)
+        return frozenset(found)
 
     def match(self, item: Item) -> list[Match]:
         """The Match records of every rule that matches ``item``, in rule order."""

@@ -106,3 +106,17 @@ class Query:
 
     def __str__(self) -> str:
         return str(self.root)
+
+    def fields(self, unscoped: tuple[str, ...]) -> frozenset[str]:
+        """Every field any term searches, negated ones included; ``unscoped`` for bare terms."""
+        found: set[str] = set()
+        stack: list[Node] = [self.root]
+        while stack:  # iterative: trees nest MAX_DEPTH deep
+            node = stack.pop()
+            if isinstance(node, Term):
+                found.update((node.field,) if node.field else unscoped)
+            elif isinstance(node, Not):
+                stack.append(node.child)
+            else:
+                stack.extend(node.children)
+        return frozenset(found)

@@ -8,10 +8,10 @@ docstring that doubles as user help, and a class implementing :class:`Source`:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 import httpx
 
@@ -82,11 +82,35 @@ class Source(Protocol):
         ...
 
 
+@runtime_checkable
+class Enriching(Protocol):
+    """A source whose new or changed items can be completed with extra requests.
+
+    The pipeline calls ``enrich`` after ``parse`` and before matching, with only the
+    items that are new or changed since the last poll, so the extra cost (a detail
+    page, a description document) is paid once per item version. ``wanted`` holds
+    the item fields the rules for this source search; a source skips the work when
+    nothing it could add is wanted. It returns the items to store and match, in any
+    order, keeping each item's ``key`` and ``content_hash`` (extra text is not a new
+    version). A failure for one item degrades that item (logged), never the poll.
+    """
+
+    async def enrich(
+        self, client: httpx.AsyncClient, items: Sequence[Item], wanted: frozenset[str]
+    ) -> list[Item]: ...
+
+
 @dataclass(frozen=True)
 class SourceType:
-    """A registry entry: the config model users write and how to build the source."""
+    """A registry entry: the config model users write and how to build the source.
+
+    ``fields`` names the structured ``Item.fields`` the type provides (beyond title,
+    summary and content), so a rule searching a field no configured source has can
+    be reported as a config error.
+    """
 
     name: str
     config_model: type[SourceConfig]
     build: Callable[[SourceConfig, FetchLimits], Source]
     help: str
+    fields: frozenset[str] = frozenset()
