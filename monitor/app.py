@@ -18,6 +18,7 @@ from monitor.matching import Matcher
 from monitor.pipeline import PipelineContext
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
+from monitor.system import HealthPolicy
 from notifiers import NOTIFIER_TYPES
 from notifiers.base import Notifier
 from storage.db import create_db_engine
@@ -83,6 +84,7 @@ async def open_app(
             NotifierRoute(n.name, frozenset(n.rules) if n.rules is not None else None)
             for n in config.notifiers
         )
+        health = HealthPolicy(routes, config.monitor.failing_after)
         pipeline = PipelineContext(
             store=store,
             http=http,
@@ -90,6 +92,7 @@ async def open_app(
             routes=routes,
             clock=clock,
             baseline=config.monitor.baseline,
+            health=health,
         )
         deliverer = Deliverer(
             store,
@@ -98,6 +101,8 @@ async def open_app(
             clock,
             RetryPolicy(max_attempts=config.monitor.max_attempts),
             rng or random.Random(),
+            health=health,
+            disable_after=config.monitor.disable_after,
         )
         yield App(
             config=config,

@@ -15,16 +15,20 @@ import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from monitor.config_base import Name, NotifierConfig, SourceConfig, StrictModel
+from monitor.durations import Duration
 from monitor.env import Expansion, expand
 from monitor.errors import ConfigError, QueryError
 from monitor.matching import Rule, compile_rule
 from monitor.sources import SOURCE_TYPES
+from monitor.system import DEFAULT_FAILING_AFTER, SOURCE_HEALTH
 from notifiers import NOTIFIER_TYPES
 
 DATABASE_ENV = "NOTICEWATCH_DATABASE_URL"
@@ -35,6 +39,16 @@ M = TypeVar("M", bound=BaseModel)
 V = TypeVar("V")
 
 
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not a known time zone; use an IANA name like Europe/Amsterdam or UTC"
+        ) from None
+    return value
+
+
 class MonitorSettings(StrictModel):
     """The ``[monitor]`` table."""
 
@@ -42,6 +56,13 @@ class MonitorSettings(StrictModel):
     user_agent: str = "noticewatch/0.1 (+https://github.com/noticewatch/noticewatch)"
     baseline: bool = True
     max_attempts: int = Field(default=10, ge=1, le=100)
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    failing_after: int = Field(default=DEFAULT_FAILING_AFTER, ge=1, le=1000)
+    disable_after: Duration = timedelta(days=5)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class RuleConfig(StrictModel):
@@ -178,6 +199,11 @@ class _Checker:
             place = _place("rules", i, entry)
             config = self.model(RuleConfig, entry, place, f"rules[{i}]")
             self._references(entry, "sources", sources, place, "source")
+            if isinstance(entry, dict) and entry.get("name") == SOURCE_HEALTH:
+                self.problems.append(
+                    f"{place}: name: {SOURCE_HEALTH!r} is reserved for health messages; "
+                    "list it in a notifier's rules without defining it, or rename this rule"
+                )
             rule = None
             if config is not None:
                 try:
@@ -197,7 +223,8 @@ class _Checker:
         for i, entry in enumerate(entries):
             place = _place("notifiers", i, entry)
             config = self.typed(models, entry, place, f"notifiers[{i}]")
-            self._references(entry, "rules", rules, place, "rule")
+            known_rules = {**rules, SOURCE_HEALTH: None}  # reserved: needs no [[rules]] entry
+            self._references(entry, "rules", known_rules, place, "rule")
             self._unique(found, entry, place, config, "notifier")
         return list(found.values())
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from monitor.errors import MonitorError
+from monitor.system import EVENT_NOTIFIER_DISABLED, HealthPolicy, notifier_disabled_data
 from notifiers.base import Delivery, DeliveryResult, Notifier, Outcome
 from storage.store import Store
 from storage.tables import AlertRow
@@ -70,6 +71,8 @@ class Deliverer:
         clock: Callable[[], datetime],
         policy: RetryPolicy,
         rng: random.Random,
+        health: HealthPolicy | None = None,
+        disable_after: timedelta = timedelta(days=5),
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -77,6 +80,8 @@ class Deliverer:
         self.clock = clock
         self.policy = policy
         self.rng = rng
+        self.health = health or HealthPolicy()
+        self.disable_after = disable_after
 
     async def deliver_all(self, stop: asyncio.Event | None = None) -> dict[str, RoundCounts]:
         """One round for every notifier, concurrently."""
@@ -122,6 +127,7 @@ class Deliverer:
         attempt = alert.attempts + 1
         if result.outcome is Outcome.DELIVERED:
             self._record(alert, result, "delivered", "delivered", now, None)
+            self.store.notifier_succeeded(notifier.name)
             counts.delivered += 1
             log.info(
                 "notifier=%s alert=%s outcome=delivered attempt=%d status=%s duration=%.2fs",
@@ -131,11 +137,13 @@ class Deliverer:
         if result.outcome is Outcome.GONE:
             self._record(alert, result, "gone", "pending", now, None)
             reason = f"endpoint answered HTTP {result.status_code} Gone at attempt {attempt}"
-            self.store.disable_notifier(notifier.name, fingerprint(notifier), reason, now)
-            log.warning(
-                "notifier=%s outcome=disabled reason=%r hint=%r",
-                notifier.name, reason, "change the notifier's url to enable it again",
-            )  # fmt: skip
+            self._disable(notifier, reason, now, None)
+            return False
+        since = self.store.notifier_failing(notifier.name, fingerprint(notifier), now)
+        if now - since >= self.disable_after:
+            self._record(alert, result, "failed", "pending", now, None)
+            reason = f"failing continuously since {since:%Y-%m-%d %H:%M}Z: {result.error}"
+            self._disable(notifier, reason, now, since)
             return False
         if attempt >= self.policy.max_attempts:
             self._record(alert, result, "failed", "dead", now, None)
@@ -155,6 +163,20 @@ class Deliverer:
             notifier.name, alert.id, attempt, wait.total_seconds(), result.error,
         )  # fmt: skip
         return False
+
+    def _disable(
+        self, notifier: Notifier, reason: str, now: datetime, since: datetime | None
+    ) -> None:
+        """Turn the notifier off and tell the other ``source_health`` subscribers."""
+        data = notifier_disabled_data(notifier.name, reason, since, now)
+        announce = self.health.plan(
+            EVENT_NOTIFIER_DISABLED, notifier.name, now, data, exclude=notifier.name
+        )
+        self.store.disable_notifier(notifier.name, fingerprint(notifier), reason, now, announce)
+        log.warning(
+            "notifier=%s outcome=disabled reason=%r hint=%r",
+            notifier.name, reason, f"fix the endpoint, then: noticewatch enable {notifier.name}",
+        )  # fmt: skip
 
     def _record(
         self,

@@ -22,6 +22,7 @@ from monitor.matching import Matcher
 from monitor.models import Item
 from monitor.retry_after import parse_retry_after
 from monitor.sources.base import Enriching, Source
+from monitor.system import HealthPolicy
 from storage.store import Change, IngestCounts, Store
 
 log = logging.getLogger("noticewatch.pipeline")
@@ -37,6 +38,7 @@ class PipelineContext:
     routes: tuple[NotifierRoute, ...]
     clock: Callable[[], datetime]
     baseline: bool = True
+    health: HealthPolicy = field(default_factory=HealthPolicy)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,9 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
         # A server that ignores conditional GET still costs us no parse.
         outcome = "not_modified" if fetched.not_modified else "unchanged"
         if not dry_run:
-            ctx.store.record_fetch(name, kind, fetched, outcome, ctx.clock(), identity)
+            ctx.store.record_fetch(
+                name, kind, fetched, outcome, ctx.clock(), identity, health=ctx.health
+            )
         return SourceRun(name, outcome, duration=time.monotonic() - started)
 
     items = await asyncio.to_thread(source.parse, fetched)
@@ -107,7 +111,7 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     else:
         now = ctx.clock()
         counts = ctx.store.commit_batch(
-            name, kind, fetched, items, changes, drafts, now, identity=identity
+            name, kind, fetched, items, changes, drafts, now, identity=identity, health=ctx.health
         )
     return SourceRun(
         name,
@@ -169,6 +173,7 @@ def _failed(
                 ctx.clock(),
                 paused_until,
                 identity=source.config.identity(),
+                health=ctx.health,
             )
         except MonitorError as e:
             log.error("source=%s outcome=error could not record failure: %s", source.name, e)

@@ -24,6 +24,14 @@ from monitor.alerts import AlertDraft
 from monitor.errors import StorageError
 from monitor.models import Item
 from monitor.sources.base import Fetched, FetchState
+from monitor.system import (
+    EVENT_SOURCE_FAILING,
+    EVENT_SOURCE_RECOVERED,
+    HealthPolicy,
+    SystemDraft,
+    source_failing_data,
+    source_recovered_data,
+)
 from storage.tables import AlertRow, DeliveryAttempt, ItemRow, NotifierState, SourceState
 
 _CHUNK = 500
@@ -98,12 +106,14 @@ class Store:
         outcome: str,
         now: datetime,
         identity: str = "",
+        health: HealthPolicy | None = None,
     ) -> None:
         """A successful fetch that changed nothing (304, or a byte-identical body)."""
         with self.session() as s:
             row = self._state(s, source, source_type, identity)
             row.etag = fetched.etag or row.etag
             row.last_modified = fetched.last_modified or row.last_modified
+            self._recovered(s, row, health, now)
             self._succeeded(row, outcome, now)
             s.add(row)
             s.commit()
@@ -116,8 +126,13 @@ class Store:
         now: datetime,
         paused_until: datetime | None = None,
         identity: str = "",
+        health: HealthPolicy | None = None,
     ) -> int:
-        """Count a failed fetch or parse; returns the consecutive failures so far."""
+        """Count a failed fetch or parse; returns the consecutive failures so far.
+
+        The failure that reaches ``health.failing_after`` in a row queues one
+        ``source.failing`` message, in this transaction; later ones queue nothing.
+        """
         with self.session() as s:
             row = self._state(s, source, source_type, identity)
             row.last_fetch_at = now
@@ -127,6 +142,16 @@ class Store:
             row.fetches += 1
             row.failures += 1
             row.consecutive_failures += 1
+            if (
+                health is not None
+                and row.failing_since is None
+                and row.consecutive_failures >= health.failing_after
+            ):
+                row.failing_since = now
+                data = source_failing_data(
+                    source, source_type, row.consecutive_failures, now, error
+                )
+                self._insert_system(s, health.plan(EVENT_SOURCE_FAILING, source, now, data), now)
             s.add(row)
             s.commit()
             return row.consecutive_failures
@@ -141,6 +166,7 @@ class Store:
         drafts: Sequence[AlertDraft],
         now: datetime,
         identity: str = "",
+        health: HealthPolicy | None = None,
     ) -> IngestCounts:
         """Items, alerts and the source's new validators: one transaction, all or nothing."""
         with self.session() as s:
@@ -170,6 +196,7 @@ class Store:
             row.last_modified = fetched.last_modified
             row.body_hash = fetched.body_hash
             row.baselined = True
+            self._recovered(s, row, health, now)
             self._succeeded(row, "ok", now)
             s.add(row)
             s.commit()
@@ -246,6 +273,43 @@ class Store:
             row.etag = row.last_modified = row.body_hash = None
             row.baselined = False
         return row
+
+    def _recovered(
+        self, s: Session, row: SourceState, health: HealthPolicy | None, now: datetime
+    ) -> None:
+        """Queue ``source.recovered`` if ``source.failing`` went out for this episode."""
+        if row.failing_since is None:
+            return
+        if health is not None:
+            since = row.failing_since
+            data = source_recovered_data(row.name, row.type, row.consecutive_failures, since, now)
+            self._insert_system(s, health.plan(EVENT_SOURCE_RECOVERED, row.name, since, data), now)
+        row.failing_since = None
+
+    def _insert_system(self, s: Session, drafts: Sequence[SystemDraft], now: datetime) -> int:
+        rows = [
+            {
+                "id": d.alert_id,
+                "item_id": None,
+                "notifier": d.notifier,
+                "event_type": d.event_type,
+                "rules": list(d.data.get("rules", [])),
+                "data": d.data,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+            for d in drafts
+        ]
+        return self._insert_ignoring_duplicates(s, AlertRow, rows)
+
+    def queue_system(self, drafts: Sequence[SystemDraft], now: datetime) -> int:
+        """Write system messages to the outbox (e.g. ``notifier.disabled``)."""
+        with self.session() as s:
+            count = self._insert_system(s, drafts, now)
+            s.commit()
+            return count
 
     @staticmethod
     def _succeeded(row: SourceState, outcome: str, now: datetime) -> None:
@@ -354,14 +418,68 @@ class Store:
                 return None
             return row.disabled_reason
 
-    def disable_notifier(self, name: str, fingerprint: str, reason: str, now: datetime) -> None:
+    def disable_notifier(
+        self,
+        name: str,
+        fingerprint: str,
+        reason: str,
+        now: datetime,
+        announce: Sequence[SystemDraft] = (),
+    ) -> None:
+        """Disable ``name`` and queue ``announce`` (notifier.disabled) in one transaction."""
         with self.session() as s:
             row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
             row.fingerprint = fingerprint
             row.disabled_at = now
             row.disabled_reason = reason
             s.add(row)
+            self._insert_system(s, announce, now)
             s.commit()
+
+    def notifier_failing(self, name: str, fingerprint: str, now: datetime) -> datetime:
+        """Note a failed attempt; returns when the notifier started failing continuously."""
+        with self.session() as s:
+            row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
+            if row.failing_since is None:
+                row.failing_since = now
+                s.add(row)
+                s.commit()
+            return row.failing_since
+
+    def notifier_succeeded(self, name: str) -> None:
+        """A delivery went through: the notifier is no longer failing continuously."""
+        with self.session() as s:
+            s.execute(
+                update(NotifierState)
+                .where(
+                    col(NotifierState.name) == name,
+                    col(NotifierState.failing_since).is_not(None),
+                )
+                .values(failing_since=None)
+            )
+            s.commit()
+
+    def enable_notifier(self, name: str, now: datetime) -> bool:
+        """Turn ``name`` back on and make its held alerts due now; False if it was not off."""
+        with self.session() as s:
+            row = s.get(NotifierState, name)
+            was_disabled = row is not None and row.disabled_at is not None
+            if row is not None:
+                row.disabled_at = None
+                row.disabled_reason = None
+                row.failing_since = None
+                s.add(row)
+            s.execute(
+                update(AlertRow)
+                .where(
+                    col(AlertRow.status) == "pending",
+                    col(AlertRow.notifier) == name,
+                    col(AlertRow.next_attempt_at) > now,
+                )
+                .values(next_attempt_at=now)
+            )
+            s.commit()
+            return was_disabled
 
     # --- status --------------------------------------------------------------------------
 

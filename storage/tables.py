@@ -69,6 +69,7 @@ class SourceState(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     paused_until: datetime | None = _when()  # the server asked us to wait (Retry-After)
     consecutive_failures: int = 0
+    failing_since: datetime | None = _when()  # when source.failing was queued, until recovery
     fetches: int = 0
     failures: int = 0
 
@@ -112,18 +113,21 @@ class AlertRow(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True)
-    item_id: int = Field(foreign_key="items.id", index=True)
+    # None for system messages (source.failing, notifier.disabled, alert.digest), which
+    # are about no single item but travel the same durable outbox.
+    item_id: int | None = Field(default=None, foreign_key="items.id", index=True)
     notifier: str
     event_type: str = "alert.created"
     rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     data: dict[str, Any] = _json()
-    status: str = "pending"  # pending | delivered | dead
+    status: str = "pending"  # pending | delivered | dead | digested
     attempts: int = 0
     created_at: datetime = _when(nullable=False)
     next_attempt_at: datetime = _when(nullable=False)
     delivered_at: datetime | None = _when()
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    digest_id: str | None = Field(default=None, index=True)  # the digest that carried it
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -143,7 +147,8 @@ class DeliveryAttempt(SQLModel, table=True):
 
 
 class NotifierState(SQLModel, table=True):
-    """A notifier disabled by its endpoint (HTTP 410) stays disabled until its config changes."""
+    """A notifier disabled by its endpoint (HTTP 410) stays disabled until its config changes
+    or ``noticewatch enable``; ``failing_since`` starts the clock of ``disable_after``."""
 
     __tablename__ = "notifier_state"
 
@@ -151,3 +156,5 @@ class NotifierState(SQLModel, table=True):
     fingerprint: str
     disabled_at: datetime | None = _when()
     disabled_reason: str | None = None
+    failing_since: datetime | None = _when()  # first failure since the last success
+    digest_slot: datetime | None = _when()  # the last digest boundary already handled
