@@ -21,6 +21,7 @@ from monitor.sources.base import FetchLimits, Source
 from monitor.system import HealthPolicy
 from notifiers import NOTIFIER_TYPES
 from notifiers.base import Notifier
+from notifiers.netguard import DeliveryTransport
 from storage.db import create_db_engine
 from storage.store import Store
 
@@ -79,6 +80,13 @@ async def open_app(
         follow_redirects=False,
         transport=transport,
     )
+    # Notifiers get their own client: its transport refuses private addresses unless a
+    # notifier allows them (sources may legitimately poll an intranet feed).
+    notify_http = httpx.AsyncClient(
+        headers={"User-Agent": config.monitor.user_agent},
+        follow_redirects=False,
+        transport=transport or DeliveryTransport(),
+    )
     try:
         routes = tuple(
             NotifierRoute(n.name, frozenset(n.rules) if n.rules is not None else None)
@@ -97,7 +105,7 @@ async def open_app(
         deliverer = Deliverer(
             store,
             notifiers,
-            http,
+            notify_http,
             clock,
             RetryPolicy(max_attempts=config.monitor.max_attempts),
             rng or random.Random(),
@@ -116,4 +124,5 @@ async def open_app(
         )
     finally:
         await http.aclose()
+        await notify_http.aclose()
         store.engine.dispose()

@@ -9,6 +9,7 @@ Example, in sources.toml::
     secret = "${NOTICEWATCH_WEBHOOK_SECRET}"   # whsec_<base64>; keep it in the environment
     timeout = "15s"                             # optional, the default
     headers = { "X-Team" = "procurement" }      # optional extra static headers
+    allow_private = false                       # optional; true only for internal receivers
 
 Keys
     url      The http:// or https:// address that receives one POST per alert.
@@ -21,7 +22,15 @@ Keys
     headers  Extra headers sent with every request. The ``webhook-*`` headers and the
              framing headers (content-type, content-length, transfer-encoding, host,
              connection) cannot be overridden. Values must be printable ASCII.
+    allow_private
+             ``false`` (default): the URL must not reach a private, loopback,
+             link-local or cloud-metadata address. The address is checked when the
+             connection is made, so a name that resolves (or re-resolves) to such an
+             address is refused too, as are numeric forms like ``http://2130706433/``.
+             Set ``true`` for a receiver inside your own network.
     rules    (every notifier) The names of the rules whose alerts go here; all when unset.
+             ``source_health`` (reserved) subscribes to source.failing,
+             source.recovered and notifier.disabled messages.
 
 What is sent
     ``POST <url>`` with a compact UTF-8 JSON body. The bytes are the same on every
@@ -83,6 +92,7 @@ from monitor.durations import Duration, format_duration
 from monitor.errors import NotifyError
 from monitor.retry_after import parse_retry_after
 from notifiers.base import Delivery, DeliveryResult, NotifierType, Outcome, mask_secret
+from notifiers.netguard import ALLOW_PRIVATE, host_problem
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 MAX_RETRY_AFTER = timedelta(days=1)
@@ -167,6 +177,19 @@ class WebhookConfig(NotifierConfig):
     secret: Annotated[SecretStr, AfterValidator(_check_secret)]
     timeout: Duration = timedelta(seconds=15)
     headers: Annotated[dict[str, str], AfterValidator(_check_headers)] = Field(default_factory=dict)
+    allow_private: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_internal_hosts(self) -> WebhookConfig:
+        # Numeric and localhost hosts are refused here already, so that `check` says so;
+        # names are checked when connecting (see notifiers.netguard).
+        problem = None if self.allow_private else host_problem(httpx.URL(self.url).host)
+        if problem:
+            raise ValueError(
+                f"url: {problem}; set allow_private = true if this receiver is meant "
+                "to be inside your network"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -366,6 +389,7 @@ class WebhookNotifier:
                     headers=headers,
                     timeout=seconds,
                     follow_redirects=False,
+                    extensions={ALLOW_PRIVATE: self.config.allow_private},
                 ) as response:
                     return await _classify(response, now, hidden)
             except httpx.TimeoutException:

@@ -68,6 +68,7 @@ class Env:
                 type = "webhook"
                 url = "{self.receiver.url}"
                 secret = "${{TEST_WEBHOOK_SECRET}}"
+                allow_private = true
                 timeout = "2s"
                 """
             )

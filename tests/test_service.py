@@ -59,6 +59,7 @@ def write_config(tmp_path: Path) -> Path:
             type = "webhook"
             url = "http://127.0.0.1:9/hook"
             secret = "${{SECRET}}"
+            allow_private = true
             """
         )
     )
