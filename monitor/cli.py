@@ -1,4 +1,5 @@
-"""The command line: ``noticewatch check | poll | run | status``.
+"""The command line: ``noticewatch check | poll | run | status`` and the delivery
+commands of :mod:`monitor.cli_delivery` (deliveries, replay, enable, notify-test).
 
 Exit codes: 0 success; 1 ``poll`` finished but at least one source failed; 2 the
 configuration (or the command line) is wrong; 3 the database is unusable.
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from monitor import __version__
+from monitor import __version__, cli_delivery
 from monitor.app import App, config_secrets, open_app
 from monitor.config import Config, config_path, load_config
 from monitor.errors import ConfigError, StorageError
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return asyncio.run(_poll(config, args.source, dry_run=args.dry_run))
         if args.command == "status":
             return asyncio.run(_status(config))
+        if args.command in DELIVERY_COMMANDS:
+            return asyncio.run(_delivery_command(config, args))
         return asyncio.run(_run(config))
     except StorageError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -67,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser("run", help="run the long-lived service (stops on SIGTERM)")
     status = commands.add_parser("status", help="show sources, failures and the outbox")
-    for sub in (check, poll, run, status):
+    delivery = cli_delivery.add_commands(commands)
+    for sub in (check, poll, run, status, *delivery):
         sub.add_argument("--config", metavar="PATH", help=config_help)
     return parser
 
@@ -140,6 +144,14 @@ async def _run(config: Config) -> int:
             loop.add_signal_handler(sig, service.stop.set)
         await service.run()
     return EXIT_OK
+
+
+DELIVERY_COMMANDS = ("deliveries", "replay", "enable", "notify-test")
+
+
+async def _delivery_command(config: Config, args: argparse.Namespace) -> int:
+    async with open_app(config) as app:
+        return await cli_delivery.run_command(app, args)
 
 
 async def _status(config: Config) -> int:

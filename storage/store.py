@@ -481,6 +481,52 @@ class Store:
             s.commit()
             return was_disabled
 
+    # --- dead letters and replay --------------------------------------------------------
+
+    def deliveries(
+        self, *, dead: bool = False, notifier: str | None = None, limit: int = 200
+    ) -> list[AlertRow]:
+        """Outbox rows, newest first; only dead letters with ``dead``."""
+        with self.session() as s:
+            query = select(AlertRow)
+            if dead:
+                query = query.where(AlertRow.status == "dead")
+            if notifier is not None:
+                query = query.where(AlertRow.notifier == notifier)
+            query = query.order_by(col(AlertRow.created_at).desc(), col(AlertRow.id)).limit(limit)
+            return list(s.exec(query).all())
+
+    def replay(
+        self, now: datetime, *, alert_id: str | None = None, notifier: str | None = None
+    ) -> list[str]:
+        """Queue again, with the same id: one alert (any state), or every dead letter.
+
+        An alert that went out in a digest is replayed by replaying that digest, so it
+        is never in two different digests. Attempts restart from zero; the history of
+        earlier attempts stays in ``delivery_attempts``.
+        """
+        with self.session() as s:
+            if alert_id is not None:
+                row = s.get(AlertRow, alert_id)
+                if row is None or (notifier is not None and row.notifier != notifier):
+                    return []
+                if row.status == "digested" and row.digest_id is not None:
+                    row = s.get(AlertRow, row.digest_id) or row
+                rows = [row]
+            else:
+                query = select(AlertRow).where(AlertRow.status == "dead")
+                if notifier is not None:
+                    query = query.where(AlertRow.notifier == notifier)
+                rows = list(s.exec(query).all())
+            for row in rows:
+                row.status = "pending"
+                row.attempts = 0
+                row.next_attempt_at = now
+                row.delivered_at = None
+                s.add(row)
+            s.commit()
+            return [row.id for row in rows]
+
     # --- status --------------------------------------------------------------------------
 
     def source_states(self) -> list[SourceState]:
