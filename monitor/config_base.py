@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from monitor.digest import check_digest
 from monitor.durations import Duration
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -56,3 +57,4 @@ class NotifierConfig(StrictModel):
     name: Name
     type: str
     rules: list[str] | None = None
+    digest: Annotated[str, AfterValidator(check_digest)] = "immediate"

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from monitor.registry import make_registry
-from notifiers import webhook
+from notifiers import mail, webhook
 from notifiers.base import NotifierType
 
-NOTIFIER_TYPES: Mapping[str, NotifierType] = make_registry("notifier", [webhook.NOTIFIER_TYPE])
+NOTIFIER_TYPES: Mapping[str, NotifierType] = make_registry(
+    "notifier", [webhook.NOTIFIER_TYPE, mail.NOTIFIER_TYPE]
+)
 
 __all__ = ["NOTIFIER_TYPES"]

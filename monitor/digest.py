@@ -1,0 +1,110 @@
+"""Digests (pure): when one is due, and what it contains.
+
+``digest = "immediate"`` (default) sends each alert on its own. ``"hourly"`` sends one
+digest at the start of every hour, ``"daily 08:00"`` one a day at 08:00 in
+``[monitor] timezone``. A digest gathers every alert of the notifier not yet sent,
+grouped by rule, newest first; the store marks them in the same transaction that
+queues the digest, so no alert is in two digests, and the digest is then delivered
+(and retried) like any alert. Health messages are never held for a digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from monitor.alerts import iso_utc
+
+EVENT_DIGEST = "alert.digest"
+_DAILY = re.compile(r"^daily ([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``every`` is None for immediate; ``at`` is the local time of a daily digest."""
+
+    every: str | None = None  # None | "hourly" | "daily"
+    at: time | None = None
+
+    @property
+    def immediate(self) -> bool:
+        return self.every is None
+
+
+def parse_schedule(text: str) -> Schedule:
+    """``immediate``, ``hourly`` or ``daily HH:MM``; ValueError says what is expected."""
+    value = " ".join(text.split()).lower()
+    if value == "immediate":
+        return Schedule()
+    if value == "hourly":
+        return Schedule("hourly")
+    m = _DAILY.match(value)
+    if m:
+        return Schedule("daily", time(int(m.group(1)), int(m.group(2))))
+    raise ValueError(
+        f'{text!r} is not a digest schedule; use "immediate", "hourly" or "daily HH:MM" '
+        '(24-hour time in [monitor] timezone, e.g. "daily 08:00")'
+    )
+
+
+def check_digest(text: str) -> str:
+    parse_schedule(text)
+    return text
+
+
+def latest_slot(schedule: Schedule, now: datetime, zone: tzinfo) -> datetime:
+    """The most recent digest time at or before ``now``, in UTC."""
+    if schedule.every == "hourly":
+        return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if schedule.at is None:
+        raise ValueError("an immediate schedule has no digest times")
+    local = now.astimezone(zone)
+    for days_back in range(3):  # DST can skip a local time; look back until one exists
+        day = local.date() - timedelta(days=days_back)
+        slot = datetime.combine(day, schedule.at, tzinfo=zone)
+        # Round-trip through UTC: a time in a DST gap is not a real moment.
+        if slot.astimezone(UTC).astimezone(zone).time() != schedule.at:
+            continue
+        if slot <= local:
+            return slot.astimezone(UTC)
+    raise ValueError(f"no digest time found before {iso_utc(now)}")  # pragma: no cover
+
+
+def digest_id(notifier: str, slot: datetime) -> str:
+    """The stable ``webhook-id`` of the digest of ``notifier`` for ``slot``."""
+    digest = hashlib.sha256(f"digest\0{notifier}\0{iso_utc(slot)}".encode()).digest()
+    return "dig_" + base64.b32encode(digest).decode("ascii").rstrip("=").lower()[:26]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One alert waiting for a digest: its outbox id, first rule, time and data."""
+
+    alert_id: str
+    rule: str
+    created_at: datetime
+    data: Mapping[str, Any]
+
+
+def digest_data(
+    ident: str, alerts: Sequence[Pending], since: datetime | None, until: datetime
+) -> dict[str, Any]:
+    """The ``data`` of an ``alert.digest``: groups by rule (in first-seen order of their
+    newest alert), each newest first. An alert matching several rules is listed once,
+    under the first rule it matched."""
+    newest_first = sorted(alerts, key=lambda a: (a.created_at, a.alert_id), reverse=True)
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for alert in newest_first:
+        groups.setdefault(alert.rule, []).append(alert.data)
+    return {
+        "digest_id": ident,
+        "since": iso_utc(since) if since else None,
+        "until": iso_utc(until),
+        "count": len(alerts),
+        "groups": [{"rule": rule, "alerts": items} for rule, items in groups.items()],
+    }
