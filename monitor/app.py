@@ -111,6 +111,7 @@ async def open_app(
             rng or random.Random(),
             health=health,
             disable_after=config.monitor.disable_after,
+            zone=config.monitor.zone,
         )
         yield App(
             config=config,

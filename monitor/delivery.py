@@ -15,10 +15,11 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import httpx
 
+from monitor.digest import latest_slot, parse_schedule
 from monitor.errors import MonitorError
 from monitor.system import EVENT_NOTIFIER_DISABLED, HealthPolicy, notifier_disabled_data
 from notifiers.base import Delivery, DeliveryResult, Notifier, Outcome
@@ -73,6 +74,7 @@ class Deliverer:
         rng: random.Random,
         health: HealthPolicy | None = None,
         disable_after: timedelta = timedelta(days=5),
+        zone: tzinfo = UTC,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -82,6 +84,7 @@ class Deliverer:
         self.rng = rng
         self.health = health or HealthPolicy()
         self.disable_after = disable_after
+        self.zone = zone  # of "daily HH:MM" digests
 
     async def deliver_all(self, stop: asyncio.Event | None = None) -> dict[str, RoundCounts]:
         """One round for every notifier, concurrently."""
@@ -96,8 +99,14 @@ class Deliverer:
         reason = self.store.notifier_disabled(name, fingerprint(notifier))
         if reason is not None:
             return counts
+        schedule = parse_schedule(notifier.config.digest)
+        if not schedule.immediate:
+            slot = latest_slot(schedule, self.clock(), self.zone)
+            ident = self.store.make_digest(name, slot, self.clock())
+            if ident is not None:
+                log.info("notifier=%s digest=%s outcome=queued slot=%s", name, ident, slot)
         while stop is None or not stop.is_set():
-            batch = self.store.due_alerts(name, self.clock())
+            batch = self.store.due_alerts(name, self.clock(), with_items=schedule.immediate)
             if not batch:
                 break
             for alert in batch:

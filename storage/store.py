@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor.alerts import AlertDraft
+from monitor.digest import EVENT_DIGEST, Pending, digest_data, digest_id
 from monitor.errors import StorageError
 from monitor.models import Item
 from monitor.sources.base import Fetched, FetchState
@@ -323,19 +324,67 @@ class Store:
 
     # --- outbox --------------------------------------------------------------------------
 
-    def due_alerts(self, notifier: str, now: datetime, limit: int = 100) -> list[AlertRow]:
+    def due_alerts(
+        self, notifier: str, now: datetime, limit: int = 100, *, with_items: bool = True
+    ) -> list[AlertRow]:
+        """Pending deliveries due now; ``with_items=False`` leaves out the item alerts
+        (a digest notifier's alerts wait for its digest; health messages do not)."""
         with self.session() as s:
-            query = (
-                select(AlertRow)
-                .where(
+            query = select(AlertRow).where(
+                AlertRow.status == "pending",
+                AlertRow.notifier == notifier,
+                col(AlertRow.next_attempt_at) <= now,
+            )
+            if not with_items:
+                query = query.where(col(AlertRow.item_id).is_(None))
+            query = query.order_by(col(AlertRow.next_attempt_at), col(AlertRow.created_at))
+            return list(s.exec(query.limit(limit)).all())
+
+    def make_digest(self, notifier: str, slot: datetime, now: datetime) -> str | None:
+        """Gather the notifier's waiting alerts into one ``alert.digest`` for ``slot``.
+
+        One transaction: the digest row is queued and its alerts are marked
+        ``digested`` together, so no alert is in two digests. Returns the digest id,
+        or None when the slot was handled already or nothing was waiting. The first
+        slot ever seen only starts the clock.
+        """
+        with self.session() as s:
+            state = s.get(NotifierState, notifier) or NotifierState(name=notifier, fingerprint="")
+            previous = state.digest_slot
+            if previous is not None and previous >= slot:
+                return None
+            state.digest_slot = slot
+            s.add(state)
+            waiting: list[AlertRow] = []
+            if previous is not None:
+                query = select(AlertRow).where(
                     AlertRow.status == "pending",
                     AlertRow.notifier == notifier,
-                    col(AlertRow.next_attempt_at) <= now,
+                    col(AlertRow.item_id).is_not(None),
+                    col(AlertRow.created_at) <= slot,
                 )
-                .order_by(col(AlertRow.next_attempt_at), col(AlertRow.created_at))
-                .limit(limit)
-            )
-            return list(s.exec(query).all())
+                waiting = list(s.exec(query).all())
+            ident = None
+            if waiting:
+                ident = digest_id(notifier, slot)
+                pending = [
+                    Pending(a.id, (a.rules or ["(none)"])[0], a.created_at, a.data) for a in waiting
+                ]
+                data = digest_data(ident, pending, previous, slot)
+                rules = list(dict.fromkeys(rule for a in waiting for rule in a.rules))
+                s.add(
+                    AlertRow(
+                        id=ident, item_id=None, notifier=notifier, event_type=EVENT_DIGEST,
+                        rules=rules, data=data, status="pending", attempts=0,
+                        created_at=now, next_attempt_at=now,
+                    )
+                )  # fmt: skip
+                for alert in waiting:
+                    alert.status = "digested"
+                    alert.digest_id = ident
+                    s.add(alert)
+            s.commit()
+            return ident
 
     def next_due(self, notifier: str) -> datetime | None:
         with self.session() as s:
