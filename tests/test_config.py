@@ -167,7 +167,7 @@ def test_every_problem_reported_at_once_with_its_place(tmp_path: Path) -> None:
         "rules[1] \"r1\": name: duplicate rule name 'r1'",
         "notifiers[0].secret: environment variable MISSING_SECRET is not set",
         "notifiers[0] \"hook\": rules: no rule named 'ghost'",
-        "notifiers[1] \"pager\": type: unknown type 'pigeon'; known types: webhook",
+        "notifiers[1] \"pager\": type: unknown type 'pigeon'; known types: email, webhook",
     ]
     for piece in expected:
         assert piece in joined, f"missing {piece!r} in:\n{joined}"
