@@ -192,6 +192,8 @@ def status_report(app: App) -> str:
             counts.get((name, st), 0) for st in ("pending", "delivered", "dead")
         )
         note = f" DISABLED: {disabled[name]}" if name in disabled else ""
+        digested = counts.get((name, "digested"), 0)
+        note = (f", {digested} sent in digests" if digested else "") + note
         lines.append(f"  {name}: {pending} pending, {delivered} delivered, {dead} dead{note}")
     return "\n".join(lines)
 

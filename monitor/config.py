@@ -135,6 +135,7 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> 
     sources = checker.sources(source_entries)
     rules = checker.rules(_table_list(doc, "rules", checker), sources)
     notifiers = checker.notifiers(_table_list(doc, "notifiers", checker), rules)
+    checker.problems.extend(_literal_passwords(raw.get("notifiers")))
     if not source_entries and "sources" not in checker.failed_sections:
         checker.problems.append("sources: no [[sources]] defined; add at least one")
     if checker.problems:
@@ -266,6 +267,21 @@ class _Checker:
             self.problems.append(f"{place}: name: duplicate {kind} name {name!r}")
             return
         found[name] = value
+
+
+def _literal_passwords(entries: Any) -> list[str]:
+    """A password written into the file itself (not ``${VAR}``) is refused: the file is
+    copied, committed and shared; the environment is where secrets live."""
+    if not isinstance(entries, list):
+        return []
+    return [
+        f'{_place("notifiers", i, entry)}: password: write it as "${{VAR}}" and set VAR '
+        "(or VAR_FILE) in the environment; it must not be in the file"
+        for i, entry in enumerate(entries)
+        if isinstance(entry, dict)
+        and isinstance(entry.get("password"), str)
+        and "${" not in entry["password"]
+    ]
 
 
 def _place(section: str, index: int, entry: Any) -> str:

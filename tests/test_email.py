@@ -13,7 +13,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from monitor.config import parse_config
 from monitor.digest import Pending, digest_data
+from monitor.errors import ConfigError
 from notifiers import NOTIFIER_TYPES
 from notifiers.base import Delivery, Outcome
 from notifiers.mail import EmailConfig, EmailNotifier, build
@@ -344,3 +346,22 @@ async def test_nothing_listening_is_a_retry(tmp_path: Path) -> None:
     server = SmtpServer(tmp_path, "starttls")  # never started
     result = await send(server, ca_file=str(server.ca_file))
     assert result.outcome is Outcome.RETRY and "connecting failed" in (result.error or "")
+
+
+def test_a_password_must_come_from_the_environment(tmp_path: Path) -> None:
+    raw: dict[str, Any] = {
+        "sources": [{"name": "a", "type": "rss", "url": "https://example.org/f", "every": "1h"}],
+        "notifiers": [
+            {"name": "mail", "type": "email", "to": ["a@example.org"], "from": "b@example.org",
+             "smtp_host": "smtp.example.org", "username": "u", "password": "hunter2-literal"}
+        ],
+    }  # fmt: skip
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw, {}, path=tmp_path / "x.toml")
+    assert 'notifiers[0] "mail": password: write it as "${VAR}"' in str(e.value)
+    assert "hunter2-literal" not in str(e.value)
+    raw["notifiers"][0]["password"] = "${SMTP_PASSWORD}"
+    config = parse_config(raw, {"SMTP_PASSWORD": "hunter2-env"}, path=tmp_path / "x.toml")
+    [mail] = config.notifiers
+    assert isinstance(mail, EmailConfig) and mail.password is not None
+    assert mail.password.get_secret_value() == "hunter2-env"

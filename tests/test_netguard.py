@@ -7,6 +7,9 @@ the same request with ``allow_private`` reaches it, so the tests can fail.
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
+import threading
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -203,3 +206,32 @@ async def test_webhook_with_allow_private_delivers_to_loopback(
     result = await notifier.send(guarded, delivery, datetime.now(UTC))
     assert result.outcome is Outcome.DELIVERED
     assert webhook_receiver.unique_ids() == ["msg_2"]
+
+
+@pytest.mark.integration
+@pytest.mark.anyio
+async def test_a_receiver_that_resets_the_connection_is_a_retry(
+    guarded: httpx.AsyncClient,
+) -> None:
+    """Through the production transport: read the request, then answer with a TCP RST."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def reset_one() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    thread = threading.Thread(target=reset_one, daemon=True)
+    thread.start()
+    notifier = build(webhook_config(f"http://127.0.0.1:{port}/hook", allow_private=True))
+    delivery = Delivery("msg_3", "alert.created", datetime.now(UTC), {"x": 1}, 1)
+    result = await notifier.send(guarded, delivery, datetime.now(UTC))
+    thread.join(timeout=5)
+    listener.close()
+    assert result.outcome is Outcome.RETRY
+    assert result.error is not None
+    assert result.error.startswith(("the receiver broke", "reading the reply failed"))

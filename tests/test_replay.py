@@ -145,3 +145,30 @@ def test_notify_test_sends_one_signed_test_message(
     webhook_receiver.set_status(503)
     code, out = cli(capsys, "notify-test", "newsroom", "--config", config)
     assert code == 1 and "NOT delivered: HTTP 503" in out
+
+
+@pytest.mark.integration
+def test_a_failing_source_reaches_source_health_subscribers_once_through_poll(
+    config: str,
+    feed_server: FeedServer,
+    webhook_receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = Path(config)
+    path.write_text(
+        path.read_text().replace("max_attempts = 1", "failing_after = 2")
+        + 'rules = ["source_health"]\n'  # newsroom now only hears about health
+    )
+    feed_server.serve("/ap.xml", b"gone", status=500)
+    for _ in range(4):
+        code, _ = cli(capsys, "poll", "--config", config)
+        assert code == 1
+    [failing] = webhook_receiver.deliveries
+    assert failing.payload["type"] == "source.failing"
+    assert failing.payload["data"]["source"] == "ap-nl"
+    assert "HTTP 500" in failing.payload["data"]["last_error"]
+    feed_server.serve("/ap.xml", rss(Entry("ap-1", "Clearview fined", "https://ap.example/1")))
+    cli(capsys, "poll", "--config", config)
+    cli(capsys, "poll", "--config", config)
+    types = [r.payload["type"] for r in webhook_receiver.deliveries]
+    assert types == ["source.failing", "source.recovered"]
