@@ -155,7 +155,9 @@ class MailRenderer:
         if "item" in data:
             view = alert_view(data)
             context = {"alerts": [view], "recipients": recipients}
-            return view["title_text"], *self._both("alert", context)
+            # An amended notice (alert.updated) must not read like a new one.
+            subject = ("Updated: " if event_type == "alert.updated" else "") + view["title_text"]
+            return subject, *self._both("alert", context)
         headline = _SYSTEM_HEADLINES.get(event_type, event_type).format(
             source=one_line(str(data.get("source", "?")), 100),
             notifier=one_line(str(data.get("notifier", "?")), 100),

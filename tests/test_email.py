@@ -365,3 +365,12 @@ def test_a_password_must_come_from_the_environment(tmp_path: Path) -> None:
     [mail] = config.notifiers
     assert isinstance(mail, EmailConfig) and mail.password is not None
     assert mail.password.get_secret_value() == "hunter2-env"
+
+
+def test_test_messages_and_updates_have_their_own_subjects() -> None:
+    data = {"notifier": "team-mail", "message": "noticewatch test message", "sent_at": "now"}
+    message = render(data, "notifier.test")
+    assert message["Subject"] == "[noticewatch] Test message from noticewatch"
+    assert "Notifier: team-mail" in parts(message)[0]
+    updated = render(alert_data(), "alert.updated")
+    assert updated["Subject"] == "[noticewatch] Updated: Clearview AI fined €30.5 million"

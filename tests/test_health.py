@@ -247,3 +247,19 @@ def test_bad_monitor_health_keys_are_named(monitor: str, message: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_config(raw, {}, path=Path("x.toml"))
     assert any(message in p for p in e.value.problems), e.value.problems
+
+
+async def test_a_gone_endpoint_announces_itself_disabled_to_the_others(world: World) -> None:
+    await world.poll(1)
+    notifiers = {n: FakeNotifier(notifier_config(n)) for n in ("ops", "pager", "news")}
+    notifiers["pager"].script = lambda d: DeliveryResult(Outcome.GONE, status_code=410)
+    deliverer = Deliverer(
+        world.store, notifiers, world.http, world.clock, RetryPolicy(), random.Random(1),
+        health=HealthPolicy(ROUTES, 3),
+    )  # fmt: skip
+    await deliverer.deliver_due("pager")
+    await deliverer.deliver_due("ops")
+    [message] = notifiers["ops"].received
+    assert message.event_type == "notifier.disabled"
+    assert "HTTP 410 Gone" in message.data["reason"]
+    assert message.data["hint"] == "fix the endpoint, then run: noticewatch enable pager"
