@@ -1,0 +1,171 @@
+"""The Store's delivery records: digests, notifier health, dead letters and replay.
+
+Kept apart from store.py so each module stays one size; :class:`storage.store.Store`
+inherits these methods and provides the session and the outbox insert they use.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from monitor.digest import EVENT_DIGEST, Pending, digest_data, digest_id
+from monitor.system import SystemDraft
+from storage.tables import AlertRow, NotifierState
+
+
+class DeliveryRecords(ABC):
+    @abstractmethod
+    def session(self) -> AbstractContextManager[Session]:
+        """A session whose database errors surface as StorageError."""
+
+    @abstractmethod
+    def _insert_system(self, s: Session, drafts: Sequence[SystemDraft], now: datetime) -> int:
+        """Insert system messages into the outbox within ``s``."""
+
+    def queue_system(self, drafts: Sequence[SystemDraft], now: datetime) -> int:
+        """Write system messages to the outbox (e.g. ``notifier.disabled``)."""
+        with self.session() as s:
+            count = self._insert_system(s, drafts, now)
+            s.commit()
+            return count
+
+    def make_digest(self, notifier: str, slot: datetime, now: datetime) -> str | None:
+        """Gather the notifier's waiting alerts into one ``alert.digest`` for ``slot``.
+
+        One transaction: the digest row is queued and its alerts are marked
+        ``digested`` together, so no alert is in two digests. Returns the digest id,
+        or None when the slot was handled already or nothing was waiting. The first
+        slot ever seen only starts the clock.
+        """
+        with self.session() as s:
+            state = s.get(NotifierState, notifier) or NotifierState(name=notifier, fingerprint="")
+            previous = state.digest_slot
+            if previous is not None and previous >= slot:
+                return None
+            state.digest_slot = slot
+            s.add(state)
+            waiting: list[AlertRow] = []
+            if previous is not None:
+                query = select(AlertRow).where(
+                    AlertRow.status == "pending",
+                    AlertRow.notifier == notifier,
+                    col(AlertRow.item_id).is_not(None),
+                    col(AlertRow.created_at) <= slot,
+                )
+                waiting = list(s.exec(query).all())
+            ident = None
+            if waiting:
+                ident = digest_id(notifier, slot)
+                pending = [
+                    Pending(a.id, (a.rules or ["(none)"])[0], a.created_at, a.data) for a in waiting
+                ]
+                data = digest_data(ident, pending, previous, slot)
+                rules = list(dict.fromkeys(rule for a in waiting for rule in a.rules))
+                s.add(
+                    AlertRow(
+                        id=ident, item_id=None, notifier=notifier, event_type=EVENT_DIGEST,
+                        rules=rules, data=data, status="pending", attempts=0,
+                        created_at=now, next_attempt_at=now,
+                    )
+                )  # fmt: skip
+                for alert in waiting:
+                    alert.status = "digested"
+                    alert.digest_id = ident
+                    s.add(alert)
+            s.commit()
+            return ident
+
+    def notifier_failing(self, name: str, fingerprint: str, now: datetime) -> datetime:
+        """Note a failed attempt; returns when the notifier started failing continuously."""
+        with self.session() as s:
+            row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
+            if row.failing_since is None:
+                row.failing_since = now
+                s.add(row)
+                s.commit()
+            return row.failing_since
+
+    def notifier_succeeded(self, name: str) -> None:
+        """A delivery went through: the notifier is no longer failing continuously."""
+        with self.session() as s:
+            s.execute(
+                update(NotifierState)
+                .where(
+                    col(NotifierState.name) == name,
+                    col(NotifierState.failing_since).is_not(None),
+                )
+                .values(failing_since=None)
+            )
+            s.commit()
+
+    def enable_notifier(self, name: str, now: datetime) -> bool:
+        """Turn ``name`` back on and make its held alerts due now; False if it was not off."""
+        with self.session() as s:
+            row = s.get(NotifierState, name)
+            was_disabled = row is not None and row.disabled_at is not None
+            if row is not None:
+                row.disabled_at = None
+                row.disabled_reason = None
+                row.failing_since = None
+                s.add(row)
+            s.execute(
+                update(AlertRow)
+                .where(
+                    col(AlertRow.status) == "pending",
+                    col(AlertRow.notifier) == name,
+                    col(AlertRow.next_attempt_at) > now,
+                )
+                .values(next_attempt_at=now)
+            )
+            s.commit()
+            return was_disabled
+
+    def deliveries(
+        self, *, dead: bool = False, notifier: str | None = None, limit: int = 200
+    ) -> list[AlertRow]:
+        """Outbox rows, newest first; only dead letters with ``dead``."""
+        with self.session() as s:
+            query = select(AlertRow)
+            if dead:
+                query = query.where(AlertRow.status == "dead")
+            if notifier is not None:
+                query = query.where(AlertRow.notifier == notifier)
+            query = query.order_by(col(AlertRow.created_at).desc(), col(AlertRow.id)).limit(limit)
+            return list(s.exec(query).all())
+
+    def replay(
+        self, now: datetime, *, alert_id: str | None = None, notifier: str | None = None
+    ) -> list[str]:
+        """Queue again, with the same id: one alert (any state), or every dead letter.
+
+        An alert that went out in a digest is replayed by replaying that digest, so it
+        is never in two different digests. Attempts restart from zero; the history of
+        earlier attempts stays in ``delivery_attempts``.
+        """
+        with self.session() as s:
+            if alert_id is not None:
+                row = s.get(AlertRow, alert_id)
+                if row is None or (notifier is not None and row.notifier != notifier):
+                    return []
+                if row.status == "digested" and row.digest_id is not None:
+                    row = s.get(AlertRow, row.digest_id) or row
+                rows = [row]
+            else:
+                query = select(AlertRow).where(AlertRow.status == "dead")
+                if notifier is not None:
+                    query = query.where(AlertRow.notifier == notifier)
+                rows = list(s.exec(query).all())
+            for row in rows:
+                row.status = "pending"
+                row.attempts = 0
+                row.next_attempt_at = now
+                row.delivered_at = None
+                s.add(row)
+            s.commit()
+            return [row.id for row in rows]
