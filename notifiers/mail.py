@@ -48,7 +48,9 @@ What is sent
 
 How failures are read
     Every SMTP or network failure is retried with the usual backoff (a refused
-    certificate too: fix the server or ``ca_file``); the error names the step.
+    certificate too: fix the server or ``ca_file``); the error names the step. When the
+    server accepts some recipients and refuses others, the message counts as delivered
+    (a retry would reach the others twice) and the refusal is kept as its last error.
 """
 
 from __future__ import annotations
@@ -198,9 +200,11 @@ class EmailNotifier:
         finally:
             if smtp.is_connected:
                 smtp.close()
-        if errors:  # some recipients refused: they would never get it on a retry either
+        if errors:
+            # The others have it: a retry would send it to them twice, and the refused
+            # ones (5xx) would be refused again. Delivered, with the refusal on record.
             refused = ", ".join(sorted(errors))
-            return DeliveryResult(Outcome.RETRY, error=f"recipients refused: {refused}")
+            return DeliveryResult(Outcome.DELIVERED, error=f"recipients refused: {refused}")
         return DeliveryResult(Outcome.DELIVERED)
 
     def _tls_context(self) -> ssl.SSLContext:

@@ -374,3 +374,26 @@ def test_test_messages_and_updates_have_their_own_subjects() -> None:
     assert "Notifier: team-mail" in parts(message)[0]
     updated = render(alert_data(), "alert.updated")
     assert updated["Subject"] == "[noticewatch] Updated: Clearview AI fined €30.5 million"
+
+
+@pytest.mark.integration
+@pytest.mark.anyio
+async def test_some_recipients_refused_is_delivered_once_with_the_refusal_noted(
+    tmp_path: Path,
+) -> None:
+    with SmtpServer(tmp_path, "starttls") as server:
+        result = await send(server, ca_file=str(server.ca_file),
+                            to=["team@example.org", "gone@refused.example"])  # fmt: skip
+    assert result.outcome is Outcome.DELIVERED
+    assert result.error is not None and "gone@refused.example" in result.error
+    [envelope] = server.envelopes
+    assert envelope.recipients == ["team@example.org"]
+
+
+@pytest.mark.integration
+@pytest.mark.anyio
+async def test_every_recipient_refused_is_a_retry(tmp_path: Path) -> None:
+    with SmtpServer(tmp_path, "starttls") as server:
+        result = await send(server, ca_file=str(server.ca_file), to=["gone@refused.example"])
+    assert result.outcome is Outcome.RETRY and "sending failed" in (result.error or "")
+    assert server.envelopes == []

@@ -8,7 +8,8 @@
 
 Its certificate is issued for 127.0.0.1 and localhost by ``ca`` (a trustme CA);
 ``ca_file`` is that CA's PEM for the notifier's ``ca_file`` key. Pass
-``untrusted=True`` for a certificate from another CA that nobody trusts. Every
+``untrusted=True`` for a certificate from another CA that nobody trusts. Recipients
+at ``@refused.example`` are refused with 550. Every
 accepted message is parsed with the ``email`` package into :attr:`messages`, with its
 envelope in :attr:`envelopes`; :attr:`auth` records each login and whether it came
 over TLS.
@@ -45,6 +46,14 @@ class Envelope:
 class _Handler:
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.endswith("@refused.example"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = bytes(envelope.original_content or envelope.content)
