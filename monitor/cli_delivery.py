@@ -62,16 +62,16 @@ async def run_command(app: App, args: argparse.Namespace) -> int:
 
 
 def _replay(app: App, args: argparse.Namespace) -> int:
-    ids = app.store.replay(app.clock(), alert_id=args.alert_id, notifier=args.notifier)
-    if args.alert_id is not None and not ids:
+    rows = app.store.replay(app.clock(), alert_id=args.alert_id, notifier=args.notifier)
+    if args.alert_id is not None and not rows:
         where = f" for notifier {args.notifier}" if args.notifier else ""
         print(f"error: no delivery with id {args.alert_id!r}{where}; see `noticewatch deliveries`")
         return EXIT_USAGE
-    for ident in ids:
-        print(f"queued {ident}")
-    print(f"{len(ids)} queued again; `noticewatch run` or the next `poll` delivers them")
+    for row in rows:
+        print(f"queued {row.id}")
+    print(f"{len(rows)} queued again; `noticewatch run` or the next `poll` delivers them")
     disabled = app.store.disabled_notifiers()
-    for name in sorted({r.notifier for r in app.store.deliveries() if r.id in ids} & set(disabled)):
+    for name in sorted({row.notifier for row in rows} & set(disabled)):
         print(f"warning: notifier {name} is disabled; run `noticewatch enable {name}` first")
     return EXIT_OK
 

@@ -141,7 +141,7 @@ class DeliveryRecords(ABC):
 
     def replay(
         self, now: datetime, *, alert_id: str | None = None, notifier: str | None = None
-    ) -> list[str]:
+    ) -> list[AlertRow]:
         """Queue again, with the same id: one alert (any state), or every dead letter.
 
         An alert that went out in a digest is replayed by replaying that digest, so it
@@ -168,4 +168,4 @@ class DeliveryRecords(ABC):
                 row.delivered_at = None
                 s.add(row)
             s.commit()
-            return [row.id for row in rows]
+            return rows

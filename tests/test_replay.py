@@ -124,6 +124,10 @@ def test_enable_turns_a_gone_endpoint_back_on(
     cli(capsys, "poll", "--config", config)
     code, out = cli(capsys, "status", "--config", config)
     assert "DISABLED" in out
+    alert_id = webhook_receiver.requests[0].webhook_id
+    assert alert_id is not None
+    code, out = cli(capsys, "replay", alert_id, "--config", config)
+    assert "warning: notifier newsroom is disabled; run `noticewatch enable newsroom`" in out
     webhook_receiver.set_status(204)
     code, out = cli(capsys, "enable", "newsroom", "--config", config)
     assert code == 0 and "notifier newsroom: enabled" in out
