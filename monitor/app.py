@@ -16,6 +16,7 @@ from monitor.config import Config
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.matching import Matcher
 from monitor.pipeline import PipelineContext
+from monitor.quota import Metered
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
 from notifiers import NOTIFIER_TYPES
@@ -99,11 +100,15 @@ async def open_app(
             RetryPolicy(max_attempts=config.monitor.max_attempts),
             rng or random.Random(),
         )
+        sources = build_sources(config)
+        for source in sources.values():
+            if isinstance(source, Metered):  # requests counted per key per day, in the db
+                source.attach(store, clock)
         yield App(
             config=config,
             store=store,
             http=http,
-            sources=build_sources(config),
+            sources=sources,
             notifiers=notifiers,
             pipeline=pipeline,
             deliverer=deliverer,

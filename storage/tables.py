@@ -151,3 +151,16 @@ class NotifierState(SQLModel, table=True):
     fingerprint: str
     disabled_at: datetime | None = _when()
     disabled_reason: str | None = None
+
+
+class RequestCount(SQLModel, table=True):
+    """Requests spent per API key per UTC day (metered APIs such as SAM.gov).
+
+    ``key`` is a fingerprint (``sam:<hex>``), never the key itself.
+    """
+
+    __tablename__ = "request_counts"
+
+    key: str = Field(primary_key=True)
+    day: str = Field(primary_key=True)  # ISO date, UTC
+    count: int = 0
