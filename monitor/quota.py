@@ -22,7 +22,12 @@ Clock = Callable[[], datetime]
 _NEXT_ACCESS = re.compile(
     r"^(\d{4})-([A-Za-z]{3})-(\d{1,2})[ T](\d{2}):(\d{2}):(\d{2})\s*([+-]\d{4})?(?:\s*UTC)?$"
 )
-_MONTHS = {m: i for i, m in enumerate(("jan feb mar apr may jun jul aug sep oct nov dec").split(), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
 
 
 class RequestLedger(Protocol):

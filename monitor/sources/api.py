@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import urlsplit
+
+from monitor.errors import ParseError
 
 _HTTP_SCHEMES = frozenset({"http", "https"})
 
@@ -13,3 +17,43 @@ def check_http_url(value: str) -> str:
     if parts.scheme.lower() not in _HTTP_SCHEMES or not parts.netloc:
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
     return value.strip()
+
+
+def load_page(body: bytes, source: str, where: str) -> dict[str, Any]:
+    """One response body as a dict; malformed or truncated JSON is a ParseError."""
+    if not body.strip():
+        raise ParseError(source, f"{where}: the response body is empty")
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError as e:
+        raise ParseError(source, f"{where}: the body is not UTF-8 JSON: {e.reason}") from e
+    except json.JSONDecodeError as e:
+        cut = ends_early(e.doc)
+        what = "truncated JSON (the body ends mid-document)" if cut else "malformed JSON"
+        raise ParseError(source, f"{where}: {what}: {e.msg} at char {e.pos}") from e
+    if not isinstance(data, dict):
+        raise ParseError(source, f"{where}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def ends_early(text: str) -> bool:
+    """Whether ``text`` is a JSON prefix cut short: brackets or a string left open, and
+    no bracket closed wrongly on the way (which would make it malformed, not truncated)."""
+    stack: list[str] = []
+    in_string = escaped = False
+    pairs = {"}": "{", "]": "["}
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(char)
+        elif char in pairs and (not stack or stack.pop() != pairs[char]):
+            return False
+    return in_string or bool(stack)

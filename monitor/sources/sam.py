@@ -51,13 +51,12 @@ from monitor.quota import (
     spare_requests,
     utc_day,
 )
-from monitor.sources.api import check_http_url
+from monitor.sources.api import check_http_url, load_page
 from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
 from monitor.sources.http import fetch_url, redact_url
 from monitor.sources.sam_records import (
     DESCRIPTION_URL,
     SAM_FIELDS,
-    load_page,
     parse_sam,
     records_of,
 )
@@ -263,7 +262,9 @@ class SamSource:
             retry_after=http_date(until),
         )
 
-    def _search_url(self, posted_from: date, posted_to: date, offset: int, *, with_key: bool) -> str:
+    def _search_url(
+        self, posted_from: date, posted_to: date, offset: int, *, with_key: bool
+    ) -> str:
         params = {
             "postedFrom": _us_date(posted_from),
             "postedTo": _us_date(posted_to),

@@ -8,7 +8,6 @@ all read as "no value", amounts become numbers and dates ISO 8601.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from monitor.errors import ParseError
 from monitor.identity import content_hash, item_key
 from monitor.models import Item
 from monitor.sources import values as v
+from monitor.sources.api import load_page
 
 SAM_FIELDS = frozenset(
     {
@@ -42,23 +42,6 @@ SAM_FIELDS = frozenset(
 )
 DESCRIPTION_URL = "description_url"
 _NO_SET_ASIDE = frozenset({"NONE"})
-
-
-def load_page(body: bytes, source: str, where: str) -> dict[str, Any]:
-    """One response body as a dict; malformed or truncated JSON is a ParseError."""
-    if not body.strip():
-        raise ParseError(source, f"{where}: the response body is empty")
-    try:
-        data = json.loads(body)
-    except UnicodeDecodeError as e:
-        raise ParseError(source, f"{where}: the body is not UTF-8 JSON: {e.reason}") from e
-    except json.JSONDecodeError as e:
-        cut = e.pos >= len(body.rstrip()) - 1
-        what = "truncated JSON (the body ends mid-document)" if cut else "malformed JSON"
-        raise ParseError(source, f"{where}: {what}: {e.msg} at char {e.pos}") from e
-    if not isinstance(data, dict):
-        raise ParseError(source, f"{where}: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 def records_of(page: Mapping[str, Any], source: str, where: str) -> list[dict[str, Any]]:

@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-_EMPTY = frozenset({"", "null", "none", "n/a"})
+_EMPTY = frozenset({"", "null"})
 _AMOUNT_JUNK = re.compile(r"[\s,$€£]")
 _DATE_WITH_OFFSET = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:?\d{2})$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def text(value: Any) -> str | None:
-    """A stripped string, or None for null, "", "null", "none", "n/a" (any case)."""
+    """A whitespace-collapsed string, or None for null, "" and "null" (any case)."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
