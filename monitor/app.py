@@ -91,6 +91,7 @@ async def open_app(
             routes=routes,
             clock=clock,
             baseline=config.monitor.baseline,
+            quiet_on_update=config.quiet_on_update,
         )
         deliverer = Deliverer(
             store,

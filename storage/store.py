@@ -8,6 +8,7 @@ that two writers (or a retried poll) never create duplicates.
 from __future__ import annotations
 
 import enum
+import html
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,6 +96,18 @@ class Store:
                     ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
                 )
                 found.update({key: digest for key, digest in s.exec(query)})
+        return found
+
+    def stored_items(self, source: str, keys: Sequence[str]) -> dict[str, Item]:
+        """The stored version of each of ``keys`` (to tell what an amendment changed)."""
+        found: dict[str, Item] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), _CHUNK):
+                query = select(ItemRow).where(
+                    ItemRow.source == source,
+                    col(ItemRow.item_key).in_(keys[start : start + _CHUNK]),
+                )
+                found.update({row.item_key: _as_item(row) for row in s.exec(query)})
         return found
 
     def record_fetch(
@@ -216,7 +229,7 @@ class Store:
                 "id": d.alert_id,
                 "item_id": ids[d.item_key],
                 "notifier": d.notifier,
-                "event_type": "alert.created",
+                "event_type": d.event_type,
                 "rules": list(d.rules),
                 "data": d.data,
                 "status": "pending",
@@ -420,6 +433,23 @@ class Store:
         with self.session() as s:
             query = select(NotifierState).where(col(NotifierState.disabled_at).is_not(None))
             return {row.name: row.disabled_reason or "" for row in s.exec(query).all()}
+
+
+def _as_item(row: ItemRow) -> Item:
+    """An Item rebuilt from its row; its text reads as the stored plain text did."""
+    return Item(
+        source=row.source,
+        source_type=row.source_type,
+        key=row.item_key,
+        content_hash=row.content_hash,
+        title=row.title,
+        url=row.url,
+        published=row.published,
+        summary_html=row.summary_html,
+        content_html=html.escape(row.content),
+        language=row.language,
+        fields=dict(row.fields),
+    )
 
 
 def _item_values(item: Item) -> dict[str, Any]:
