@@ -6,7 +6,12 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.errors import ParseError
+import anyio
+import httpx
+
+from monitor.errors import FetchError, ParseError
+from monitor.sources.base import FetchLimits
+from monitor.sources.http import redact_url
 
 _HTTP_SCHEMES = frozenset({"http", "https"})
 
@@ -57,3 +62,39 @@ def ends_early(text: str) -> bool:
         elif char in pairs and (not stack or stack.pop() != pairs[char]):
             return False
     return in_string or bool(stack)
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: dict[str, Any],
+    *,
+    source: str,
+    limits: FetchLimits,
+) -> tuple[int, bytes, str | None]:
+    """POST ``payload`` as JSON; (status, body, Retry-After) within ``limits``.
+
+    The body is read up to ``limits.max_bytes``; redirects are not followed (an API
+    that redirects a POST is misconfigured). Any failure is a FetchError naming
+    ``source``, with the URL redacted.
+    """
+    where = f"POST {redact_url(url)}"
+    timeout = httpx.Timeout(
+        limits.read_timeout.total_seconds(), connect=limits.connect_timeout.total_seconds()
+    )
+    with anyio.move_on_after(limits.deadline.total_seconds()):
+        try:
+            async with client.stream(
+                "POST", url, json=payload, headers={"Accept": "application/json"}, timeout=timeout
+            ) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limits.max_bytes:
+                        raise FetchError(source, f"{where}: body larger than the size cap")
+                    chunks.append(chunk)
+                return response.status_code, b"".join(chunks), response.headers.get("retry-after")
+        except httpx.HTTPError as e:
+            raise FetchError(source, f"{where}: {type(e).__name__}: {e}") from e
+    raise FetchError(source, f"{where}: timed out after {limits.deadline.total_seconds():g}s")

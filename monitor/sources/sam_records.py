@@ -8,6 +8,7 @@ all read as "no value", amounts become numbers and dates ISO 8601.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,7 +84,7 @@ def record_item(record: Mapping[str, Any], source: str) -> Item | None:
         title=title,
         url=url,
         published=v.as_datetime(fields["posted"]),
-        summary_html=_escape(summary),
+        summary_html=html.escape(summary, quote=False),
         language="en",
         fields=fields,
     )
@@ -91,7 +92,7 @@ def record_item(record: Mapping[str, Any], source: str) -> Item | None:
 
 def record_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     """The typed fields of one record (see the README's table of SAM fields)."""
-    award = record.get("award") if isinstance(record.get("award"), Mapping) else {}
+    award = v.obj(record.get("award"))
     agency = v.text(record.get("fullParentPathName"))
     if agency is None:  # the deprecated v1 shape: department / subTier / office
         parts = [v.text(record.get(k)) for k in ("department", "subTier", "office")]
@@ -142,7 +143,3 @@ def _summary(fields: Mapping[str, Any]) -> str:
         else None,
     ]
     return " · ".join(p for p in parts if p)
-
-
-def _escape(plain: str) -> str:
-    return plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

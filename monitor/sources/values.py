@@ -109,6 +109,11 @@ def texts(values: Any) -> list[str]:
     return list(dict.fromkeys(v for v in found if v is not None))
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a null or a stray list)."""
+    return value if isinstance(value, dict) else {}
+
+
 def dig(record: Any, *path: str) -> Any:
     """``record[a][b]...``, or None as soon as a step is missing or not a mapping."""
     current = record
