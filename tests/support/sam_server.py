@@ -19,6 +19,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -26,13 +27,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-THROTTLE_BODY = {
-    "code": "900804",
-    "message": "Message throttled out",
-    "description": "You have exceeded your quota. You can access API after "
-    "2026-Nov-23 00:00:00+0000 UTC",
-    "nextAccessTime": "2026-Nov-23 00:00:00+0000 UTC",
-}
+
+def throttle_body(now: datetime) -> dict[str, str]:
+    """The real gateway's 429 body, with the next UTC midnight after ``now``."""
+    day = now.astimezone(UTC).date() + timedelta(days=1)
+    when = f"{day:%Y-%b-%d} 00:00:00+0000 UTC"
+    return {
+        "code": "900804",
+        "message": "Message throttled out",
+        "description": f"You have exceeded your quota. You can access API after {when}",
+        "nextAccessTime": when,
+    }
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class SamServer:
             return 401, {"error": {"code": "API_KEY_INVALID", "message": message}}
         self.used[key] = self.used.get(key, 0) + 1
         if self.used[key] > self.keys[key]:
-            return 429, THROTTLE_BODY
+            return 429, throttle_body(datetime.now(UTC))
         if path.endswith("/noticedesc"):
             text = self.descriptions.get(query.get("noticeid", ""))
             if text is None:
