@@ -21,7 +21,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from monitor.config import load_config
 from monitor.errors import FetchError, ParseError
+from monitor.matching import Matcher
 from monitor.models import Item
 from monitor.quota import next_access_time, spare_requests
 from monitor.sources import SOURCE_TYPES
@@ -32,6 +34,7 @@ from tests.conftest import FIXED_NOW
 
 pytestmark = pytest.mark.anyio
 
+ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "real"
 UPDATE = os.environ.get("NOTICEWATCH_UPDATE_GOLDEN") == "1"
@@ -435,3 +438,40 @@ async def test_a_failed_description_degrades_that_item_only(
     assert "description" not in bad.fields and good.fields["description"] == "fine"
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("noticewatch"))
     assert "description not fetched" in ours and KEY not in ours
+
+
+async def test_an_empty_key_sends_nothing_and_says_what_to_set() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request may be sent")
+
+    ledger = MemoryLedger()
+    source = make_source(ledger, api_key="")
+    async with client(handler) as http:
+        with pytest.raises(FetchError, match="api_key is empty: no request sent") as e:
+            await source.fetch(http, FetchState())
+    assert "SAM_API_KEY" in str(e.value) and ledger.total == 0
+
+
+def test_the_shipped_seed_rule_catches_the_seed_example() -> None:
+    # SYNTHETIC record (no real SAM.gov record of the ICE/Clearview notice was found):
+    # the shape of the real responses, the words of the seed example.
+    env = {
+        "NOTICEWATCH_WEBHOOK_URL": "https://hooks.example.org/x",
+        "NOTICEWATCH_WEBHOOK_SECRET": "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=",
+    }
+    config = load_config(ROOT / "sources.toml", env)
+    matcher = Matcher(config.rules)
+    seed = rec(
+        "synthetic01",
+        title="Notice of Intent to Sole Source: Clearview AI facial recognition licenses",
+        fullParentPathName="HOMELAND SECURITY, DEPARTMENT OF.US IMMIGRATION AND CUSTOMS "
+        "ENFORCEMENT.ICE PROCUREMENT",
+    )
+    justification = rec("synthetic02", type="Justification",
+                        title="J&A FAR 6.302-1: facial recognition software")  # fmt: skip
+    award = rec("synthetic03", type="Award Notice", title="Sole source facial recognition award")
+    items = parse_sam(page([seed, justification, award]), "sam-dhs")
+    fired = {i.fields["notice_id"]: {m.rule for m in matcher.match(i)} for i in items}
+    assert "sam-sole-source" in fired["synthetic01"]
+    assert "sam-sole-source" in fired["synthetic02"]
+    assert "sam-sole-source" not in fired["synthetic03"]
