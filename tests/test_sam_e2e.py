@@ -153,6 +153,7 @@ def test_paging_alerts_updates_and_the_key_stays_secret(env: Env) -> None:
     status = env.cli("status")
     assert "requests today (UTC): 6 of daily_quota 10" in status.stdout, status.stdout
     env.assert_key_not_stored()
+    assert all(KEY.encode() not in r.body for r in env.receiver.requests)  # nor in an alert
 
 
 def test_daily_quota_stops_requests_and_status_says_so(env: Env) -> None:
