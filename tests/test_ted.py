@@ -42,7 +42,7 @@ def make_source(**extra: Any) -> TedSource:
 def test_real_excerpt_prefers_english_by_default() -> None:
     (item,) = parse_notices(SEARCH, "ted-eu", preferred_languages(None))
     assert item.key == "id:412169-2016"
-    assert item.title == "Software licences and support"
+    assert item.title == "Software licences and support" and item.language == "en"
     assert item.url == "https://ted.europa.eu/en/notice/-/detail/412169-2016"
     assert item.fields == {
         "publication_number": "412169-2016",
@@ -60,6 +60,7 @@ def test_the_source_language_comes_first_then_english_then_any() -> None:
     (spanish,) = parse_notices(SEARCH, "ted-eu", preferred_languages("es"))
     assert spanish.title == "Licencias de software y soporte"
     assert spanish.url == "https://ted.europa.eu/es/notice/-/detail/412169-2016"
+    assert spanish.language == "es"
     (fallback,) = parse_notices(SEARCH, "ted-eu", preferred_languages("de"))
     assert fallback.title == "Software licences and support"
     only_spanish = json.loads(SEARCH)

@@ -238,8 +238,18 @@ def notice_item(notice: dict[str, Any], source: str, languages: tuple[str, ...])
         url=url,
         published=v.as_datetime(v.when(one("publication-date"))),
         summary_html=html.escape(summary, quote=False),
+        language=_language_of(notice.get("notice-title"), languages),
         fields=fields,
     )
+
+
+def _language_of(titles: Any, languages: tuple[str, ...]) -> str | None:
+    """The ISO 639-1 code of the language the title was read in, when TED says."""
+    if not isinstance(titles, dict) or not titles:
+        return None
+    keys = {str(k).casefold() for k in titles}
+    chosen = next((code for code in languages if code in keys), next(iter(keys)))
+    return next((two for two, three in _ISO639_2.items() if three == chosen), None)
 
 
 def _build(config: SourceConfig, limits: FetchLimits) -> TedSource:
