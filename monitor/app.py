@@ -22,6 +22,7 @@ from monitor.sources.base import FetchLimits, Source
 from notifiers import NOTIFIER_TYPES
 from notifiers.base import Notifier
 from storage.db import create_db_engine
+from storage.requests import RequestCounter
 from storage.store import Store
 
 Clock = Callable[[], datetime]
@@ -104,7 +105,7 @@ async def open_app(
         sources = build_sources(config)
         for source in sources.values():
             if isinstance(source, Metered):  # requests counted per key per day, in the db
-                source.attach(store, clock)
+                source.attach(RequestCounter(store), clock)
         yield App(
             config=config,
             store=store,

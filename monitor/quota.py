@@ -31,7 +31,7 @@ _MONTHS = {
 
 
 class RequestLedger(Protocol):
-    """Where requests are counted (``storage.store.Store``)."""
+    """Where requests are counted (``storage.requests.RequestCounter``)."""
 
     def spend_request(self, key: str, day: date, limit: int) -> bool:
         """Count one request of ``key`` on ``day`` unless ``limit`` were spent; True if counted."""

@@ -12,7 +12,7 @@ import html
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, update
@@ -30,7 +30,6 @@ from storage.tables import (
     DeliveryAttempt,
     ItemRow,
     NotifierState,
-    RequestCount,
     SourceState,
 )
 
@@ -276,33 +275,6 @@ class Store:
         row.paused_until = None
         row.consecutive_failures = 0
         row.fetches += 1
-
-    # --- request quotas (monitor.quota.RequestLedger) -----------------------------------
-
-    def spend_request(self, key: str, day: date, limit: int) -> bool:
-        """Count one request of ``key`` on ``day`` unless ``limit`` were already spent.
-
-        One conditional upsert, so concurrent pollers sharing a key never overspend.
-        """
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        table = RequestCount.__table__  # type: ignore[attr-defined]
-        stmt = dialect.insert(table).values(key=key, day=day.isoformat(), count=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key", "day"],
-            set_={"count": table.c.count + 1},
-            where=table.c.count < limit,
-        ).returning(table.c.count)
-        if limit < 1:
-            return False
-        with self.session() as s:
-            counted = s.execute(stmt).first() is not None
-            s.commit()
-        return counted
-
-    def requests_spent(self, key: str, day: date) -> int:
-        with self.session() as s:
-            row = s.get(RequestCount, (key, day.isoformat()))
-        return row.count if row is not None else 0
 
     # --- outbox --------------------------------------------------------------------------
 

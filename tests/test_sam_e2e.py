@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from storage.db import create_db_engine
+from storage.requests import RequestCounter
 from storage.store import Store
 from tests.support.sam_server import SamServer, record
 from tests.support.webhook_receiver import WEBHOOK_SECRET, WebhookReceiver
@@ -201,10 +202,12 @@ def test_a_bad_key_is_named_as_the_problem_and_never_echoed(env: Env) -> None:
 
 def test_the_store_never_overspends_a_key(tmp_path: Path) -> None:
     store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+    counter = RequestCounter(store)
     day = date(2026, 11, 22)
-    spent = [store.spend_request("sam:abc", day, 3) for _ in range(5)]
+    spent = [counter.spend_request("sam:abc", day, 3) for _ in range(5)]
     assert spent == [True, True, True, False, False]
-    assert store.requests_spent("sam:abc", day) == 3
-    assert store.requests_spent("sam:abc", day + timedelta(days=1)) == 0
-    assert store.spend_request("sam:abc", day + timedelta(days=1), 3)  # a new UTC day
+    assert counter.requests_spent("sam:abc", day) == 3
+    assert counter.requests_spent("sam:abc", day + timedelta(days=1)) == 0
+    assert counter.spend_request("sam:abc", day + timedelta(days=1), 3)  # a new UTC day
+    assert not counter.spend_request("sam:abc", day, 0)
     store.engine.dispose()
