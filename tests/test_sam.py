@@ -28,7 +28,7 @@ from monitor.models import Item
 from monitor.quota import next_access_time, spare_requests
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, FetchState
-from monitor.sources.sam import SamSource, SamSourceConfig, plan_window
+from monitor.sources.sam import SamSource, SamSourceConfig, cursor, plan_window, resume_from
 from monitor.sources.sam_records import parse_sam
 from tests.conftest import FIXED_NOW
 
@@ -217,13 +217,22 @@ def test_identity_never_holds_the_key() -> None:
 
 
 def test_first_window_reaches_back_lookback_then_from_last_success() -> None:
-    assert plan_window(FIXED_NOW, None, timedelta(days=7)) == (date(2026, 11, 15), FIXED_NOW.date())
+    week = timedelta(days=7)
+    assert resume_from(FetchState()) is None
+    assert plan_window(FIXED_NOW, None, week) == (date(2026, 11, 15), FIXED_NOW.date())
     last = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
-    assert plan_window(FIXED_NOW, last, timedelta(days=7)) == (date(2026, 11, 20), FIXED_NOW.date())
+    start = resume_from(FetchState(last_success=last))
+    assert plan_window(FIXED_NOW, start, week) == (date(2026, 11, 20), FIXED_NOW.date())
+    # a poll cut short by the quota left a cursor: it wins over the last success
+    cut_short = FetchState(etag=cursor(date(2026, 11, 10)), last_success=last)
+    assert resume_from(cut_short) == date(2026, 11, 10)
+    assert resume_from(FetchState(etag='"sam-from:garbage"', last_success=last)) == date(
+        2026, 11, 20
+    )
 
 
 def test_window_is_at_most_a_year() -> None:
-    long_ago = FIXED_NOW - timedelta(days=900)
+    long_ago = (FIXED_NOW - timedelta(days=900)).date()
     start, end = plan_window(FIXED_NOW, long_ago, timedelta(days=7))
     assert (end - start).days == 364
 
@@ -298,14 +307,37 @@ async def test_daily_quota_is_never_exceeded() -> None:
     ledger = MemoryLedger()
     source = make_source(ledger, page_size=1, daily_quota=3)
     async with client(handler) as http:
-        with pytest.raises(FetchError, match="daily_quota of 3 requests") as e:
-            await source.fetch(http, FetchState())
+        partial = await source.fetch(http, FetchState())
         assert calls == 3
-        with pytest.raises(FetchError):
-            await source.fetch(http, FetchState())
+        with pytest.raises(FetchError, match="daily_quota of 3 requests") as e:
+            await source.fetch(http, FetchState(etag=partial.etag))
     assert calls == 3  # the second poll sent nothing
     assert e.value.retry_after == "Mon, 23 Nov 2026 00:00:00 GMT"  # next UTC midnight
+    # the three pages the quota paid for are kept; the next window starts where this one did
+    assert [i.key for i in source.parse(partial)] == ["id:n1", "id:n2", "id:n3"]
+    assert partial.etag == cursor(date(2026, 11, 15))
     assert source.quota_status() == "requests today (UTC): 3 of daily_quota 3"
+
+
+async def test_a_complete_window_moves_the_cursor_to_yesterday() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=page([rec("a")]))
+
+    async with client(handler) as http:
+        fetched = await make_source().fetch(http, FetchState())
+    assert fetched.etag == cursor(date(2026, 11, 21))
+
+
+async def test_a_429_mid_paging_keeps_the_pages_already_paid_for() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if query(request)["offset"] == "0":
+            return httpx.Response(200, content=page([rec("a")], total=5))
+        return httpx.Response(429, content=THROTTLE.read_bytes())
+
+    async with client(handler) as http:
+        fetched = await make_source(page_size=1).fetch(http, FetchState())
+    assert [i.key for i in parse_sam(fetched.body, "sam-dhs")] == ["id:a"]
+    assert fetched.etag == cursor(date(2026, 11, 15))
 
 
 async def test_429_throttle_body_pauses_until_next_access_time() -> None:

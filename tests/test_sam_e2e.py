@@ -161,10 +161,16 @@ def test_daily_quota_stops_requests_and_status_says_so(env: Env) -> None:
     env.sam.records = [SPECIAL, JUSTIFICATION, AWARD]
     env.write_config(daily_quota=3, page_size=2)
     assert env.cli("poll").returncode == 0  # 2 requests
-    failed = env.cli("poll")  # 1 request left: page 1 passes, page 2 would go over
+    cut_short = env.cli("poll")  # 1 request left: page 1 is kept, page 2 would go over
+    assert cut_short.returncode == 0 and "sam-dhs: ok: 2 items" in cut_short.stdout
+    assert "quota ran out after 2 of 3 notices" in cut_short.stdout
+    failed = env.cli("poll")
     assert failed.returncode == 1
     assert "daily_quota of 3 requests for this API key is used up" in failed.stdout
     assert env.sam.searches == 3
+    # the second poll's window started the day before the first poll's success
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    assert env.sam.requests[-1].query["postedFrom"] == yesterday.strftime("%m/%d/%Y")
     again = env.cli("poll")
     assert "sam-dhs: paused until" in again.stdout and env.sam.searches == 3
     status = env.cli("status")
@@ -177,11 +183,14 @@ def test_server_throttle_pauses_until_next_access_time(env: Env) -> None:
     env.sam.keys[KEY] = 1  # the gateway allows one request today
     env.sam.records = [SPECIAL, JUSTIFICATION, AWARD]
     env.write_config(page_size=2)
+    cut_short = env.cli("poll")  # page 1 answered, page 2 throttled: page 1 is kept
+    assert cut_short.returncode == 0 and "sam-dhs: ok: 2 items" in cut_short.stdout
+    assert "SAM.gov throttled this API key (code 900804)" in cut_short.stdout
     failed = env.cli("poll")
     assert failed.returncode == 1
     assert "SAM.gov throttled this API key (code 900804)" in failed.stdout
     requests = len(env.sam.requests)
-    assert requests == 2
+    assert requests == 3
     again = env.cli("poll")
     assert "sam-dhs: paused until" in again.stdout and len(env.sam.requests) == requests
     status = env.cli("status")

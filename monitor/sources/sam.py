@@ -16,7 +16,8 @@ Each poll asks for the notices posted from the last successful poll (one day of
 overlap) to today, at most one year apart, paging with ``limit``/``offset`` until
 ``totalRecords`` is covered (a page that repeats ids ends the paging). Every request is
 counted per key per UTC day in the database and never goes over ``daily_quota``; a
-``429`` throttle answer pauses the source until its ``nextAccessTime``. The notice
+``429`` throttle answer pauses the source until its ``nextAccessTime``. A quota that runs
+out mid-window keeps the pages fetched, and the next window starts where that one did. The notice
 description (a separate, metered document) is fetched only when a rule reads the
 ``description`` field and today's spare quota allows it. Fields: ``notice_id``,
 ``solicitation_number``, ``notice_type``, ``base_type``, ``agency``, ``office``,
@@ -67,6 +68,7 @@ log = logging.getLogger("noticewatch.sources.sam")
 SEARCH_PATH = "/opportunities/v2/search"
 MAX_WINDOW = timedelta(days=364)  # postedFrom..postedTo: "at most one year apart"
 OVERLAP = timedelta(days=1)  # dates are days: re-cover the last one for late postings
+CURSOR_PREFIX = "sam-from:"
 NoticeType = Literal["s", "u", "a", "p", "k", "o", "r", "g", "i"]
 _THROTTLE_STATUSES = frozenset({401, 403, 429})
 
@@ -107,13 +109,35 @@ class SamSourceConfig(SourceConfig):
         return {k: value for k, value in params.items() if value}
 
 
-def plan_window(
-    now: datetime, last_success: datetime | None, lookback: timedelta
-) -> tuple[date, date]:
-    """postedFrom / postedTo: from the last success (minus a day), else ``lookback`` ago."""
+class QuotaExhausted(FetchError):
+    """No request may be sent now: our daily_quota, or SAM.gov's own throttle (429)."""
+
+
+def resume_from(state: FetchState) -> date | None:
+    """Where the next window starts: the cursor the last poll left, else the day before
+    the last success, else None (the first poll: ``lookback``).
+
+    The cursor travels in the validator slot every source has (``etag``), because it must
+    advance in the same transaction as the items, like any validator.
+    """
+    cursor = (state.etag or "").strip('"')
+    if cursor.startswith(CURSOR_PREFIX):
+        try:
+            return date.fromisoformat(cursor.removeprefix(CURSOR_PREFIX))
+        except ValueError:
+            pass
+    return utc_day(state.last_success) - OVERLAP if state.last_success else None
+
+
+def cursor(day: date) -> str:
+    return f'"{CURSOR_PREFIX}{day.isoformat()}"'
+
+
+def plan_window(now: datetime, start: date | None, lookback: timedelta) -> tuple[date, date]:
+    """postedFrom / postedTo: from ``start`` (else ``lookback`` ago) to today, <= 1 year."""
     posted_to = utc_day(now)
-    start = utc_day(last_success) - OVERLAP if last_success else utc_day(now - lookback)
-    return max(start, posted_to - MAX_WINDOW), posted_to
+    first = start if start is not None else utc_day(now - lookback)
+    return min(max(first, posted_to - MAX_WINDOW), posted_to), posted_to
 
 
 def _us_date(day: date) -> str:
@@ -157,13 +181,26 @@ class SamSource:
                 "set the variable api_key names (SAM_API_KEY in the shipped sources.toml)",
             )
         ledger, now = self._metering()
-        posted_from, posted_to = plan_window(now, state.last_success, self.config.lookback)
+        posted_from, posted_to = plan_window(now, resume_from(state), self.config.lookback)
         records: list[dict[str, Any]] = []
         seen: set[str] = set()
         offset, total, started = 0, 0, time.monotonic()
+        complete = True
         while True:
             where = f"page at offset {offset}"
-            page = await self._page(client, ledger, now, posted_from, posted_to, offset, where)
+            try:
+                page = await self._page(client, ledger, now, posted_from, posted_to, offset, where)
+            except QuotaExhausted as e:
+                if not records:
+                    raise
+                # Keep what the spent requests brought; the next poll repeats this window.
+                log.warning(
+                    "source=%s quota ran out after %d of %d notices; keeping them, the next "
+                    "poll starts again from %s: %s",
+                    self.name, len(records), total, posted_from.isoformat(), e.what,
+                )  # fmt: skip
+                complete = False
+                break
             batch = records_of(page, self.name, where)
             total = _total(page, self.name, where)
             fresh = [r for r in batch if _notice_id(r) not in seen]
@@ -183,7 +220,14 @@ class SamSource:
             {"totalRecords": total, "opportunitiesData": records}, sort_keys=True
         ).encode("utf-8")
         url = self._search_url(posted_from, posted_to, 0, with_key=False)
-        return Fetched(url=url, status=200, body=body, elapsed=time.monotonic() - started)
+        next_start = posted_to - OVERLAP if complete else posted_from
+        return Fetched(
+            url=url,
+            status=200,
+            body=body,
+            etag=cursor(next_start),
+            elapsed=time.monotonic() - started,
+        )
 
     async def _page(
         self,
@@ -221,14 +265,14 @@ class SamSource:
             )
         return fetched
 
-    def _throttled(self, body: bytes, url: str) -> FetchError:
+    def _throttled(self, body: bytes, url: str) -> QuotaExhausted:
         try:
             document = json.loads(body)
         except ValueError:
             document = None
         until = next_access_time(document) or next_utc_midnight(self._now())
         code = document.get("code") if isinstance(document, dict) else None
-        return FetchError(
+        return QuotaExhausted(
             self.name,
             f"GET {redact_url(url)}: HTTP 429: SAM.gov throttled this API key"
             f"{f' (code {code})' if isinstance(code, str | int) else ''}; "
@@ -254,7 +298,7 @@ class SamSource:
         if ledger.spend_request(self._key_id, day, self.config.daily_quota):
             return
         until = next_utc_midnight(now)
-        raise FetchError(
+        raise QuotaExhausted(
             self.name,
             f"daily_quota of {self.config.daily_quota} requests for this API key is used up "
             f"for {day.isoformat()} (UTC); paused, no request before {until:%Y-%m-%d %H:%M:%SZ}",
