@@ -53,7 +53,7 @@ def plan_alerts(
     matched_rules = _rules_of(matches)
     drafts = []
     for route in routes:
-        rules = _heard_by(route, matched_rules)
+        rules = _listened_by(route, matched_rules)
         if rules:
             drafts.append(_created(item, matches, route, rules))
     return drafts
@@ -63,29 +63,29 @@ def plan_updates(
     item: Item,
     before: Item,
     matches: Sequence[Match],
-    matched_before: Sequence[Match],
     routes: Iterable[NotifierRoute],
+    alerted: frozenset[str],
     quiet: frozenset[str] = frozenset(),
 ) -> list[AlertDraft]:
     """Drafts for an amended item (``before`` is the stored version it replaces).
 
-    A notifier that heard of the item through a rule that matched before and still
-    matches gets ``alert.updated`` with the changed fields, unless every such rule is
-    in ``quiet`` (``on_update = false``). A notifier for which the item matches only
-    now gets the ``alert.created`` it never had.
+    ``alerted`` names the notifiers already told about the item (it matched for them
+    before). Those it still matches for get ``alert.updated`` with the changed fields,
+    unless every rule it matches for them is in ``quiet`` (``on_update = false``). A
+    notifier never told (the item matches only now, it was recorded as a baseline, or
+    the notifier is new) gets the ``alert.created`` it never had.
     """
     matched_rules = _rules_of(matches)
-    before_rules = set(_rules_of(matched_before))
     changes = changed_fields(before, item)
     drafts = []
     for route in routes:
-        rules = _heard_by(route, matched_rules)
-        continuing = [r for r in rules if r in before_rules]
-        if not continuing:
-            if rules:
-                drafts.append(_created(item, matches, route, rules))
+        rules = _listened_by(route, matched_rules)
+        if not rules:
             continue
-        if all(r in quiet for r in continuing) or not changes:
+        if route.name not in alerted:
+            drafts.append(_created(item, matches, route, rules))
+            continue
+        if all(r in quiet for r in rules) or not changes:
             continue
         ident = update_id(item.source, item.key, route.name, item.content_hash)
         own = [m for m in matches if m.rule in rules]
@@ -117,7 +117,7 @@ def _rules_of(matches: Sequence[Match]) -> list[str]:
     return list(dict.fromkeys(m.rule for m in matches))
 
 
-def _heard_by(route: NotifierRoute, rules: Sequence[str]) -> list[str]:
+def _listened_by(route: NotifierRoute, rules: Sequence[str]) -> list[str]:
     return [r for r in rules if route.rules is None or r in route.rules]
 
 

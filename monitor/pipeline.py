@@ -142,6 +142,7 @@ def _plan(
     """alert.created for new items; for amended ones, compare with the stored version."""
     updated = [item.key for item, change in changes if change is Change.UPDATED]
     before = ctx.store.stored_items(source, updated) if updated else {}
+    alerted = ctx.store.alerted_notifiers(source, updated) if updated else {}
     drafts: list[AlertDraft] = []
     for item, _ in changes:
         matches = ctx.matcher.match(item)
@@ -151,11 +152,8 @@ def _plan(
         if old is None:
             drafts.extend(plan_alerts(item, matches, ctx.routes))
             continue
-        drafts.extend(
-            plan_updates(
-                item, old, matches, ctx.matcher.match(old), ctx.routes, ctx.quiet_on_update
-            )
-        )
+        told = frozenset(alerted.get(item.key, ()))
+        drafts.extend(plan_updates(item, old, matches, ctx.routes, told, ctx.quiet_on_update))
     return drafts
 
 

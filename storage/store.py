@@ -109,6 +109,22 @@ class Store:
                 found.update({row.item_key: _as_item(row) for row in s.exec(query)})
         return found
 
+    def alerted_notifiers(self, source: str, keys: Sequence[str]) -> dict[str, set[str]]:
+        """The notifiers that already have an alert about each of ``keys``."""
+        found: dict[str, set[str]] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                query = (
+                    select(ItemRow.item_key, AlertRow.notifier)
+                    .join(AlertRow, col(AlertRow.item_id) == col(ItemRow.id))
+                    .where(ItemRow.source == source, col(ItemRow.item_key).in_(chunk))
+                    .distinct()
+                )
+                for key, notifier in s.exec(query):
+                    found.setdefault(key, set()).add(notifier)
+        return found
+
     def record_fetch(
         self,
         source: str,

@@ -136,13 +136,26 @@ def test_changed_fields_ignores_fields_the_new_version_lacks() -> None:
     assert changed_fields(before, after) == {"deadline": {"old": "1", "new": "2"}}
 
 
-def test_plan_updates_goes_only_to_notifiers_that_heard() -> None:
+def test_plan_updates_tells_what_changed_to_those_told_before() -> None:
     matcher = Matcher(RULES)
     before, after = notice("sole source", d="1"), notice("sole source", d="2")
-    drafts = plan_updates(
-        after, before, matcher.match(after), matcher.match(before), ROUTES, frozenset()
-    )
-    assert [(d.notifier, d.event_type) for d in drafts] == [("newsroom", EVENT_UPDATED)]
+    routes = (*ROUTES, NotifierRoute("late", None))  # added to the config after v1
+    drafts = plan_updates(after, before, matcher.match(after), routes, frozenset({"newsroom"}))
+    events = [(d.notifier, d.event_type) for d in drafts]
+    assert events == [("newsroom", EVENT_UPDATED), ("late", "alert.created")]
+    # "legal" listens to a rule this notice does not match: it hears nothing
+
+
+async def test_an_amended_baseline_item_is_news(tmp_path: Path) -> None:
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+    async with httpx.AsyncClient() as http:
+        ctx = PipelineContext(store, http, Matcher(RULES), ROUTES, Clock(FIXED_NOW))
+        harness = Harness(ctx, store, FakeSource(source_config("sam-dhs")))
+        assert await harness.serve(notice("sole source", d="1"), body=b"v1") == (0, 0)  # baseline
+        assert await harness.serve(notice("sole source", d="2"), body=b"v2") == (1, 1)
+    (alert,) = harness.alerts()
+    assert alert.event_type == "alert.created"  # nobody was told about v1
+    store.engine.dispose()
 
 
 def test_on_update_is_a_rule_key(tmp_path: Path) -> None:
