@@ -17,6 +17,8 @@ import pytest
 from storage.db import create_db_engine
 from storage.requests import RequestCounter
 from storage.store import Store
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import Entry, rss
 from tests.support.sam_server import SamServer, record
 from tests.support.webhook_receiver import WEBHOOK_SECRET, WebhookReceiver
 
@@ -48,7 +50,7 @@ class Env:
     def db(self) -> Path:
         return self.tmp / "noticewatch.db"
 
-    def write_config(self, *, daily_quota: int = 10, page_size: int = 2) -> None:
+    def write_config(self, *, daily_quota: int = 10, page_size: int = 2, extra: str = "") -> None:
         (self.tmp / "sources.toml").write_text(
             textwrap.dedent(
                 f"""
@@ -79,6 +81,7 @@ class Env:
                 timeout = "2s"
                 """
             )
+            + textwrap.dedent(extra)
         )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -198,14 +201,28 @@ def test_server_throttle_pauses_until_next_access_time(env: Env) -> None:
     env.assert_key_not_stored()
 
 
-def test_a_bad_key_is_named_as_the_problem_and_never_echoed(env: Env) -> None:
+def test_a_bad_key_is_named_as_the_problem_and_never_echoed(
+    env: Env, feed_server: FeedServer
+) -> None:
     env.sam.keys = {"another-key": 10}
-    env.write_config()
+    feed_server.serve("/news.xml", rss(Entry("n1", "DHS sole source award", "https://n.example/1")))
+    env.write_config(
+        extra=f"""
+        [[sources]]
+        name = "news"
+        type = "rss"
+        url = "{feed_server.url("/news.xml")}"
+        every = "15m"
+        """
+    )
     failed = env.cli("poll")
     assert failed.returncode == 1
-    assert (
-        "HTTP 401: SAM.gov refused the API key" in failed.stdout and "api_key=***" in failed.stdout
-    )
+    assert "HTTP 401: SAM.gov refused the API key" in failed.stdout
+    assert "api_key=***" in failed.stdout
+    # the other source ran and alerted as usual
+    assert "news: ok: 1 items, 1 new" in failed.stdout
+    (delivery,) = env.receiver.wait_for(1)
+    assert delivery.payload["data"]["item"]["source"] == "news"
     env.assert_key_not_stored()
 
 
