@@ -12,6 +12,7 @@ from typing import Any
 from monitor.models import Item, Match
 
 EVENT_ALERT = "alert.created"
+EVENT_UPDATED = "alert.updated"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class AlertDraft:
     notifier: str
     rules: tuple[str, ...]
     data: dict[str, Any]
+    event_type: str = EVENT_ALERT
 
 
 def alert_id(source: str, item_key: str, notifier: str) -> str:
@@ -39,28 +41,94 @@ def alert_id(source: str, item_key: str, notifier: str) -> str:
     return "msg_" + base64.b32encode(digest).decode("ascii").rstrip("=").lower()[:26]
 
 
+def update_id(source: str, item_key: str, notifier: str, content_hash: str) -> str:
+    """The ``webhook-id`` of one version of an item to one notifier (``alert.updated``)."""
+    return alert_id(source, f"{item_key}\0{content_hash}", notifier)
+
+
 def plan_alerts(
     item: Item, matches: Sequence[Match], routes: Iterable[NotifierRoute]
 ) -> list[AlertDraft]:
     """One draft per notifier that listens to at least one rule that matched ``item``."""
-    matched_rules = list(dict.fromkeys(m.rule for m in matches))
+    matched_rules = _rules_of(matches)
     drafts = []
     for route in routes:
-        rules = [r for r in matched_rules if route.rules is None or r in route.rules]
+        rules = _listened_by(route, matched_rules)
+        if rules:
+            drafts.append(_created(item, matches, route, rules))
+    return drafts
+
+
+def plan_updates(
+    item: Item,
+    before: Item,
+    matches: Sequence[Match],
+    routes: Iterable[NotifierRoute],
+    alerted: frozenset[str],
+    quiet: frozenset[str] = frozenset(),
+) -> list[AlertDraft]:
+    """Drafts for an amended item (``before`` is the stored version it replaces).
+
+    ``alerted`` names the notifiers already told about the item (it matched for them
+    before). Those it still matches for get ``alert.updated`` with the changed fields,
+    unless every rule it matches for them is in ``quiet`` (``on_update = false``). A
+    notifier never told (the item matches only now, it was recorded as a baseline, or
+    the notifier is new) gets the ``alert.created`` it never had.
+    """
+    matched_rules = _rules_of(matches)
+    changes = changed_fields(before, item)
+    drafts = []
+    for route in routes:
+        rules = _listened_by(route, matched_rules)
         if not rules:
             continue
+        if route.name not in alerted:
+            drafts.append(_created(item, matches, route, rules))
+            continue
+        if all(r in quiet for r in rules) or not changes:
+            continue
+        ident = update_id(item.source, item.key, route.name, item.content_hash)
         own = [m for m in matches if m.rule in rules]
-        ident = alert_id(item.source, item.key, route.name)
-        drafts.append(
-            AlertDraft(
-                alert_id=ident,
-                item_key=item.key,
-                notifier=route.name,
-                rules=tuple(rules),
-                data=alert_data(ident, item, rules, own),
-            )
-        )
+        data = {**alert_data(ident, item, rules, own), "changes": changes}
+        drafts.append(AlertDraft(ident, item.key, route.name, tuple(rules), data, EVENT_UPDATED))
     return drafts
+
+
+def changed_fields(before: Item, after: Item) -> dict[str, dict[str, Any]]:
+    """``{"field": {"old": ..., "new": ...}}`` for what a reader sees of the item.
+
+    A field the new version does not carry at all (extra text an enrichment could not
+    fetch this time) is not reported as removed.
+    """
+    old = {"title": before.title, "url": before.url, "summary": before.summary}
+    new = {"title": after.title, "url": after.url, "summary": after.summary}
+    if before.content != after.content:
+        old["content"], new["content"] = before.content, after.content
+    old.update(before.fields)
+    new.update(after.fields)
+    return {
+        name: {"old": old.get(name), "new": value}
+        for name, value in new.items()
+        if old.get(name) != value
+    }
+
+
+def _rules_of(matches: Sequence[Match]) -> list[str]:
+    return list(dict.fromkeys(m.rule for m in matches))
+
+
+def _listened_by(route: NotifierRoute, rules: Sequence[str]) -> list[str]:
+    return [r for r in rules if route.rules is None or r in route.rules]
+
+
+def _created(
+    item: Item, matches: Sequence[Match], route: NotifierRoute, rules: Sequence[str]
+) -> AlertDraft:
+    own = [m for m in matches if m.rule in rules]
+    ident = alert_id(item.source, item.key, route.name)
+    return AlertDraft(
+        ident, item.key, route.name, tuple(rules), alert_data(ident, item, rules, own)
+    )
 
 
 def alert_data(

@@ -16,6 +16,7 @@ from monitor.config import Config
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.matching import Matcher
 from monitor.pipeline import PipelineContext
+from monitor.quota import Metered
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
 from monitor.system import HealthPolicy
@@ -23,6 +24,7 @@ from notifiers import NOTIFIER_TYPES
 from notifiers.base import Notifier
 from notifiers.netguard import DeliveryTransport
 from storage.db import create_db_engine
+from storage.requests import RequestCounter
 from storage.store import Store
 
 Clock = Callable[[], datetime]
@@ -101,6 +103,7 @@ async def open_app(
             clock=clock,
             baseline=config.monitor.baseline,
             health=health,
+            quiet_on_update=config.quiet_on_update,
         )
         deliverer = Deliverer(
             store,
@@ -113,11 +116,15 @@ async def open_app(
             disable_after=config.monitor.disable_after,
             zone=config.monitor.zone,
         )
+        sources = build_sources(config)
+        for source in sources.values():
+            if isinstance(source, Metered):  # requests counted per key per day, in the db
+                source.attach(RequestCounter(store), clock)
         yield App(
             config=config,
             store=store,
             http=http,
-            sources=build_sources(config),
+            sources=sources,
             notifiers=notifiers,
             pipeline=pipeline,
             deliverer=deliverer,

@@ -21,6 +21,7 @@ from monitor.config import Config, config_path, load_config
 from monitor.errors import ConfigError, StorageError
 from monitor.logs import setup_logging
 from monitor.pipeline import SourceRun, run_source
+from monitor.quota import Metered
 from monitor.scheduler import Service
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STORAGE = 0, 1, 2, 3
@@ -183,6 +184,9 @@ def status_report(app: App) -> str:
             lines.append(f"    last error: {row.last_error}")
         if row.paused_until and row.paused_until > app.clock():
             lines.append(f"    paused until {_when(row.paused_until)} (the server asked to wait)")
+        source = app.sources.get(name)
+        if isinstance(source, Metered):
+            lines.append(f"    {source.quota_status()}")
     lines.append("ALERTS")
     counts = app.store.alert_counts()
     disabled = app.store.disabled_notifiers()

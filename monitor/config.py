@@ -71,6 +71,7 @@ class RuleConfig(StrictModel):
     name: Name
     query: str
     sources: list[str] | None = None
+    on_update: bool = True  # amended notices that still match send alert.updated
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     rules: tuple[Rule, ...]
     notifiers: tuple[NotifierConfig, ...]
+    quiet_on_update: frozenset[str] = frozenset()  # rules with on_update = false
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -149,6 +151,7 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> 
         sources=tuple(s for s in sources.values() if s is not None),
         rules=tuple(r for r in rules.values() if r is not None),
         notifiers=tuple(n for n in notifiers if n is not None),
+        quiet_on_update=frozenset(checker.quiet_on_update),
     )
 
 
@@ -168,6 +171,7 @@ class _Checker:
         self.expansion = expansion
         self.problems: list[str] = []
         self.failed_sections: set[str] = set()
+        self.quiet_on_update: set[str] = set()
 
     def model(self, model: type[M], data: Any, place: str, path: str) -> M | None:
         """Validate ``data``; ``path`` (``sources[0]``) finds places already reported."""
@@ -206,6 +210,8 @@ class _Checker:
                     "list it in a notifier's rules without defining it, or rename this rule"
                 )
             rule = None
+            if config is not None and not config.on_update:
+                self.quiet_on_update.add(config.name)
             if config is not None:
                 try:
                     rule = compile_rule(config.name, config.query, config.sources)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${VAR}, or ${VAR:-default} (the shell's form) for an optional value such as an API key.
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass
@@ -49,6 +50,9 @@ def _expand_string(text: str, env: Mapping[str, str], place: str, out: Expansion
         name = m.group(1)
         if name is None:
             return "$"
+        default = m.group(2)
+        if default is not None and name not in env and f"{name}_FILE" not in env:
+            return default
         value = _lookup(name, env, place, out)
         out.secrets.add(value)
         return value

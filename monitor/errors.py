@@ -103,3 +103,10 @@ class NotifyError(MonitorError):
     """A notifier could not be built or could not send."""
 
     stage = "notify"
+
+
+class SourceConfigError(SourceError):
+    """A source's own settings were refused by its server (a query it cannot parse, say):
+    a problem to fix in sources.toml, reported on that source only."""
+
+    stage = "config"

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts
+from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts, plan_updates
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.models import Item
@@ -39,6 +39,7 @@ class PipelineContext:
     clock: Callable[[], datetime]
     baseline: bool = True
     health: HealthPolicy = field(default_factory=HealthPolicy)
+    quiet_on_update: frozenset[str] = frozenset()  # rules with on_update = false
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     if changes and isinstance(source, Enriching):
         items, changes = await _enrich(source, ctx, items, changes)
     alerting = snapshot.baselined or not ctx.baseline
-    drafts = _plan(changes, ctx) if alerting else []
+    drafts = _plan(name, changes, ctx) if alerting else []
     if dry_run:
         counts = _dry_counts(items, changes, drafts)
     else:
@@ -139,12 +140,24 @@ async def _enrich(
     )
 
 
-def _plan(changes: Sequence[tuple[Item, Change]], ctx: PipelineContext) -> list[AlertDraft]:
+def _plan(
+    source: str, changes: Sequence[tuple[Item, Change]], ctx: PipelineContext
+) -> list[AlertDraft]:
+    """alert.created for new items; for amended ones, compare with the stored version."""
+    updated = [item.key for item, change in changes if change is Change.UPDATED]
+    before = ctx.store.stored_items(source, updated) if updated else {}
+    alerted = ctx.store.alerted_notifiers(source, updated) if updated else {}
     drafts: list[AlertDraft] = []
     for item, _ in changes:
         matches = ctx.matcher.match(item)
-        if matches:
+        if not matches:
+            continue
+        old = before.get(item.key)
+        if old is None:
             drafts.extend(plan_alerts(item, matches, ctx.routes))
+            continue
+        told = frozenset(alerted.get(item.key, ()))
+        drafts.extend(plan_updates(item, old, matches, ctx.routes, told, ctx.quiet_on_update))
     return drafts
 
 

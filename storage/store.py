@@ -8,6 +8,7 @@ that two writers (or a retried poll) never create duplicates.
 from __future__ import annotations
 
 import enum
+import html
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ class Store(DeliveryRecords):
         if row is None or row.identity != identity:
             return SourceSnapshot(FetchState(), baselined=False)
         return SourceSnapshot(
-            FetchState(row.etag, row.last_modified, row.body_hash),
+            FetchState(row.etag, row.last_modified, row.body_hash, row.last_success_at),
             baselined=row.baselined,
             paused_until=row.paused_until,
         )
@@ -97,6 +98,34 @@ class Store(DeliveryRecords):
                     ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
                 )
                 found.update({key: digest for key, digest in s.exec(query)})
+        return found
+
+    def stored_items(self, source: str, keys: Sequence[str]) -> dict[str, Item]:
+        """The stored version of each of ``keys`` (to tell what an amendment changed)."""
+        found: dict[str, Item] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), _CHUNK):
+                query = select(ItemRow).where(
+                    ItemRow.source == source,
+                    col(ItemRow.item_key).in_(keys[start : start + _CHUNK]),
+                )
+                found.update({row.item_key: _as_item(row) for row in s.exec(query)})
+        return found
+
+    def alerted_notifiers(self, source: str, keys: Sequence[str]) -> dict[str, set[str]]:
+        """The notifiers that already have an alert about each of ``keys``."""
+        found: dict[str, set[str]] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                query = (
+                    select(ItemRow.item_key, AlertRow.notifier)
+                    .join(AlertRow, col(AlertRow.item_id) == col(ItemRow.id))
+                    .where(ItemRow.source == source, col(ItemRow.item_key).in_(chunk))
+                    .distinct()
+                )
+                for key, notifier in s.exec(query):
+                    found.setdefault(key, set()).add(notifier)
         return found
 
     def record_fetch(
@@ -237,7 +266,7 @@ class Store(DeliveryRecords):
                 "id": d.alert_id,
                 "item_id": ids[d.item_key],
                 "notifier": d.notifier,
-                "event_type": "alert.created",
+                "event_type": d.event_type,
                 "rules": list(d.rules),
                 "data": d.data,
                 "status": "pending",
@@ -455,6 +484,23 @@ class Store(DeliveryRecords):
         with self.session() as s:
             query = select(NotifierState).where(col(NotifierState.disabled_at).is_not(None))
             return {row.name: row.disabled_reason or "" for row in s.exec(query).all()}
+
+
+def _as_item(row: ItemRow) -> Item:
+    """An Item rebuilt from its row; its text reads as the stored plain text did."""
+    return Item(
+        source=row.source,
+        source_type=row.source_type,
+        key=row.item_key,
+        content_hash=row.content_hash,
+        title=row.title,
+        url=row.url,
+        published=row.published,
+        summary_html=row.summary_html,
+        content_html=html.escape(row.content),
+        language=row.language,
+        fields=dict(row.fields),
+    )
 
 
 def _item_values(item: Item) -> dict[str, Any]:

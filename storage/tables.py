@@ -1,7 +1,9 @@
 """SQLModel tables. These are storage rows, never config models (they do not validate).
 
 Uniqueness lives in constraints, not in check-then-insert code:
-items are unique on (source, item_key); alerts on (item_id, notifier).
+items are unique on (source, item_key); an alert's id is derived from what it is about
+(item and notifier, plus the item version for ``alert.updated``), so its primary key is
+its uniqueness.
 """
 
 from __future__ import annotations
@@ -100,17 +102,16 @@ class ItemRow(SQLModel, table=True):
 
 
 class AlertRow(SQLModel, table=True):
-    """The outbox: one row per (item, notifier), written with the items it is about.
+    """The outbox: one ``alert.created`` row per (item, notifier), and one ``alert.updated``
+    per later version of the item that still matches, written with the items.
 
-    ``id`` is the ``webhook-id``: derived from (source, item key, notifier), so it is
-    the same on every retry and even if the same alert were ever planned twice.
+    ``id`` is the ``webhook-id``: derived from (source, item key, notifier), and for an
+    update also the item's content hash, so it is the same on every retry and even if
+    the same alert were ever planned twice.
     """
 
     __tablename__ = "alerts"
-    __table_args__ = (
-        UniqueConstraint("item_id", "notifier", name="uq_alerts_item_notifier"),
-        Index("ix_alerts_due", "status", "notifier", "next_attempt_at"),
-    )
+    __table_args__ = (Index("ix_alerts_due", "status", "notifier", "next_attempt_at"),)
 
     id: str = Field(primary_key=True)
     # None for system messages (source.failing, notifier.disabled, alert.digest), which
@@ -158,3 +159,16 @@ class NotifierState(SQLModel, table=True):
     disabled_reason: str | None = None
     failing_since: datetime | None = _when()  # first failure since the last success
     digest_slot: datetime | None = _when()  # the last digest boundary already handled
+
+
+class RequestCount(SQLModel, table=True):
+    """Requests spent per API key per UTC day (metered APIs such as SAM.gov).
+
+    ``key`` is a fingerprint (``sam:<hex>``), never the key itself.
+    """
+
+    __tablename__ = "request_counts"
+
+    key: str = Field(primary_key=True)
+    day: str = Field(primary_key=True)  # ISO date, UTC
+    count: int = 0

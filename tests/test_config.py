@@ -10,6 +10,7 @@ import pytest
 
 from monitor.config import DATABASE_ENV, config_path, load_config
 from monitor.errors import ConfigError
+from monitor.sources import SOURCE_TYPES
 
 ROOT = Path(__file__).parent.parent
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
@@ -59,7 +60,7 @@ def test_shipped_sources_toml_is_valid() -> None:
     config = load_config(ROOT / "sources.toml", ENV)
     assert {s.name for s in config.sources} >= {"ap-nl", "cnil", "edpb", "ftc", "gnews-clearview"}
     assert [n.name for n in config.notifiers] == ["newsroom"]
-    assert all(s.type == "rss" for s in config.sources)
+    assert {s.type for s in config.sources} == {"rss", "sam"}
 
 
 def test_issue_example_loads_with_secret_from_env(tmp_path: Path) -> None:
@@ -160,7 +161,8 @@ def test_every_problem_reported_at_once_with_its_place(tmp_path: Path) -> None:
         "sources[0] \"cnil\": every: '15 min' is not a duration like",
         'sources[0] "cnil": colour: unknown key',
         "sources[1] \"cnil\": name: duplicate source name 'cnil'",
-        "sources[2] \"ted\": type: unknown type 'telepathy'; known types: rss",
+        "sources[2] \"ted\": type: unknown type 'telepathy'; known types: "
+        + ", ".join(sorted(SOURCE_TYPES)),
         'sources[3] "Bad Name": name:',
         "rules[0] \"r1\": sources: no source named 'nowhere'",
         'rules[0] "r1": query:',
@@ -238,3 +240,26 @@ def test_empty_rule_sources_is_reported_with_the_others(tmp_path: Path) -> None:
     found = problems(tmp_path, text, env={})
     assert any('rules[0] "clearview-fines": ' in p and "sources is empty" in p for p in found)
     assert any("NEWSROOM_WEBHOOK_SECRET is not set" in p for p in found)
+
+
+def test_variable_default_is_used_only_when_unset(tmp_path: Path) -> None:
+    text = """
+    [[sources]]
+    name = "sam-dhs"
+    type = "sam"
+    api_key = "${SAM_API_KEY:-}"
+    every = "6h"
+    title = "${SAM_TITLE:-facial recognition}"
+    """
+    path = write(tmp_path, text)
+    unset = load_config(path, {}).sources[0]
+    assert unset.api_key.get_secret_value() == ""  # type: ignore[attr-defined]
+    assert unset.title == "facial recognition"  # type: ignore[attr-defined]
+    key_file = tmp_path / "key"
+    key_file.write_text("from-file\n")
+    from_file = load_config(path, {"SAM_API_KEY_FILE": str(key_file)}).sources[0]
+    assert from_file.api_key.get_secret_value() == "from-file"  # type: ignore[attr-defined]
+    env = {"SAM_API_KEY": "k", "SAM_TITLE": "biometric"}
+    set_ = load_config(path, env).sources[0]
+    assert set_.api_key.get_secret_value() == "k"  # type: ignore[attr-defined]
+    assert set_.title == "biometric"  # type: ignore[attr-defined]

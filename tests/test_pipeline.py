@@ -125,7 +125,7 @@ async def test_reserved_item_with_new_date_is_seen_not_alerted(harness: Harness)
     assert len(harness.alerts()) == 1
 
 
-async def test_updated_item_alerts_once_per_notifier(harness: Harness) -> None:
+async def test_updated_item_alerts_created_once_then_updated(harness: Harness) -> None:
     source = FakeSource(source_config("ap-nl"), items=[])
     await run_source(source, harness.ctx)
     source.items, source.body = [make_item("ap-nl", "a", "Weekly update", "nothing yet")], b"v2"
@@ -137,9 +137,13 @@ async def test_updated_item_alerts_once_per_notifier(harness: Harness) -> None:
     source.items = [make_item("ap-nl", "a", "Weekly update", "Clearview fined again")]
     source.body = b"v4"
     run = await run_source(source, harness.ctx)
-    assert (run.counts.updated, run.counts.alerts) == (1, 0)
+    assert (run.counts.updated, run.counts.alerts) == (1, 1)  # matched before, still does
     (item,) = harness.items()
     assert item.version == 3 and item.summary == "Clearview fined again"
+    created, updated = harness.alerts()
+    assert (created.event_type, updated.event_type) == ("alert.created", "alert.updated")
+    change = {"old": "Clearview fined", "new": "Clearview fined again"}
+    assert updated.data["changes"] == {"summary": change}
 
 
 async def test_failure_is_recorded_and_validators_do_not_move(harness: Harness) -> None:

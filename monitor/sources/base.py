@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
 import httpx
@@ -21,11 +21,15 @@ from monitor.models import Item
 
 @dataclass(frozen=True)
 class FetchState:
-    """What the store remembers of a source between fetches (conditional GET)."""
+    """What the store remembers of a source between fetches (conditional GET).
+
+    ``last_success`` lets a windowed API (SAM.gov's postedFrom) ask only for what is new.
+    """
 
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
+    last_success: datetime | None = None
 
 
 @dataclass(frozen=True)

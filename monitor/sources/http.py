@@ -82,6 +82,7 @@ async def fetch_url(
     state: FetchState | None = None,
     headers: Mapping[str, str] | None = None,
     accept: str = "*/*",
+    passthrough: frozenset[int] = frozenset(),
 ) -> Fetched:
     """GET ``url`` within ``limits`` and return the fresh body or a 304 ``not_modified``.
 
@@ -89,7 +90,8 @@ async def fetch_url(
     validators keeps the old ones. ``headers`` are sent on every hop except that, on a
     redirect to another origin, credentials-looking ones (Authorization, Cookie, names
     containing key/token/secret/password/sig) are dropped. Raises :class:`FetchError`
-    naming ``source`` on any failure.
+    naming ``source`` on any failure, except that a status in ``passthrough`` (an API's
+    throttle answer whose body says when to come back) is returned with its body.
     """
     started = time.monotonic()
     deadline = limits.deadline.total_seconds()
@@ -102,6 +104,7 @@ async def fetch_url(
             state=state,
             headers=_request_headers(accept, headers, state),
             started=started,
+            passthrough=passthrough,
         )
     raise FetchError(
         source,
@@ -119,6 +122,7 @@ async def _follow_redirects(
     state: FetchState | None,
     headers: httpx.Headers,
     started: float,
+    passthrough: frozenset[int],
 ) -> Fetched:
     timeout = _timeout(limits)
     current = url
@@ -134,6 +138,7 @@ async def _follow_redirects(
                         state=state,
                         headers=headers,
                         started=started,
+                        passthrough=passthrough,
                     )
                 target = _resolve(str(response.url), response.headers["location"])
         except httpx.InvalidURL as e:
@@ -171,6 +176,7 @@ async def _finish(
     state: FetchState | None,
     headers: httpx.Headers,
     started: float,
+    passthrough: frozenset[int] = frozenset(),
 ) -> Fetched:
     """Turn the final (non-redirect) response into a Fetched, or raise for its status."""
     status = response.status_code
@@ -185,7 +191,7 @@ async def _finish(
             content_type=response.headers.get("content-type"),
             elapsed=time.monotonic() - started,
         )
-    if not 200 <= status < 300:
+    if not 200 <= status < 300 and status not in passthrough:
         raise await _status_error(response, source, _secret_values(str(response.url), headers))
     body = await _read_body(response, source, limits.max_bytes)
     return Fetched(
