@@ -160,7 +160,7 @@ def test_every_problem_reported_at_once_with_its_place(tmp_path: Path) -> None:
         "sources[0] \"cnil\": every: '15 min' is not a duration like",
         'sources[0] "cnil": colour: unknown key',
         "sources[1] \"cnil\": name: duplicate source name 'cnil'",
-        "sources[2] \"ted\": type: unknown type 'telepathy'; known types: rss",
+        "sources[2] \"ted\": type: unknown type 'telepathy'; known types: html, rss",
         'sources[3] "Bad Name": name:',
         "rules[0] \"r1\": sources: no source named 'nowhere'",
         'rules[0] "r1": query:',

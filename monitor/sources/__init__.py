@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from monitor.registry import make_registry
-from monitor.sources import rss
+from monitor.sources import html, rss
 from monitor.sources.base import SourceType
 
-SOURCE_TYPES: Mapping[str, SourceType] = make_registry("source", [rss.SOURCE_TYPE])
+SOURCE_TYPES: Mapping[str, SourceType] = make_registry(
+    "source", [rss.SOURCE_TYPE, html.SOURCE_TYPE]
+)
 
 __all__ = ["SOURCE_TYPES"]
