@@ -59,7 +59,8 @@ def test_shipped_sources_toml_is_valid() -> None:
     config = load_config(ROOT / "sources.toml", ENV)
     assert {s.name for s in config.sources} >= {"ap-nl", "cnil", "edpb", "ftc", "gnews-clearview"}
     assert [n.name for n in config.notifiers] == ["newsroom"]
-    assert all(s.type == "rss" for s in config.sources)
+    assert {s.type for s in config.sources} == {"rss", "html"}
+    assert {"ico", "garante"} <= {s.name for s in config.sources if s.type == "html"}
 
 
 def test_issue_example_loads_with_secret_from_env(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_shipped_config_check_passes_with_the_documented_variables() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "5 sources (5 enabled), 3 rules, 1 notifiers" in result.stdout
+    assert "7 sources (7 enabled), 3 rules, 1 notifiers" in result.stdout
 
 
 @pytest.mark.skipif(shutil.which("noticewatch") is None, reason="package not installed")
