@@ -151,3 +151,34 @@ class NotifierState(SQLModel, table=True):
     fingerprint: str
     disabled_at: datetime | None = _when()
     disabled_reason: str | None = None
+
+
+class DedupeKey(SQLModel, table=True):
+    """The keys an item is found under by the duplicate finder (``monitor/dedupe``):
+    its canonical URL, title + domain, and MinHash band keys. Kept per item so that
+    dedupe survives restarts and works across sources; rows older than the dedupe
+    window are never read."""
+
+    __tablename__ = "dedupe_keys"
+    __table_args__ = (
+        UniqueConstraint("key", "item_id", name="uq_dedupe_keys_key_item"),
+        Index("ix_dedupe_keys_key_at", "key", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    item_id: int = Field(foreign_key="items.id", index=True)
+    at: datetime = _when(nullable=False)
+
+
+class Duplicate(SQLModel, table=True):
+    """A later copy of an event: ``item_id`` was first seen as ``original_id`` (the
+    first copy of the event, never itself a copy)."""
+
+    __tablename__ = "duplicates"
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    original_id: int = Field(foreign_key="items.id", index=True)
+    match: str  # same_url | same_title | near
+    similarity: float = 1.0
+    at: datetime = _when(nullable=False)
