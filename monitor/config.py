@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 
 from monitor.config_base import Name, NotifierConfig, SourceConfig, StrictModel
+from monitor.dedupe import DEFAULT_THRESHOLD, DEFAULT_WINDOW
+from monitor.durations import Duration
 from monitor.env import Expansion, expand
 from monitor.errors import ConfigError, QueryError
 from monitor.matching import Rule, compile_rule
@@ -42,6 +44,9 @@ class MonitorSettings(StrictModel):
     user_agent: str = "noticewatch/0.1 (+https://github.com/noticewatch/noticewatch)"
     baseline: bool = True
     max_attempts: int = Field(default=10, ge=1, le=100)
+    dedupe: bool = True
+    dedupe_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0, le=1)
+    dedupe_window: Duration = DEFAULT_WINDOW
 
 
 class RuleConfig(StrictModel):

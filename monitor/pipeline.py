@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts
+from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, fingerprint
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.models import Item
@@ -37,6 +38,7 @@ class PipelineContext:
     routes: tuple[NotifierRoute, ...]
     clock: Callable[[], datetime]
     baseline: bool = True
+    dedupe: DedupePolicy | None = None  # None: every copy of an event alerts
 
 
 @dataclass(frozen=True)
@@ -102,12 +104,17 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
         items, changes = await _enrich(source, ctx, items, changes)
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(changes, ctx) if alerting else []
+    # No await from here to the commit: concurrent sources cannot both take one
+    # event's copy for its first.
+    dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
+    if dedupe is not None:
+        drafts = dedupe.drafts
     if dry_run:
         counts = _dry_counts(items, changes, drafts)
     else:
         now = ctx.clock()
         counts = ctx.store.commit_batch(
-            name, kind, fetched, items, changes, drafts, now, identity=identity
+            name, kind, fetched, items, changes, drafts, now, identity=identity, dedupe=dedupe
         )
     return SourceRun(
         name,
@@ -142,6 +149,24 @@ def _plan(changes: Sequence[tuple[Item, Change]], ctx: PipelineContext) -> list[
         if matches:
             drafts.extend(plan_alerts(item, matches, ctx.routes))
     return drafts
+
+
+def _dedupe(
+    changes: Sequence[tuple[Item, Change]], drafts: list[AlertDraft], ctx: PipelineContext
+) -> DedupeOutcome | None:
+    """Later copies of events already seen attach to their alerts instead of alerting."""
+    assert ctx.dedupe is not None
+    new = [item for item, change in changes if change is Change.NEW]
+    if not new:
+        return None
+    prints = {
+        item.key: fingerprint(item.title, item.summary, item.content, item.url, item.fields)
+        for item in new
+    }
+    now = ctx.clock()
+    lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
+    history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window)
+    return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 
 
 def _dry_counts(

@@ -7,6 +7,8 @@ keeps the keys and links (``storage/dedupe.py``) and the pipeline wires them up.
 
 from monitor.dedupe.fingerprint import Fingerprint, fingerprint
 from monitor.dedupe.plan import (
+    DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
     Attachment,
     CopyLink,
     DedupeOutcome,
@@ -19,6 +21,8 @@ from monitor.dedupe.plan import (
 )
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_WINDOW",
     "Attachment",
     "CopyLink",
     "DedupeOutcome",
