@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor.alerts import AlertDraft
+from monitor.app import dedupe_policy
+from monitor.config import parse_config
 from monitor.dedupe import (
     DedupePolicy,
     History,
@@ -18,6 +22,7 @@ from monitor.dedupe import (
     item_entry,
 )
 from monitor.dedupe.fingerprint import names, similarity
+from monitor.errors import ConfigError
 from monitor.models import Item
 from tests.conftest import FIXED_NOW
 
@@ -358,3 +363,46 @@ def test_item_entry_shape() -> None:
         "published": None,
         "seen_at": "2026-11-22T10:00:00Z",
     }
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def monitor_problems(**monitor: Any) -> list[str]:
+    raw = {
+        "monitor": monitor,
+        "sources": [{"name": "a", "type": "rss", "every": "1h", "url": "https://a.example/"}],
+    }
+    try:
+        parse_config(raw, {}, path=Path("sources.toml"))
+    except ConfigError as e:
+        return e.problems
+    return []
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"dedupe_threshold": 0}, "monitor: dedupe_threshold: Input should be greater than 0"),
+        ({"dedupe_threshold": 1.5}, "monitor: dedupe_threshold: Input should be less than or"),
+        ({"dedupe_window": "a week"}, "monitor: dedupe_window: 'a week' is not a duration"),
+        ({"dedupe": "yes please"}, "monitor: dedupe: Input should be a valid boolean"),
+        ({"dedup": True}, "monitor: dedup: unknown key"),
+    ],
+)
+def test_bad_dedupe_settings_are_named(keys: dict[str, Any], message: str) -> None:
+    [problem] = monitor_problems(**keys)
+    assert problem.startswith(message)
+
+
+def test_dedupe_settings_reach_the_policy() -> None:
+
+    source = {"name": "a", "type": "rss", "every": "1h", "url": "https://a.example/"}
+    on = parse_config(
+        {"monitor": {"dedupe_threshold": 0.8, "dedupe_window": "2d"}, "sources": [source]},
+        {},
+        path=Path("sources.toml"),
+    )
+    off = parse_config({"monitor": {"dedupe": False}, "sources": [source]}, {}, path=Path("x"))
+    assert dedupe_policy(on) == DedupePolicy(threshold=0.8, window=timedelta(days=2))
+    assert dedupe_policy(off) is None
