@@ -13,24 +13,25 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, History, Seen, fingerprint
-from storage.tables import AlertRow, DedupeKey, Duplicate, ItemRow
+from monitor.dedupe.fingerprint import MIN_SHARED_BANDS
+from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
 
 InsertIgnoring = Callable[[Session, type[Any], Sequence[dict[str, Any]]], int]
 _CHUNK = 500
 
 
 def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
-    """The stored items sharing a key in ``lookup`` since ``since``, with their events."""
-    ids: set[int] = set()
-    for chunk in _chunks(sorted(set(lookup))):
-        query = select(DedupeKey.item_id).where(
-            col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since
-        )
-        ids.update(s.exec(query).all())
+    """The stored items sharing a key in ``lookup`` since ``since``, with their events.
+
+    A MinHash band key alone makes no candidate: an item must share an exact key, or
+    :data:`MIN_SHARED_BANDS` band keys, as ``find_original`` requires.
+    """
+    ids = _candidates(s, set(lookup), since)
     if not ids:
         return History()
     root_of = {i: i for i in ids}
@@ -64,10 +65,17 @@ def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
         for alert_id, alerted, notifier in s.exec(alerts).all():
             group = history.alerts.setdefault(f"item:{group_of.get(alerted, alerted)}", {})
             group.setdefault(notifier, alert_id)
+    signatures: dict[int, tuple[int, ...]] = {}
+    for chunk in _chunks(sorted(ids)):
+        stored = select(DedupeSignature).where(col(DedupeSignature.item_id).in_(chunk))
+        signatures.update({r.item_id: tuple(r.signature) for r in s.exec(stored).all()})
     for ident in sorted(ids):
         row = rows.get(ident)
         if row is not None:
-            print_ = fingerprint(row.title, row.summary, row.content, row.url, dict(row.fields))
+            signature = signatures.get(ident, ())
+            print_ = fingerprint(
+                row.title, row.summary, row.content, row.url, dict(row.fields), signature
+            )
             entry = _entry(row, "first" if root_of[ident] == ident else "copy", None)
             history.seen.append(Seen(f"item:{ident}", f"item:{root_of[ident]}", entry, print_))
     return history
@@ -91,6 +99,12 @@ def record_outcome(
         for key in sorted(print_.stored)
     ]
     insert(s, DedupeKey, rows)
+    signatures = [
+        {"item_id": ids[item], "signature": list(print_.signature)}
+        for item, print_ in outcome.fingerprints.items()
+        if item in ids and print_.signature
+    ]
+    insert(s, DedupeSignature, signatures)
     links = []
     for link in outcome.links:
         root = _root_id(link.group, ids)
@@ -133,6 +147,27 @@ def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow
         for root, copies in by_root.items()
         if root in rows
     ]
+
+
+def _candidates(s: Session, lookup: set[str], since: datetime) -> set[int]:
+    exact = sorted(k for k in lookup if not k.startswith("b:"))
+    bands = sorted(k for k in lookup if k.startswith("b:"))
+    found: set[int] = set()
+    for chunk in _chunks(exact):
+        query = select(DedupeKey.item_id).where(
+            col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since
+        )
+        found.update(s.exec(query).all())
+    shared: dict[int, int] = {}
+    for chunk in _chunks(bands):
+        counted = (
+            select(DedupeKey.item_id, func.count())
+            .where(col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since)
+            .group_by(col(DedupeKey.item_id))
+        )
+        for item_id, count in s.exec(counted).all():
+            shared[item_id] = shared.get(item_id, 0) + count
+    return found | {item_id for item_id, count in shared.items() if count >= MIN_SHARED_BANDS}
 
 
 def _root_id(group: str, ids: dict[str, int]) -> int | None:

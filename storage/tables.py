@@ -182,3 +182,13 @@ class Duplicate(SQLModel, table=True):
     match: str  # same_url | same_title | near
     similarity: float = 1.0
     at: datetime = _when(nullable=False)
+
+
+class DedupeSignature(SQLModel, table=True):
+    """An item's MinHash signature (``monitor/dedupe``), so that a candidate copy is
+    compared without hashing its text again."""
+
+    __tablename__ = "dedupe_signatures"
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    signature: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,10 @@ from monitor.matching.fold import fold, words
 
 SHINGLE = 2
 PERMUTATIONS = 64
-BANDS = 32  # of PERMUTATIONS // BANDS rows: a 50 % similar pair shares a band > 99.9 % of the time
+BANDS = 32  # of PERMUTATIONS // BANDS = 2 rows each
+# Two items are near-duplicate candidates when they share this many bands: a pair 50 %
+# alike does so 99.8 % of the time, a pair 5 % alike (two stories) 0.3 % of the time.
+MIN_SHARED_BANDS = 2
 MIN_SHINGLES = 5  # fewer than this and there is too little text to call two items the same
 MAX_WORDS = 150  # a long body would dilute a teaser; the opening says what the item is about
 MIN_TITLE_WORDS = 3
@@ -48,24 +52,40 @@ _WORD = re.compile(r"[^\W_]+")
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """An item as the duplicate finder sees it."""
+    """An item as the duplicate finder sees it; names and mentions are derived on demand
+    (only a pair that reads alike needs them)."""
 
     stored: frozenset[str]  # keys the item is found under
     lookup: frozenset[str]  # keys that find its copies
     signature: tuple[int, ...]  # empty when the text is too short to compare
-    names: frozenset[str]
-    mentions: frozenset[str]  # folded words and numbers of title, summary and content
+    headline: str  # the title, without an aggregator's " - Publisher"
+    text: str  # title, summary and content
     site: str = ""  # the domain of the item's own page; "" for an aggregator copy
 
-    @property
+    @cached_property
     def bands(self) -> frozenset[str]:
         return frozenset(k for k in self.stored if k.startswith("b:"))
 
+    @cached_property
+    def names(self) -> frozenset[str]:
+        return names(self.headline)
+
+    @cached_property
+    def mentions(self) -> frozenset[str]:
+        """The folded words and numbers of the whole text."""
+        return mentions(self.text)
+
 
 def fingerprint(
-    title: str, summary: str, content: str, url: str | None, fields: dict[str, Any]
+    title: str,
+    summary: str,
+    content: str,
+    url: str | None,
+    fields: dict[str, Any],
+    signature: tuple[int, ...] | None = None,
 ) -> Fingerprint:
-    """The fingerprint of one item from its plain-text parts."""
+    """The fingerprint of one item from its plain-text parts; a stored item passes its
+    stored MinHash ``signature`` rather than have it computed again."""
     publisher = fields.get("source_url")
     aggregated = isinstance(publisher, str) and bool(publisher)
     headline = _strip_publisher(title, fields.get("source_title")) if aggregated else title
@@ -83,15 +103,16 @@ def fingerprint(
         lookup.add("g:" + own)
         if aggregated:
             lookup.add("p:" + own)
-    compared = headline if aggregated else f"{headline}\n{summary}"
-    signature = minhash(shingles(words(compared)[:MAX_WORDS]))
+    if signature is None:
+        compared = headline if aggregated else f"{headline}\n{summary}"
+        signature = minhash(shingles(words(compared)[:MAX_WORDS]))
     bands = band_keys(signature)
     return Fingerprint(
         stored=frozenset(stored | bands),
         lookup=frozenset(lookup | bands),
         signature=signature,
-        names=names(headline),
-        mentions=mentions(f"{title}\n{summary}\n{content}"),
+        headline=headline,
+        text=f"{title}\n{summary}\n{content}",
         site="" if aggregated else _domain(url),
     )
 
@@ -179,6 +200,7 @@ def _domain(url: Any) -> str:
 
 
 __all__ = [
+    "MIN_SHARED_BANDS",
     "Fingerprint",
     "conflicting",
     "fingerprint",

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.alerts import AlertDraft, iso_utc
-from monitor.dedupe.fingerprint import Fingerprint, conflicting, similarity
+from monitor.dedupe.fingerprint import MIN_SHARED_BANDS, Fingerprint, conflicting, similarity
 from monitor.models import Item
 
 DEFAULT_THRESHOLD = 0.6
@@ -100,7 +100,7 @@ def find_original(fp: Fingerprint, seen: Sequence[Seen], policy: DedupePolicy) -
             return Verdict(candidate, match, 1.0)
     best: Verdict | None = None
     for candidate in seen:
-        if not fp.bands & candidate.fingerprint.bands:
+        if len(fp.bands & candidate.fingerprint.bands) < MIN_SHARED_BANDS:
             continue
         score = similarity(fp.signature, candidate.fingerprint.signature)
         if score < policy.threshold or conflicting(fp, candidate.fingerprint):
