@@ -120,17 +120,18 @@ def _year_first(text: str) -> datetime | None:
 
 
 def _day_month_year(text: str) -> datetime | None:
-    for m in _DAY_MONTH_YEAR.finditer(text):
-        month = MONTHS.get(m.group(2))
-        if month and (found := _date(int(m.group(3)), month, int(m.group(1)))):
-            return found
-    return None
+    return _named_month(_DAY_MONTH_YEAR, text, day=1, month=2)
 
 
 def _month_day_year(text: str) -> datetime | None:
-    for m in _MONTH_DAY_YEAR.finditer(text):
-        month = MONTHS.get(m.group(1))
-        if month and (found := _date(int(m.group(3)), month, int(m.group(2)))):
+    return _named_month(_MONTH_DAY_YEAR, text, day=2, month=1)
+
+
+def _named_month(pattern: re.Pattern[str], text: str, *, day: int, month: int) -> datetime | None:
+    """The first match of ``pattern`` whose month group is a month name and that is a real day."""
+    for m in pattern.finditer(text):
+        number = MONTHS.get(m.group(month))
+        if number and (found := _date(int(m.group(3)), number, int(m.group(day)))):
             return found
     return None
 

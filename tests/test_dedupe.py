@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -111,30 +111,21 @@ TRUE_PAIRS = {
     ),
 }
 
+ACME = Copy(
+    "The CNIL fines ACME SAS 5 million euros for cookie violations",
+    "https://www.cnil.fr/en/cookies-acme",
+    CNIL_TEMPLATE.format(company="ACME SAS"),
+)
+GLOBEX = Copy(
+    "The CNIL fines GLOBEX SA 5 million euros for cookie violations",
+    "https://www.cnil.fr/en/cookies-globex",
+    CNIL_TEMPLATE.format(company="GLOBEX SA"),
+)
 NEAR_MISSES = {
-    "same regulator, same week, different company (templated release)": (
-        Copy(
-            "The CNIL fines ACME SAS 5 million euros for cookie violations",
-            "https://www.cnil.fr/en/cookies-acme",
-            CNIL_TEMPLATE.format(company="ACME SAS"),
-        ),
-        Copy(
-            "The CNIL fines GLOBEX SA 5 million euros for cookie violations",
-            "https://www.cnil.fr/en/cookies-globex",
-            CNIL_TEMPLATE.format(company="GLOBEX SA"),
-        ),
-    ),
+    "same regulator, same week, different company (templated release)": (ACME, GLOBEX),
     "same regulator, same week, different company, reported by two news sites": (
-        Copy(
-            "The CNIL fines ACME SAS 5 million euros for cookie violations",
-            "https://www.euractiv.com/section/privacy/news/cnil-acme/",
-            CNIL_TEMPLATE.format(company="ACME SAS"),
-        ),
-        Copy(
-            "The CNIL fines GLOBEX SA 5 million euros for cookie violations",
-            "https://iapp.org/news/a/cnil-globex",
-            CNIL_TEMPLATE.format(company="GLOBEX SA"),
-        ),
+        replace(ACME, url="https://www.euractiv.com/section/privacy/news/cnil-acme/"),
+        replace(GLOBEX, url="https://iapp.org/news/a/cnil-globex"),
     ),
     "same regulator, same week, different company, different amount": (
         Copy(

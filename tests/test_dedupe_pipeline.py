@@ -60,6 +60,13 @@ def gnews_feed(site: str) -> bytes:
     return _rss(item)
 
 
+def serve_ico_and_gnews(feed_server: FeedServer) -> None:
+    """The ICO listing page, and a Google News feed carrying its Clearview release."""
+    site = feed_server.url("/").rstrip("/")
+    feed_server.serve("/ico", (DATA / "ico_news.html").read_bytes(), "text/html; charset=utf-8")
+    feed_server.serve("/gnews", gnews_feed(site))
+
+
 def wire_feed(*entries: tuple[str, str, str]) -> bytes:
     items = "".join(
         f"<item><title>{escape(t)}</title><link>{escape(link)}</link>"
@@ -126,9 +133,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 async def test_one_alert_per_event_across_sources_and_restarts(
     world: World, feed_server: FeedServer
 ) -> None:
-    site = feed_server.url("/").rstrip("/")
-    feed_server.serve("/ico", (DATA / "ico_news.html").read_bytes(), "text/html; charset=utf-8")
-    feed_server.serve("/gnews", gnews_feed(site))
+    serve_ico_and_gnews(feed_server)
     wire_url = "https://www.reuters.com/technology/clearview-fined-uk-2022-05-23/"
     feed_server.serve(
         "/wire",
@@ -209,9 +214,7 @@ async def test_another_regulators_fine_of_the_same_company_alerts(
 
 
 async def test_copies_outside_the_window_alert_again(world: World, feed_server: FeedServer) -> None:
-    site = feed_server.url("/").rstrip("/")
-    feed_server.serve("/ico", (DATA / "ico_news.html").read_bytes(), "text/html; charset=utf-8")
-    feed_server.serve("/gnews", gnews_feed(site))
+    serve_ico_and_gnews(feed_server)
     policy = DedupePolicy(window=timedelta(days=7))
     await run_source(ico_source(feed_server.url("/ico")), world.ctx(policy))
     world.clock.advance(timedelta(days=8))
@@ -220,9 +223,7 @@ async def test_copies_outside_the_window_alert_again(world: World, feed_server: 
 
 
 async def test_dedupe_off_alerts_every_copy(world: World, feed_server: FeedServer) -> None:
-    site = feed_server.url("/").rstrip("/")
-    feed_server.serve("/ico", (DATA / "ico_news.html").read_bytes(), "text/html; charset=utf-8")
-    feed_server.serve("/gnews", gnews_feed(site))
+    serve_ico_and_gnews(feed_server)
     await run_source(ico_source(feed_server.url("/ico")), world.ctx(None))
     run = await run_source(rss_source("gnews", feed_server.url("/gnews")), world.ctx(None))
     assert run.counts.alerts == 2
@@ -256,9 +257,7 @@ async def test_a_notifier_that_missed_the_first_copy_hears_of_the_event_once(
 async def test_status_lists_events_seen_more_than_once(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
-    site = feed_server.url("/").rstrip("/")
-    feed_server.serve("/ico", (DATA / "ico_news.html").read_bytes(), "text/html; charset=utf-8")
-    feed_server.serve("/gnews", gnews_feed(site))
+    serve_ico_and_gnews(feed_server)
     keys = LAYOUTS["ico_news"]["config"]
     raw = {
         "monitor": {"database": f"sqlite:///{tmp_path / 'nw.db'}", "baseline": False},

@@ -19,6 +19,7 @@ from monitor.models import Item
 from monitor.sources.base import Fetched, FetchLimits
 from monitor.sources.html import HtmlSource, HtmlSourceConfig
 from tests.support.html_layouts import LAYOUTS
+from tests.test_rss_parse import as_golden
 
 DATA = Path(__file__).parent / "data" / "html"
 
@@ -38,15 +39,8 @@ def layout_source(case: str) -> tuple[HtmlSource, Fetched]:
 
 
 def as_json(item: Item) -> dict[str, Any]:
-    return {
-        "key": item.key,
-        "title": item.title,
-        "url": item.url,
-        "published": item.published.isoformat() if item.published else None,
-        "summary": item.summary,
-        "safe_summary_html": item.safe_summary_html,
-        "language": item.language,
-    }
+    """The RSS golden view plus the sanitized summary (listing markup is untrusted too)."""
+    return {**as_golden(item), "safe_summary_html": item.safe_summary_html}
 
 
 @pytest.mark.parametrize("case", sorted(LAYOUTS))

@@ -13,6 +13,8 @@ from urllib.parse import urljoin, urlsplit
 import soupsieve
 from bs4 import BeautifulSoup, Tag
 
+from monitor.sources.charsets import codec_name, header_charset, is_utf8
+
 _ATTR = re.compile(r"^(.*?)@([A-Za-z_:][-\w:.]*)$", re.S)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([-\w:.]{1,40})", re.I)
 _LATIN = frozenset({"ascii", "latin_1", "iso8859-1", "iso8859-15", "cp1252"})
@@ -90,42 +92,19 @@ def decode_html(body: bytes, content_type: str | None) -> str:
     for bom, codec in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(codec, "replace")
-    label = _codec(_header_charset(content_type)) or _codec(_meta_charset(body))
+    label = codec_name(header_charset(content_type)) or codec_name(_meta_charset(body))
     if label in _LATIN:
         label = "cp1252"  # the WHATWG reading of every Latin-1 label
-        if not body.isascii() and _is_utf8(body):
+        if not body.isascii() and is_utf8(body):
             label = "utf-8"
     if label is None or label.startswith("utf-16"):  # a UTF-16 label without a BOM is a lie
-        label = "utf-8" if _is_utf8(body) else "cp1252"
+        label = "utf-8" if is_utf8(body) else "cp1252"
     return body.decode(label, "replace")
-
-
-def _header_charset(content_type: str | None) -> str | None:
-    for param in (content_type or "").split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip("\"'")
-    return None
 
 
 def _meta_charset(body: bytes) -> str | None:
     match = _META_CHARSET.search(body[:4096])
     return match.group(1).decode("ascii") if match else None
-
-
-def _codec(label: str | None) -> str | None:
-    try:
-        return codecs.lookup(label).name if label else None
-    except LookupError:
-        return None
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def soup(text: str) -> BeautifulSoup:
