@@ -305,17 +305,16 @@ def test_a_notifier_that_never_heard_of_the_event_gets_one_alert_listing_earlier
     assert [a.alert_id for a in outcome.attachments] == ["msg_old"]
 
 
+def one_poll(pair: tuple[Copy, Copy]) -> Any:
+    """Both copies new in one poll of one source, each planned an alert to newsroom."""
+    a, b = item("wire", pair[0], "url:a"), item("wire", pair[1], "url:b")
+    drafts = [draft(a, "newsroom"), draft(b, "newsroom")]
+    return dedupe_batch([a, b], prints(a, b), drafts, History(), POLICY, FIXED_NOW)
+
+
 def test_copies_within_one_poll_are_one_event() -> None:
-    first, later = TRUE_PAIRS["syndicated wire copy, lightly edited"]
-    a, b = item("wire", first, "url:a"), item("wire", later, "url:b")
-    outcome = dedupe_batch(
-        [a, b],
-        prints(a, b),
-        [draft(a, "newsroom"), draft(b, "newsroom")],
-        History(),
-        POLICY,
-        FIXED_NOW,
-    )
+    later = TRUE_PAIRS["syndicated wire copy, lightly edited"][1]
+    outcome = one_poll(TRUE_PAIRS["syndicated wire copy, lightly edited"])
     [only] = outcome.drafts
     assert only.item_key == "url:a"
     [entry] = only.data["also_seen_in"]
@@ -324,15 +323,8 @@ def test_copies_within_one_poll_are_one_event() -> None:
 
 
 def test_different_events_in_one_poll_both_alert() -> None:
-    first, later = NEAR_MISSES["same regulator, same week, different company (templated release)"]
-    a, b = item("cnil", first, "url:a"), item("cnil", later, "url:b")
-    outcome = dedupe_batch(
-        [a, b],
-        prints(a, b),
-        [draft(a, "newsroom"), draft(b, "newsroom")],
-        History(),
-        POLICY,
-        FIXED_NOW,
+    outcome = one_poll(
+        NEAR_MISSES["same regulator, same week, different company (templated release)"]
     )
     assert [d.item_key for d in outcome.drafts] == ["url:a", "url:b"]
     assert outcome.links == []
