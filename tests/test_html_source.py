@@ -21,6 +21,7 @@ from monitor.models import Item
 from monitor.pipeline import PipelineContext, run_source
 from monitor.sources.base import Fetched, FetchLimits
 from monitor.sources.html import HtmlSource, HtmlSourceConfig
+from monitor.sources.rss import RssSource, RssSourceConfig
 from storage.db import create_db_engine
 from storage.store import Store
 from storage.tables import AlertRow, ItemRow, SourceState
@@ -266,3 +267,36 @@ async def test_loopback_layout_change_is_a_recorded_failure_naming_the_selector(
         state = s.get(SourceState, "reg")
     assert state is not None and state.consecutive_failures == 1
     assert "ul.news li" in (state.last_error or "")
+
+
+@pytest.mark.integration
+async def test_loopback_a_broken_listing_leaves_other_sources_alone_and_loses_nothing(
+    feed_server: FeedServer, store: Store
+) -> None:
+    broken = LISTING.replace(b'class="news"', b'class="list"')
+    feed_server.serve("/news", broken, "text/html")
+    feed_server.serve(
+        "/feed.xml",
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>f</title><item>'
+        b"<title>Clearview AI fined again</title><link>https://f.example.org/1</link>"
+        b"</item></channel></rss>",
+    )
+    rss = RssSource(
+        RssSourceConfig.model_validate(
+            {"name": "feed", "type": "rss", "every": "1h", "url": feed_server.url("/feed.xml")}
+        ),
+        FetchLimits(),
+    )
+    html_source = loopback_source(feed_server, follow=False)
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        ctx = context(store, http, "clearview AND fine*")
+        failed, ok = await run_source(html_source, ctx), await run_source(rss, ctx)
+        assert failed.failed and not ok.failed and ok.counts.alerts == 1
+        feed_server.serve("/news", LISTING, "text/html")  # the layout is back
+        fixed = await run_source(html_source, ctx)
+    assert (fixed.outcome, fixed.counts.new, fixed.counts.alerts) == ("ok", 3, 1)
+    with Session(store.engine) as s:
+        state = s.get(SourceState, "reg")
+        titles = sorted(a.data["item"]["title"] for a in s.exec(select(AlertRow)).all())
+    assert state is not None and state.consecutive_failures == 0
+    assert titles == ["Clearview AI fined again", "Regulator fines Clearview AI"]
