@@ -31,7 +31,7 @@ from pathlib import Path
 from machine import cpu_model  # bench/machine.py: this script's folder is on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, fingerprint
+from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, item_fingerprint
 from monitor.identity import content_hash
 from monitor.models import Item
 from monitor.sources.base import Fetched
@@ -68,10 +68,6 @@ def make_item(rng: random.Random, n: int, vocab: tuple[list[str], list[float]]) 
     )
 
 
-def fp(item: Item):  # type: ignore[no-untyped-def]
-    return fingerprint(item.title, item.summary, item.content, item.url, item.fields)
-
-
 def timed(operation: Callable[[], object], repeats: int = 7) -> float:
     times = []
     for _ in range(repeats):
@@ -91,14 +87,14 @@ def main() -> None:
     vocab = vocabulary(rng)
     stored = [make_item(rng, n, vocab) for n in range(args.items)]
     new = [make_item(rng, args.items + n, vocab) for n in range(50)]
-    per_item = timed(lambda: [fp(i) for i in new]) / len(new)
+    per_item = timed(lambda: [item_fingerprint(i) for i in new]) / len(new)
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(create_db_engine(f"sqlite:///{Path(tmp) / 'bench.db'}"))
         policy = DedupePolicy()
         for source in sorted({i.source for i in stored}):
             batch = [i for i in stored if i.source == source]
-            prints = {i.key: fp(i) for i in batch}
+            prints = {i.key: item_fingerprint(i) for i in batch}
             outcome = DedupeOutcome([], prints, [], [])
             store.commit_batch(
                 source,
@@ -110,7 +106,7 @@ def main() -> None:
                 NOW - timedelta(days=1),
                 dedupe=outcome,
             )
-        prints = {i.key: fp(i) for i in new}
+        prints = {i.key: item_fingerprint(i) for i in new}
         lookup = frozenset(k for p in prints.values() for k in p.lookup)
         since = NOW - policy.window
         history_time = timed(lambda: store.dedupe_history(lookup, since))

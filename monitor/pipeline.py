@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts
-from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, fingerprint
+from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, item_fingerprint
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.models import Item
@@ -159,10 +159,7 @@ def _dedupe(
     new = [item for item, change in changes if change is Change.NEW]
     if not new:
         return None
-    prints = {
-        item.key: fingerprint(item.title, item.summary, item.content, item.url, item.fields)
-        for item in new
-    }
+    prints = {item.key: item_fingerprint(item) for item in new}
     now = ctx.clock()
     lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
     history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window)

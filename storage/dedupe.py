@@ -74,7 +74,13 @@ def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
         if row is not None:
             signature = signatures.get(ident, ())
             print_ = fingerprint(
-                row.title, row.summary, row.content, row.url, dict(row.fields), signature
+                row.title,
+                row.summary,
+                row.content,
+                row.url,
+                dict(row.fields),
+                signature,
+                published=row.published,
             )
             entry = _entry(row, "first" if root_of[ident] == ident else "copy", None)
             history.seen.append(Seen(f"item:{ident}", f"item:{root_of[ident]}", entry, print_))

@@ -20,6 +20,7 @@ from monitor.dedupe import (
     find_original,
     fingerprint,
     item_entry,
+    item_fingerprint,
 )
 from monitor.dedupe.fingerprint import names, similarity
 from monitor.errors import ConfigError
@@ -266,7 +267,7 @@ def draft(it: Item, notifier: str) -> AlertDraft:
 
 
 def prints(*items: Item) -> dict[str, Any]:
-    return {i.key: fingerprint(i.title, i.summary, i.content, i.url, i.fields) for i in items}
+    return {i.key: item_fingerprint(i) for i in items}
 
 
 def test_a_later_copy_attaches_to_the_stored_alert_instead_of_alerting() -> None:
@@ -389,3 +390,19 @@ def test_dedupe_settings_reach_the_policy() -> None:
     off = parse_config({"monitor": {"dedupe": False}, "sources": [source]}, {}, path=Path("x"))
     assert dedupe_policy(on) == DedupePolicy(threshold=0.8, window=timedelta(days=2))
     assert dedupe_policy(off) is None
+
+
+def test_a_recurring_title_a_week_apart_is_two_articles() -> None:
+    column = gnews("Data protection roundup: the week in privacy", "IAPP", "https://iapp.org")
+
+    def at(days: int) -> Any:
+        return fingerprint(
+            column.title, column.summary, "", f"https://news.google.com/a/{days}", column.fields,
+            published=FIXED_NOW - timedelta(days=days),
+        )  # fmt: skip
+
+    last_week = Seen("item:1", "item:1", {}, at(7))
+    assert find_original(at(0), [last_week], POLICY) is None
+    yesterday = Seen("item:2", "item:2", {}, at(1))
+    verdict = find_original(at(0), [yesterday], POLICY)
+    assert verdict is not None and verdict.match == "same_title"

@@ -5,7 +5,7 @@ which new items are later copies and what becomes of their alerts (pure); the st
 keeps the keys and links (``storage/dedupe.py``) and the pipeline wires them up.
 """
 
-from monitor.dedupe.fingerprint import Fingerprint, fingerprint
+from monitor.dedupe.fingerprint import Fingerprint, fingerprint, item_fingerprint
 from monitor.dedupe.plan import (
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW,
@@ -34,4 +34,5 @@ __all__ = [
     "find_original",
     "fingerprint",
     "item_entry",
+    "item_fingerprint",
 ]

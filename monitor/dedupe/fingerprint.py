@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.identity import item_key
 from monitor.matching.fold import fold, words
+from monitor.models import Item
 
 SHINGLE = 2
 PERMUTATIONS = 64
@@ -61,6 +63,7 @@ class Fingerprint:
     headline: str  # the title, without an aggregator's " - Publisher"
     text: str  # title, summary and content
     site: str = ""  # the domain of the item's own page; "" for an aggregator copy
+    published: datetime | None = None
 
     @cached_property
     def bands(self) -> frozenset[str]:
@@ -83,6 +86,7 @@ def fingerprint(
     url: str | None,
     fields: dict[str, Any],
     signature: tuple[int, ...] | None = None,
+    published: datetime | None = None,
 ) -> Fingerprint:
     """The fingerprint of one item from its plain-text parts; a stored item passes its
     stored MinHash ``signature`` rather than have it computed again."""
@@ -114,6 +118,14 @@ def fingerprint(
         headline=headline,
         text=f"{title}\n{summary}\n{content}",
         site="" if aggregated else _domain(url),
+        published=published,
+    )
+
+
+def item_fingerprint(item: Item) -> Fingerprint:
+    """The fingerprint of a freshly fetched item (its MinHash computed)."""
+    return fingerprint(
+        item.title, item.summary, item.content, item.url, item.fields, published=item.published
     )
 
 
@@ -204,6 +216,7 @@ __all__ = [
     "Fingerprint",
     "conflicting",
     "fingerprint",
+    "item_fingerprint",
     "mentions",
     "minhash",
     "names",

@@ -6,7 +6,8 @@ the database), and returns the drafts to write plus what to record:
 
 - an item with no earlier copy is the first copy of its event and alerts as planned;
 - a later copy (same canonical URL; aggregator title + publisher domain; or a near
-  duplicate above the threshold whose titles do not name different things) plans no
+  duplicate above the threshold whose titles do not name different things), published
+  within :data:`MAX_PUBLISHED_GAP` of the earlier one when both are dated, plans no
   alert for a notifier that already heard of the event: it is appended to the
   ``also_seen_in`` of that notifier's alert instead. A notifier that never heard of
   the event (the first copy matched none of its rules) gets an alert, whose
@@ -28,6 +29,10 @@ from monitor.models import Item
 
 DEFAULT_THRESHOLD = 0.6
 DEFAULT_WINDOW = timedelta(days=7)
+# Copies of one event are published within days of each other; beyond this gap two dated
+# items are two events however alike they read: a weekly column keeps its title
+# ("Data protection roundup") week after week.
+MAX_PUBLISHED_GAP = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -95,9 +100,10 @@ def find_original(fp: Fingerprint, seen: Sequence[Seen], policy: DedupePolicy) -
     """The earlier item ``fp`` is a copy of: an exact match first, else the nearest."""
     for candidate in seen:
         shared = fp.lookup & (candidate.fingerprint.stored - candidate.fingerprint.bands)
-        if shared:
-            match = "same_url" if any(k.startswith("u:") for k in shared) else "same_title"
-            return Verdict(candidate, match, 1.0)
+        if any(k.startswith("u:") for k in shared):
+            return Verdict(candidate, "same_url", 1.0)
+        if shared and not _far_apart(fp, candidate.fingerprint):
+            return Verdict(candidate, "same_title", 1.0)
     best: Verdict | None = None
     for candidate in seen:
         if len(fp.bands & candidate.fingerprint.bands) < MIN_SHARED_BANDS:
@@ -105,9 +111,17 @@ def find_original(fp: Fingerprint, seen: Sequence[Seen], policy: DedupePolicy) -
         score = similarity(fp.signature, candidate.fingerprint.signature)
         if score < policy.threshold or conflicting(fp, candidate.fingerprint):
             continue
+        if _far_apart(fp, candidate.fingerprint):
+            continue
         if best is None or score > best.similarity:
             best = Verdict(candidate, "near", round(score, 3))
     return best
+
+
+def _far_apart(a: Fingerprint, b: Fingerprint) -> bool:
+    if a.published is None or b.published is None:
+        return False
+    return abs(a.published - b.published) > MAX_PUBLISHED_GAP
 
 
 def item_entry(item: Item, seen_at: datetime) -> dict[str, Any]:
