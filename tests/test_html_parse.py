@@ -200,3 +200,16 @@ def _regenerate(case: str) -> None:
 if __name__ == "__main__":
     for name in sys.argv[1:]:
         _regenerate(name)
+
+
+def test_a_date_attribute_missing_on_an_entry_falls_back_to_its_text() -> None:
+    body = b"""<ul>
+      <li><a href='/a'>A</a><time datetime='2025-01-16'>16 January 2025</time></li>
+      <li><a href='/b'>B</a><time>3 October 2024</time></li>
+    </ul>"""
+    source = make_source(item="li", title="a", date="time@datetime", language="en-GB")
+    items = source.parse(Fetched("https://example.org/", 200, body))
+    assert [i.published.date().isoformat() if i.published else None for i in items] == [
+        "2025-01-16",
+        "2024-10-03",
+    ]

@@ -174,7 +174,10 @@ class HtmlSource:
         if len(entries) >= 2:  # one undated entry is plausible; a whole undated page is not
             required += [("date", self.date), ("summary", self.summary)]
         for key, selector in required:
-            if selector is not None and all(selector.text(e) is None for e in entries):
+            fallback = selector is self.date
+            if selector is not None and all(
+                selector.text(e, text_fallback=fallback) is None for e in entries
+            ):
                 many = len(entries) > 1
                 where = f"in any of the {len(entries)} entries" if many else "in the entry"
                 raise self._broken(key, selector, where)
@@ -192,7 +195,7 @@ class HtmlSource:
         summary_html = self._summary_html(entry)
         if not (title or link or summary_html):
             return None
-        date_text = self.date.text(entry) if self.date else None
+        date_text = self.date.text(entry, text_fallback=True) if self.date else None
         return Item(
             source=self.name,
             source_type=self.type,

@@ -51,8 +51,12 @@ class Selector:
             return [element]
         return [tag for tag in self.compiled.select(element) if isinstance(tag, Tag)]
 
-    def text(self, element: Tag) -> str | None:
-        """The attribute or the collapsed text of the first match; None if nothing matched."""
+    def text(self, element: Tag, *, text_fallback: bool = False) -> str | None:
+        """The attribute or the collapsed text of the first match; None if nothing matched.
+
+        With ``text_fallback``, a match without the attribute gives its text instead
+        (``time@datetime`` on a ``<time>`` that has no ``datetime``).
+        """
         found = self.first(element)
         if found is None:
             return None
@@ -61,7 +65,9 @@ class Selector:
         value = found.get(self.attr)
         if isinstance(value, list):  # class and other multi-valued attributes
             value = " ".join(value)
-        return value.strip() if isinstance(value, str) else None
+        if isinstance(value, str):
+            return value.strip()
+        return " ".join(found.get_text(" ").split()) if text_fallback else None
 
 
 def parse_selector(spec: str) -> Selector:
