@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
@@ -90,7 +90,11 @@ def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
 def record_outcome(
     s: Session, source: str, outcome: DedupeOutcome, now: datetime, insert: InsertIgnoring
 ) -> None:
-    """Store the new items' keys, their links to earlier copies, and the attachments."""
+    """Store the new items' keys, their links to earlier copies, and the attachments;
+    drop the keys and signatures that have left the window (links stay: status shows them)."""
+    if outcome.prune_before is not None:
+        s.execute(delete(DedupeKey).where(col(DedupeKey.at) < outcome.prune_before))
+        s.execute(delete(DedupeSignature).where(col(DedupeSignature.at) < outcome.prune_before))
     keys = list(outcome.fingerprints)
     ids: dict[str, int] = {}
     for chunk in _chunks(keys):
@@ -106,7 +110,7 @@ def record_outcome(
     ]
     insert(s, DedupeKey, rows)
     signatures = [
-        {"item_id": ids[item], "signature": list(print_.signature)}
+        {"item_id": ids[item], "signature": list(print_.signature), "at": now}
         for item, print_ in outcome.fingerprints.items()
         if item in ids and print_.signature
     ]

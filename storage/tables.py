@@ -163,6 +163,7 @@ class DedupeKey(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("key", "item_id", name="uq_dedupe_keys_key_item"),
         Index("ix_dedupe_keys_key_at", "key", "at"),
+        Index("ix_dedupe_keys_at", "at"),  # pruning what has left the window
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -192,3 +193,4 @@ class DedupeSignature(SQLModel, table=True):
 
     item_id: int = Field(foreign_key="items.id", primary_key=True)
     signature: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    at: datetime = _when(nullable=False, index=True)

@@ -29,7 +29,7 @@ from monitor.sources.html import HtmlSource, HtmlSourceConfig
 from monitor.sources.rss import RssSource, RssSourceConfig
 from storage.db import create_db_engine
 from storage.store import Store
-from storage.tables import AlertRow, DedupeKey, Duplicate, ItemRow
+from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
 from tests.conftest import FIXED_NOW
 from tests.support.fakes import Clock
 from tests.support.feed_server import FeedServer
@@ -220,6 +220,11 @@ async def test_copies_outside_the_window_alert_again(world: World, feed_server: 
     world.clock.advance(timedelta(days=8))
     run = await run_source(rss_source("gnews", feed_server.url("/gnews")), world.ctx(policy))
     assert run.counts.alerts == 2
+    with Session(world.store.engine) as s:  # what left the window is gone from disk
+        keys = s.exec(select(DedupeKey)).all()
+        signatures = s.exec(select(DedupeSignature)).all()
+    assert {k.at for k in keys} == {world.clock.now}
+    assert [sig.item_id for sig in signatures] == [k.item_id for k in keys][:1]
 
 
 async def test_dedupe_off_alerts_every_copy(world: World, feed_server: FeedServer) -> None:

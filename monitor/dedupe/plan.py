@@ -87,6 +87,7 @@ class DedupeOutcome:
     fingerprints: dict[str, Fingerprint]  # by key, for every new item
     links: list[CopyLink]
     attachments: list[Attachment]
+    prune_before: datetime | None = None  # stored keys older than this can go
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,8 @@ def dedupe_batch(
         seen.append(Seen("new:" + item.key, group, entry, fp))
     new_keys = {item.key for item in items}
     others = [d for d in drafts if d.item_key not in new_keys]  # updated items: not dedupe's
-    return DedupeOutcome([*others, *planned.values()], dict(fingerprints), links, attachments)
+    kept = [*others, *planned.values()]
+    return DedupeOutcome(kept, dict(fingerprints), links, attachments, now - policy.window)
 
 
 def _with_copy(draft: AlertDraft, entry: dict[str, Any]) -> AlertDraft:
