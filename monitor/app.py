@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from monitor.alerts import NotifierRoute
 from monitor.config import Config
+from monitor.dedupe import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.matching import Matcher
 from monitor.pipeline import PipelineContext
@@ -53,6 +54,13 @@ def build_sources(config: Config) -> dict[str, Source]:
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
     return {n.name: NOTIFIER_TYPES[n.type].build(n) for n in config.notifiers}
+
+
+def dedupe_policy(config: Config) -> DedupePolicy | None:
+    settings = config.monitor
+    if not settings.dedupe:
+        return None
+    return DedupePolicy(threshold=settings.dedupe_threshold, window=settings.dedupe_window)
 
 
 def config_secrets(config: Config) -> list[str]:
@@ -104,6 +112,7 @@ async def open_app(
             baseline=config.monitor.baseline,
             health=health,
             quiet_on_update=config.quiet_on_update,
+            dedupe=dedupe_policy(config),
         )
         deliverer = Deliverer(
             store,

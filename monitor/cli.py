@@ -18,6 +18,7 @@ from datetime import datetime
 from monitor import __version__, cli_delivery
 from monitor.app import App, config_secrets, open_app
 from monitor.config import Config, config_path, load_config
+from monitor.durations import format_duration
 from monitor.errors import ConfigError, StorageError
 from monitor.logs import setup_logging
 from monitor.pipeline import SourceRun, run_source
@@ -199,7 +200,23 @@ def status_report(app: App) -> str:
         digested = counts.get((name, "digested"), 0)
         note = (f", {digested} sent in digests" if digested else "") + note
         lines.append(f"  {name}: {pending} pending, {delivered} delivered, {dead} dead{note}")
+    lines.extend(_events_report(app))
     return "\n".join(lines)
+
+
+def _events_report(app: App, limit: int = 10) -> list[str]:
+    """The latest events that arrived more than once, and where the copies came from."""
+    window = app.config.monitor.dedupe_window
+    events = app.store.recent_events(app.clock() - window, limit)
+    if not events:
+        return []
+    lines = [f"EVENTS SEEN MORE THAN ONCE (last {format_duration(window)})"]
+    for first, copies in events:
+        title = first.title if len(first.title) <= 90 else first.title[:89] + "…"
+        lines.append(f"  {first.source}: {title}")
+        sources = ", ".join(dict.fromkeys(copy.source for copy in copies))
+        lines.append(f"    also seen in: {sources} ({len(copies)} later copies)")
+    return lines
 
 
 def _when(moment: datetime | None) -> str:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from monitor.config_base import Name, NotifierConfig, SourceConfig, StrictModel
+from monitor.dedupe import DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from monitor.durations import Duration
 from monitor.env import Expansion, expand
 from monitor.errors import ConfigError, QueryError
@@ -63,6 +64,10 @@ class MonitorSettings(StrictModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    dedupe: bool = True
+    dedupe_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0, le=1)
+    dedupe_window: Duration = DEFAULT_WINDOW
 
 
 class RuleConfig(StrictModel):

@@ -11,12 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
 
 from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts, plan_updates
+from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, item_fingerprint
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.models import Item
@@ -37,9 +38,11 @@ class PipelineContext:
     matcher: Matcher
     routes: tuple[NotifierRoute, ...]
     clock: Callable[[], datetime]
+    _: KW_ONLY  # the policies below grow with features; naming them keeps call sites right
     baseline: bool = True
     health: HealthPolicy = field(default_factory=HealthPolicy)
     quiet_on_update: frozenset[str] = frozenset()  # rules with on_update = false
+    dedupe: DedupePolicy | None = None  # None: every copy of an event alerts
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,26 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
         items, changes = await _enrich(source, ctx, items, changes)
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(name, changes, ctx) if alerting else []
+    # No await from here to the commit: concurrent sources cannot both take one
+    # event's copy for its first.
+    dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
+    if dedupe is not None:
+        drafts = dedupe.drafts
     if dry_run:
         counts = _dry_counts(items, changes, drafts)
     else:
         now = ctx.clock()
         counts = ctx.store.commit_batch(
-            name, kind, fetched, items, changes, drafts, now, identity=identity, health=ctx.health
+            name,
+            kind,
+            fetched,
+            items,
+            changes,
+            drafts,
+            now,
+            identity=identity,
+            health=ctx.health,
+            dedupe=dedupe,
         )
     return SourceRun(
         name,
@@ -159,6 +176,21 @@ def _plan(
         told = frozenset(alerted.get(item.key, ()))
         drafts.extend(plan_updates(item, old, matches, ctx.routes, told, ctx.quiet_on_update))
     return drafts
+
+
+def _dedupe(
+    changes: Sequence[tuple[Item, Change]], drafts: list[AlertDraft], ctx: PipelineContext
+) -> DedupeOutcome | None:
+    """Later copies of events already seen attach to their alerts instead of alerting."""
+    assert ctx.dedupe is not None
+    new = [item for item, change in changes if change is Change.NEW]
+    if not new:
+        return None
+    prints = {item.key: item_fingerprint(item) for item in new}
+    now = ctx.clock()
+    lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
+    history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window)
+    return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 
 
 def _dry_counts(

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor.alerts import AlertDraft
+from monitor.dedupe import DedupeOutcome, History
 from monitor.errors import StorageError
 from monitor.models import Item
 from monitor.sources.base import Fetched, FetchState
@@ -33,6 +34,7 @@ from monitor.system import (
     source_failing_data,
     source_recovered_data,
 )
+from storage.dedupe import load_history, recent_events, record_outcome
 from storage.outbox import DeliveryRecords
 from storage.tables import AlertRow, DeliveryAttempt, ItemRow, NotifierState, SourceState
 
@@ -197,8 +199,13 @@ class Store(DeliveryRecords):
         now: datetime,
         identity: str = "",
         health: HealthPolicy | None = None,
+        dedupe: DedupeOutcome | None = None,
     ) -> IngestCounts:
-        """Items, alerts and the source's new validators: one transaction, all or nothing."""
+        """Items, alerts and the source's new validators: one transaction, all or nothing.
+
+        ``dedupe`` (keys of the new items, links to earlier copies, ``also_seen_in``
+        additions to earlier alerts) is written in the same transaction.
+        """
         with self.session() as s:
             new = [item for item, change in changes if change is Change.NEW]
             updated = [item for item, change in changes if change is Change.UPDATED]
@@ -221,6 +228,8 @@ class Store(DeliveryRecords):
                     .values(last_seen=now)
                 )
             alerts = self._insert_alerts(s, source, drafts, now)
+            if dedupe is not None:
+                record_outcome(s, source, dedupe, now, self._insert_ignoring_duplicates)
             row = self._state(s, source, source_type, identity)
             row.etag = fetched.etag
             row.last_modified = fetched.last_modified
@@ -460,6 +469,20 @@ class Store(DeliveryRecords):
             s.add(row)
             self._insert_system(s, announce, now)
             s.commit()
+
+    # --- dedupe --------------------------------------------------------------------------
+
+    def dedupe_history(self, lookup: frozenset[str], since: datetime) -> History:
+        """The stored items that share a key in ``lookup`` (since ``since``) and their events."""
+        with self.session() as s:
+            return load_history(s, lookup, since)
+
+    def recent_events(
+        self, since: datetime, limit: int = 10
+    ) -> list[tuple[ItemRow, list[ItemRow]]]:
+        """Events seen more than once since ``since``: (first copy, later copies)."""
+        with self.session() as s:
+            return recent_events(s, since, limit)
 
     # --- status --------------------------------------------------------------------------
 

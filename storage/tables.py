@@ -172,3 +172,46 @@ class RequestCount(SQLModel, table=True):
     key: str = Field(primary_key=True)
     day: str = Field(primary_key=True)  # ISO date, UTC
     count: int = 0
+
+
+class DedupeKey(SQLModel, table=True):
+    """The keys an item is found under by the duplicate finder (``monitor/dedupe``):
+    its canonical URL, title + domain, and MinHash band keys. Kept per item so that
+    dedupe survives restarts and works across sources; rows older than the dedupe
+    window are never read."""
+
+    __tablename__ = "dedupe_keys"
+    __table_args__ = (
+        UniqueConstraint("key", "item_id", name="uq_dedupe_keys_key_item"),
+        Index("ix_dedupe_keys_key_at", "key", "at"),
+        Index("ix_dedupe_keys_at", "at"),  # pruning what has left the window
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    item_id: int = Field(foreign_key="items.id", index=True)
+    at: datetime = _when(nullable=False)
+
+
+class Duplicate(SQLModel, table=True):
+    """A later copy of an event: ``item_id`` was first seen as ``original_id`` (the
+    first copy of the event, never itself a copy)."""
+
+    __tablename__ = "duplicates"
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    original_id: int = Field(foreign_key="items.id", index=True)
+    match: str  # same_url | same_title | near
+    similarity: float = 1.0
+    at: datetime = _when(nullable=False)
+
+
+class DedupeSignature(SQLModel, table=True):
+    """An item's MinHash signature (``monitor/dedupe``), so that a candidate copy is
+    compared without hashing its text again."""
+
+    __tablename__ = "dedupe_signatures"
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    signature: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    at: datetime = _when(nullable=False, index=True)

@@ -60,7 +60,8 @@ def test_shipped_sources_toml_is_valid() -> None:
     config = load_config(ROOT / "sources.toml", ENV)
     assert {s.name for s in config.sources} >= {"ap-nl", "cnil", "edpb", "ftc", "gnews-clearview"}
     assert [n.name for n in config.notifiers] == ["newsroom"]
-    assert {s.type for s in config.sources} == {"rss", "sam"}
+    assert {s.type for s in config.sources} == {"rss", "sam", "html"}
+    assert {"ico", "garante"} <= {s.name for s in config.sources if s.type == "html"}
 
 
 def test_issue_example_loads_with_secret_from_env(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_shipped_config_check_passes_with_the_documented_variables() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "6 sources (6 enabled), 4 rules, 1 notifiers" in result.stdout
+    assert "8 sources (8 enabled), 4 rules, 1 notifiers" in result.stdout
 
 
 @pytest.mark.skipif(shutil.which("noticewatch") is None, reason="package not installed")

@@ -86,7 +86,7 @@ async def test_first_fetch_is_a_baseline_then_new_items_alert(harness: Harness) 
 
 async def test_baseline_off_alerts_on_first_fetch(harness: Harness) -> None:
     ctx = PipelineContext(
-        harness.store, harness.ctx.http, harness.ctx.matcher, ROUTES, harness.clock, False
+        harness.store, harness.ctx.http, harness.ctx.matcher, ROUTES, harness.clock, baseline=False
     )
     run = await run_source(FakeSource(source_config("ap-nl"), items=[fine()]), ctx)
     assert run.outcome == "ok" and run.counts.alerts == 1
@@ -208,7 +208,7 @@ async def test_rule_sources_and_notifier_rules_route_alerts(harness: Harness) ->
 
 async def test_dry_run_writes_nothing(harness: Harness) -> None:
     ctx = PipelineContext(
-        harness.store, harness.ctx.http, harness.ctx.matcher, ROUTES, harness.clock, False
+        harness.store, harness.ctx.http, harness.ctx.matcher, ROUTES, harness.clock, baseline=False
     )
     source = FakeSource(source_config("ap-nl"), items=[fine()])
     run = await run_source(source, ctx, dry_run=True)

@@ -21,6 +21,8 @@ import codecs
 import re
 from collections.abc import Iterator
 
+from monitor.sources.charsets import codec_name, header_charset, is_utf8
+
 # --- Entity-expansion guard -------------------------------------------------------------------
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
@@ -51,8 +53,8 @@ def declares_entities(body: bytes, content_type: str | None = None) -> bool:
 
 def _views(body: bytes, content_type: str | None) -> Iterator[bytes]:
     yield body
-    labels = {_sniffed_codec(body), _charset(content_type), _xml_encoding(body)}
-    codecs_to_try = {_codec_name(label) for label in labels if label}
+    labels = {_sniffed_codec(body), header_charset(content_type), _xml_encoding(body)}
+    codecs_to_try = {codec_name(label) for label in labels if label}
     for codec in sorted(c for c in codecs_to_try if c and not _ascii_transparent(c)):
         yield body.decode(codec, "replace").encode("utf-8")
 
@@ -150,38 +152,15 @@ def prepare_body(body: bytes, content_type: str | None) -> tuple[bytes, str]:
         bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
         if body[len(bom) : len(bom) + 1].isspace():
             body = bom + body[len(bom) :].lstrip()
-    declared = {_codec_name(_charset(content_type)), _codec_name(_xml_encoding(body))}
-    if declared & _LATIN and not body.isascii() and _is_utf8(body):
+    declared = {codec_name(header_charset(content_type)), codec_name(_xml_encoding(body))}
+    if declared & _LATIN and not body.isascii() and is_utf8(body):
         return body, "application/xml; charset=utf-8"
     return body, content_type or "application/xml"
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _charset(content_type: str | None) -> str | None:
-    for param in (content_type or "").split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip("\"'")
-    return None
 
 
 def _xml_encoding(body: bytes) -> str | None:
     match = _XML_ENCODING.match(body[:1024])
     return match.group(1).decode("ascii", "replace") if match else None
-
-
-def _codec_name(label: str | None) -> str | None:
-    try:
-        return codecs.lookup(label).name if label else None
-    except LookupError:
-        return None
 
 
 __all__ = ["declares_entities", "prepare_body"]

@@ -1,0 +1,160 @@
+"""Dates as regulators print them, in their own language: a pure, table-driven parser.
+
+:func:`parse_date` reads the first date in a piece of text and returns it as an aware
+UTC datetime, or None when it finds none; it never raises and never reads the clock.
+
+What it understands (case and accents do not matter):
+
+- ISO 8601: ``2025-01-16``, ``2025-01-16T10:30:00Z``, ``2025-01-16 10:30+01:00``
+  (an offset is honoured; a time without one is taken as UTC), and ``2025/01/16``.
+- Day, month name, year: ``20 octobre 2022``, ``1er mars 2023``, ``3 september 2024``,
+  ``10 febbraio 2022``, ``23 May 2022``, ``3. März 2024``, ``5 de marzo de 2024``,
+  ``16th Jan 2025``, ``Mardi 20 oct. 2022`` (a weekday before it is skipped).
+- Month name, day, year: ``January 16, 2025``, ``Jan. 16th 2025``.
+- Numeric: ``16/01/2025``, ``16.01.2025``, ``16-01-25``, read by the language's
+  convention: month first for ``en-US``, day first for every other language (and when
+  no language is known). A value only the other order makes valid (``01/16/2025`` on an
+  en-GB page) is read in that order rather than dropped.
+
+Month names come from English, French, Dutch, Italian, German and Spanish, full and
+abbreviated; the names do not collide between these languages, so one table serves
+them all and a French page quoting an English date still parses. A date in another
+language, a relative date ("yesterday") or a month without a day gives None, so the
+item is kept without a date rather than dated wrongly. A date-only value is midnight UTC.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+
+_MONTH_NAMES: dict[int, tuple[str, ...]] = {
+    1: ("january", "jan", "janvier", "janv", "januari", "gennaio", "gen", "januar", "janner",
+        "enero", "ene"),
+    2: ("february", "feb", "fevrier", "fevr", "fev", "februari", "febbraio", "februar",
+        "febrero"),
+    3: ("march", "mar", "mars", "maart", "mrt", "marzo", "marz", "maerz", "mrz"),
+    4: ("april", "apr", "avril", "avr", "aprile", "abril", "abr"),
+    5: ("may", "mai", "mei", "maggio", "mag", "mayo"),
+    6: ("june", "jun", "juin", "juni", "giugno", "giu", "junio"),
+    7: ("july", "jul", "juillet", "juil", "juli", "luglio", "lug", "julio"),
+    8: ("august", "aug", "aout", "augustus", "agosto", "ago"),
+    9: ("september", "sep", "sept", "septembre", "settembre", "set", "septiembre",
+        "setiembre"),
+    10: ("october", "oct", "octobre", "oktober", "okt", "ottobre", "ott", "octubre"),
+    11: ("november", "nov", "novembre", "noviembre"),
+    12: ("december", "dec", "decembre", "dicembre", "dic", "dezember", "dez", "diciembre"),
+}  # fmt: skip
+MONTHS: dict[str, int] = {name: n for n, names in _MONTH_NAMES.items() for name in names}
+MONTH_FIRST_LANGUAGES = frozenset({"en-us"})
+
+_ISO = re.compile(
+    r"\b(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[t ](\d{2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?\s*(z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+_YEAR_FIRST = re.compile(r"\b(\d{4})[/.](\d{1,2})[/.](\d{1,2})\b")
+_ORDINAL = r"(?:er|re|e|st|nd|rd|th|o|º|°)?"
+_DAY_MONTH_YEAR = re.compile(
+    rf"\b(\d{{1,2}}){_ORDINAL}\.?\s*(?:de\s+|-)?([a-z]+)\.?,?\s*(?:de\s+|del\s+|-)?(\d{{4}})\b"
+)
+_MONTH_DAY_YEAR = re.compile(rf"\b([a-z]+)\.?\s+(\d{{1,2}}){_ORDINAL},?\s+(\d{{4}})\b")
+_NUMERIC = re.compile(r"\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b")
+
+
+def parse_date(text: str | None, language: str | None = None) -> datetime | None:
+    """The first date in ``text`` as an aware UTC datetime; None if there is none.
+
+    ``language`` (``fr``, ``en-US``, ``nl-NL``...) only decides the order of a
+    numeric day and month; month names are recognised in every supported language.
+    """
+    if not text:
+        return None
+    folded = _fold(text)
+    for reader in (_iso, _year_first, _day_month_year, _month_day_year):
+        found = reader(folded)
+        if found is not None:
+            return found
+    return _numeric(folded, month_first=_month_first(language))
+
+
+def _fold(text: str) -> str:
+    """Lowercase, accents off (``février`` -> ``fevrier``, ``März`` -> ``marz``)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _month_first(language: str | None) -> bool:
+    return (language or "").strip().replace("_", "-").lower() in MONTH_FIRST_LANGUAGES
+
+
+def _iso(text: str) -> datetime | None:
+    for m in _ISO.finditer(text):
+        year, month, day, hour, minute, second, zone = m.groups()
+        moment = _date(int(year), int(month), int(day))
+        if moment is None:
+            continue
+        if hour is None:
+            return moment
+        try:
+            local = moment.replace(hour=int(hour), minute=int(minute), second=int(second or 0))
+        except ValueError:
+            return moment
+        return (local.replace(tzinfo=_zone(zone)) if zone else local).astimezone(UTC)
+    return None
+
+
+def _zone(text: str) -> timezone:
+    if text == "z":
+        return UTC
+    digits = text[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+    return timezone(-offset if text[0] == "-" else offset)
+
+
+def _year_first(text: str) -> datetime | None:
+    for m in _YEAR_FIRST.finditer(text):
+        if found := _date(int(m.group(1)), int(m.group(2)), int(m.group(3))):
+            return found
+    return None
+
+
+def _day_month_year(text: str) -> datetime | None:
+    return _named_month(_DAY_MONTH_YEAR, text, day=1, month=2)
+
+
+def _month_day_year(text: str) -> datetime | None:
+    return _named_month(_MONTH_DAY_YEAR, text, day=2, month=1)
+
+
+def _named_month(pattern: re.Pattern[str], text: str, *, day: int, month: int) -> datetime | None:
+    """The first match of ``pattern`` whose month group is a month name and that is a real day."""
+    for m in pattern.finditer(text):
+        number = MONTHS.get(m.group(month))
+        if number and (found := _date(int(m.group(3)), number, int(m.group(day)))):
+            return found
+    return None
+
+
+def _numeric(text: str, *, month_first: bool) -> datetime | None:
+    for m in _NUMERIC.finditer(text):
+        first, second, year = int(m.group(1)), int(m.group(3)), int(m.group(4))
+        if len(m.group(4)) == 2:
+            year += 2000 if year < 70 else 1900
+        day, month = (second, first) if month_first else (first, second)
+        found = _date(year, month, day) or _date(year, day, month)
+        if found:
+            return found
+    return None
+
+
+def _date(year: int, month: int, day: int) -> datetime | None:
+    if not 1900 <= year <= 2200:
+        return None
+    try:
+        return datetime(year, month, day, tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+__all__ = ["MONTHS", "parse_date"]

@@ -1,0 +1,204 @@
+"""One alert per event (pure): which new items are later copies, and what becomes of their alerts.
+
+:func:`dedupe_batch` takes the new items of one poll, the alert drafts planned for
+them, and :class:`History` (the earlier items that share a key with them, read from
+the database), and returns the drafts to write plus what to record:
+
+- an item with no earlier copy is the first copy of its event and alerts as planned;
+- a later copy (same canonical URL; aggregator title + publisher domain; or a near
+  duplicate above the threshold whose titles do not name different things), published
+  within :data:`MAX_PUBLISHED_GAP` of the earlier one when both are dated, plans no
+  alert for a notifier that already heard of the event: it is appended to the
+  ``also_seen_in`` of that notifier's alert instead. A notifier that never heard of
+  the event (the first copy matched none of its rules) gets an alert, whose
+  ``also_seen_in`` lists the copies seen before.
+
+Items are taken in order, so two copies in one poll are one event too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.alerts import AlertDraft, iso_utc
+from monitor.dedupe.fingerprint import MIN_SHARED_BANDS, Fingerprint, conflicting, similarity
+from monitor.models import Item
+
+DEFAULT_THRESHOLD = 0.6
+DEFAULT_WINDOW = timedelta(days=7)
+# Copies of one event are published within days of each other; beyond this gap two dated
+# items are two events however alike they read: a weekly column keeps its title
+# ("Data protection roundup") week after week.
+MAX_PUBLISHED_GAP = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class DedupePolicy:
+    """``threshold``: the estimated Jaccard similarity of word 2-shingles from which two
+    items are one event; ``window``: how far back an earlier copy is looked for."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    window: timedelta = DEFAULT_WINDOW
+
+
+@dataclass(frozen=True)
+class Seen:
+    """An earlier item that may be the original of a new one."""
+
+    ref: str  # "item:<id>" (stored) or "new:<key>" (earlier in this batch)
+    group: str  # the ref of the first copy of its event
+    entry: dict[str, Any]  # what also_seen_in shows of it
+    fingerprint: Fingerprint
+
+
+@dataclass
+class History:
+    """What the database knows of the events the new items may belong to."""
+
+    seen: list[Seen] = field(default_factory=list)
+    alerts: dict[str, dict[str, str]] = field(default_factory=dict)  # group -> notifier -> id
+    members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group -> entries
+
+
+@dataclass(frozen=True)
+class CopyLink:
+    """The new item ``item_key`` is a later copy of the event first seen as ``group``."""
+
+    item_key: str
+    group: str
+    match: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Append ``entry`` to the ``also_seen_in`` of the stored alert ``alert_id``."""
+
+    alert_id: str
+    entry: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DedupeOutcome:
+    drafts: list[AlertDraft]
+    fingerprints: dict[str, Fingerprint]  # by key, for every new item
+    links: list[CopyLink]
+    attachments: list[Attachment]
+    prune_before: datetime | None = None  # stored keys older than this can go
+
+
+@dataclass(frozen=True)
+class Verdict:
+    original: Seen
+    match: str
+    similarity: float
+
+
+def find_original(fp: Fingerprint, seen: Sequence[Seen], policy: DedupePolicy) -> Verdict | None:
+    """The earlier item ``fp`` is a copy of: an exact match first, else the nearest."""
+    for candidate in seen:
+        shared = fp.lookup & (candidate.fingerprint.stored - candidate.fingerprint.bands)
+        if any(k.startswith("u:") for k in shared):
+            return Verdict(candidate, "same_url", 1.0)
+        if shared and not _far_apart(fp, candidate.fingerprint):
+            return Verdict(candidate, "same_title", 1.0)
+    best: Verdict | None = None
+    for candidate in seen:
+        if len(fp.bands & candidate.fingerprint.bands) < MIN_SHARED_BANDS:
+            continue
+        score = similarity(fp.signature, candidate.fingerprint.signature)
+        if score < policy.threshold or conflicting(fp, candidate.fingerprint):
+            continue
+        if _far_apart(fp, candidate.fingerprint):
+            continue
+        if best is None or score > best.similarity:
+            best = Verdict(candidate, "near", round(score, 3))
+    return best
+
+
+def _far_apart(a: Fingerprint, b: Fingerprint) -> bool:
+    if a.published is None or b.published is None:
+        return False
+    return abs(a.published - b.published) > MAX_PUBLISHED_GAP
+
+
+def item_entry(item: Item, seen_at: datetime) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "title": item.title,
+        "url": item.url,
+        "published": iso_utc(item.published) if item.published else None,
+        "seen_at": iso_utc(seen_at),
+    }
+
+
+def dedupe_batch(
+    items: Sequence[Item],
+    fingerprints: Mapping[str, Fingerprint],
+    drafts: Sequence[AlertDraft],
+    history: History,
+    policy: DedupePolicy,
+    now: datetime,
+) -> DedupeOutcome:
+    """Split ``drafts`` of the new ``items`` into alerts and attachments (see the module)."""
+    by_item: dict[str, list[AlertDraft]] = {}
+    for draft in drafts:
+        by_item.setdefault(draft.item_key, []).append(draft)
+    seen = list(history.seen)
+    alerts = {group: dict(ids) for group, ids in history.alerts.items()}
+    members = {group: list(entries) for group, entries in history.members.items()}
+    planned: dict[str, AlertDraft] = {}  # drafts of this batch by alert id
+    attachments: list[Attachment] = []
+    links: list[CopyLink] = []
+    for item in items:
+        fp = fingerprints[item.key]
+        verdict = find_original(fp, seen, policy)
+        entry = item_entry(item, now)
+        if verdict is None:
+            group = "new:" + item.key
+            entry["match"] = "first"
+            earlier: list[dict[str, Any]] = []
+        else:
+            group = verdict.original.group
+            entry |= {"match": verdict.match, "similarity": verdict.similarity}
+            links.append(CopyLink(item.key, group, verdict.match, verdict.similarity))
+            earlier = members.get(group) or [verdict.original.entry]
+            for alert_id in alerts.get(group, {}).values():
+                if alert_id in planned:  # an alert of this same batch: amend it before writing
+                    planned[alert_id] = _with_copy(planned[alert_id], entry)
+                else:
+                    attachments.append(Attachment(alert_id, entry))
+        heard = alerts.setdefault(group, {})
+        for draft in by_item.get(item.key, []):
+            if draft.notifier in heard:
+                continue
+            fresh = replace(draft, data={**draft.data, "also_seen_in": list(earlier)})
+            planned[fresh.alert_id] = fresh
+            heard[draft.notifier] = fresh.alert_id
+        members.setdefault(group, list(earlier)).append(entry)
+        seen.append(Seen("new:" + item.key, group, entry, fp))
+    new_keys = {item.key for item in items}
+    others = [d for d in drafts if d.item_key not in new_keys]  # updated items: not dedupe's
+    kept = [*others, *planned.values()]
+    return DedupeOutcome(kept, dict(fingerprints), links, attachments, now - policy.window)
+
+
+def _with_copy(draft: AlertDraft, entry: dict[str, Any]) -> AlertDraft:
+    also = [*draft.data.get("also_seen_in", []), entry]
+    return replace(draft, data={**draft.data, "also_seen_in": also})
+
+
+__all__ = [
+    "Attachment",
+    "CopyLink",
+    "DedupeOutcome",
+    "DedupePolicy",
+    "History",
+    "Seen",
+    "dedupe_batch",
+    "find_original",
+    "item_entry",
+]

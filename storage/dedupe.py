@@ -1,0 +1,215 @@
+"""What the duplicate finder keeps in the database, and reads back (``monitor/dedupe``).
+
+``dedupe_keys`` holds the keys each item is found under (canonical URL, title +
+domain, MinHash bands); ``duplicates`` links each later copy to the first copy of its
+event. Both are written in the transaction that records the items, so an event's
+copies are recognised across sources and restarts. Fingerprints of candidates are
+recomputed from the stored item text, so the keys are all that is stored for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlmodel import Session, col, select
+
+from monitor.alerts import iso_utc
+from monitor.dedupe import DedupeOutcome, History, Seen, fingerprint
+from monitor.dedupe.fingerprint import MIN_SHARED_BANDS
+from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
+
+InsertIgnoring = Callable[[Session, type[Any], Sequence[dict[str, Any]]], int]
+_CHUNK = 500
+
+
+def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
+    """The stored items sharing a key in ``lookup`` since ``since``, with their events.
+
+    A MinHash band key alone makes no candidate: an item must share an exact key, or
+    :data:`MIN_SHARED_BANDS` band keys, as ``find_original`` requires.
+    """
+    ids = _candidates(s, set(lookup), since)
+    if not ids:
+        return History()
+    root_of = {i: i for i in ids}
+    for chunk in _chunks(sorted(ids)):
+        links = select(Duplicate.item_id, Duplicate.original_id).where(
+            col(Duplicate.item_id).in_(chunk)
+        )
+        root_of.update(dict(s.exec(links).all()))
+    roots = set(root_of.values())
+    copies: list[Duplicate] = []
+    for chunk in _chunks(sorted(roots)):
+        later = select(Duplicate).where(col(Duplicate.original_id).in_(chunk))
+        copies.extend(s.exec(later.order_by(col(Duplicate.at), col(Duplicate.item_id))).all())
+    group_of = {**root_of, **{d.item_id: d.original_id for d in copies}}
+    members = roots | ids | {d.item_id for d in copies}
+    rows = {row.id: row for chunk in _chunks(sorted(members)) for row in _items(s, chunk)}
+    history = History()
+    for root in sorted(roots):
+        if root in rows:
+            history.members[f"item:{root}"] = [_entry(rows[root], "first", None)]
+    for copy in copies:
+        if copy.item_id in rows:
+            entry = _entry(rows[copy.item_id], copy.match, copy.similarity)
+            history.members.setdefault(f"item:{copy.original_id}", []).append(entry)
+    for chunk in _chunks(sorted(members)):
+        alerts = (
+            select(AlertRow.id, AlertRow.item_id, AlertRow.notifier)
+            .where(col(AlertRow.item_id).in_(chunk))
+            .order_by(col(AlertRow.created_at), col(AlertRow.id))
+        )
+        for alert_id, alerted, notifier in s.exec(alerts).all():
+            if alerted is None:  # system messages are about no item
+                continue
+            group = history.alerts.setdefault(f"item:{group_of.get(alerted, alerted)}", {})
+            group.setdefault(notifier, alert_id)
+    signatures: dict[int, tuple[int, ...]] = {}
+    for chunk in _chunks(sorted(ids)):
+        stored = select(DedupeSignature).where(col(DedupeSignature.item_id).in_(chunk))
+        signatures.update({r.item_id: tuple(r.signature) for r in s.exec(stored).all()})
+    for ident in sorted(ids):
+        row = rows.get(ident)
+        if row is not None:
+            signature = signatures.get(ident, ())
+            print_ = fingerprint(
+                row.title,
+                row.summary,
+                row.content,
+                row.url,
+                dict(row.fields),
+                signature,
+                published=row.published,
+            )
+            entry = _entry(row, "first" if root_of[ident] == ident else "copy", None)
+            history.seen.append(Seen(f"item:{ident}", f"item:{root_of[ident]}", entry, print_))
+    return history
+
+
+def record_outcome(
+    s: Session, source: str, outcome: DedupeOutcome, now: datetime, insert: InsertIgnoring
+) -> None:
+    """Store the new items' keys, their links to earlier copies, and the attachments;
+    drop the keys and signatures that have left the window (links stay: status shows them)."""
+    if outcome.prune_before is not None:
+        s.execute(delete(DedupeKey).where(col(DedupeKey.at) < outcome.prune_before))
+        s.execute(delete(DedupeSignature).where(col(DedupeSignature.at) < outcome.prune_before))
+    keys = list(outcome.fingerprints)
+    ids: dict[str, int] = {}
+    for chunk in _chunks(keys):
+        query = select(ItemRow.item_key, ItemRow.id).where(
+            ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
+        )
+        ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
+    rows = [
+        {"key": key, "item_id": ids[item], "at": now}
+        for item, print_ in outcome.fingerprints.items()
+        if item in ids
+        for key in sorted(print_.stored)
+    ]
+    insert(s, DedupeKey, rows)
+    signatures = [
+        {"item_id": ids[item], "signature": list(print_.signature), "at": now}
+        for item, print_ in outcome.fingerprints.items()
+        if item in ids and print_.signature
+    ]
+    insert(s, DedupeSignature, signatures)
+    links = []
+    for link in outcome.links:
+        root = _root_id(link.group, ids)
+        if root is not None and link.item_key in ids:
+            links.append(
+                {
+                    "item_id": ids[link.item_key],
+                    "original_id": root,
+                    "match": link.match,
+                    "similarity": link.similarity,
+                    "at": now,
+                }
+            )
+    insert(s, Duplicate, links)
+    for attachment in outcome.attachments:
+        alert = s.get(AlertRow, attachment.alert_id)
+        if alert is None:
+            continue
+        also = [*alert.data.get("also_seen_in", []), attachment.entry]
+        alert.data = {**alert.data, "also_seen_in": also}  # a new dict: JSON columns compare
+        s.add(alert)
+
+
+def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow, list[ItemRow]]]:
+    """The events seen more than once since ``since``: first copy, later copies; newest first."""
+    query = (
+        select(Duplicate)
+        .where(col(Duplicate.at) >= since)
+        .order_by(col(Duplicate.at).desc(), col(Duplicate.item_id).desc())
+    )
+    by_root: dict[int, list[int]] = {}
+    for link in s.exec(query).all():
+        if link.original_id not in by_root and len(by_root) >= limit:
+            continue
+        by_root.setdefault(link.original_id, []).insert(0, link.item_id)
+    wanted = sorted({*by_root, *(i for copies in by_root.values() for i in copies)})
+    rows = {row.id: row for chunk in _chunks(wanted) for row in _items(s, chunk)}
+    return [
+        (rows[root], [rows[i] for i in copies if i in rows])
+        for root, copies in by_root.items()
+        if root in rows
+    ]
+
+
+def _candidates(s: Session, lookup: set[str], since: datetime) -> set[int]:
+    exact = sorted(k for k in lookup if not k.startswith("b:"))
+    bands = sorted(k for k in lookup if k.startswith("b:"))
+    found: set[int] = set()
+    for chunk in _chunks(exact):
+        query = select(DedupeKey.item_id).where(
+            col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since
+        )
+        found.update(s.exec(query).all())
+    shared: dict[int, int] = {}
+    for chunk in _chunks(bands):
+        counted = (
+            select(DedupeKey.item_id, func.count())
+            .where(col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since)
+            .group_by(col(DedupeKey.item_id))
+        )
+        for item_id, count in s.exec(counted).all():
+            shared[item_id] = shared.get(item_id, 0) + count
+    return found | {item_id for item_id, count in shared.items() if count >= MIN_SHARED_BANDS}
+
+
+def _root_id(group: str, ids: dict[str, int]) -> int | None:
+    kind, _, ref = group.partition(":")
+    if kind == "item":
+        return int(ref)
+    return ids.get(ref)  # "new:<key>": an earlier item of this same batch
+
+
+def _entry(row: ItemRow, match: str, similarity: float | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "source": row.source,
+        "title": row.title,
+        "url": row.url,
+        "published": iso_utc(row.published) if row.published else None,
+        "seen_at": iso_utc(row.first_seen),
+        "match": match,
+    }
+    if similarity is not None:
+        entry["similarity"] = similarity
+    return entry
+
+
+def _items(s: Session, ids: Sequence[int]) -> Sequence[ItemRow]:
+    return s.exec(select(ItemRow).where(col(ItemRow.id).in_(ids))).all()
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+__all__ = ["load_history", "recent_events", "record_outcome"]

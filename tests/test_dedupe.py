@@ -1,0 +1,408 @@
+"""Duplicate finding (pure): true pairs are one event, near misses are never merged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.alerts import AlertDraft
+from monitor.app import dedupe_policy
+from monitor.config import parse_config
+from monitor.dedupe import (
+    DedupePolicy,
+    History,
+    Seen,
+    dedupe_batch,
+    find_original,
+    fingerprint,
+    item_entry,
+    item_fingerprint,
+)
+from monitor.dedupe.fingerprint import names, similarity
+from monitor.errors import ConfigError
+from monitor.models import Item
+from tests.conftest import FIXED_NOW
+
+POLICY = DedupePolicy()
+
+
+@dataclass(frozen=True)
+class Copy:
+    title: str
+    url: str
+    summary: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def gnews(title: str, publisher: str, site: str, article: str = "CBMiXmh0dHBz") -> Copy:
+    return Copy(
+        title=f"{title} - {publisher}",
+        url=f"https://news.google.com/rss/articles/{article}?oc=5",
+        summary=f"{title}  {publisher}",
+        fields={"source_title": publisher, "source_url": site},
+    )
+
+
+ICO_TITLE = "ICO fines facial recognition database company Clearview AI Inc more than £7.5m"
+ICO_TEXT = (
+    "The ICO has fined Clearview AI Inc £7,552,800 for using images of people in the UK, and "
+    "elsewhere, that were collected from the web and social media to create a global online "
+    "database that could be used for facial recognition."
+)
+WIRE_TEXT = (
+    "Italy's data protection authority fined Clearview AI 20 million euros on Wednesday and "
+    "ordered the company to delete data on Italians, the latest regulator to act against the "
+    "facial recognition software company."
+)
+CNIL_TEMPLATE = (
+    "On 12 September 2024, the restricted committee of the CNIL imposed a fine of 5 million "
+    "euros on {company} for failing to obtain the consent of users before placing advertising "
+    "cookies on their devices, and for making refusal harder than acceptance."
+)
+REGULATOR_TEMPLATE = (
+    "The {regulator} has imposed a fine of 20 million euros on Clearview AI for collecting "
+    "and processing biometric data of people on its territory without a legal basis, and "
+    "ordered the company to delete the data."
+)
+
+TRUE_PAIRS = {
+    "google news copy of the regulator's release (title + publisher domain)": (
+        Copy(ICO_TITLE, "https://ico.org.uk/about-the-ico/media-centre/news/clearview/", ICO_TEXT),
+        gnews(ICO_TITLE, "ICO", "https://ico.org.uk"),
+    ),
+    "google news copy of a publisher's own feed item": (
+        Copy("Clearview AI fined in the UK", "https://www.bbc.co.uk/news/technology-61550776"),
+        gnews("Clearview AI fined in the UK", "BBC", "https://www.bbc.co.uk"),
+    ),
+    "two google news queries, one article link": (
+        gnews("Clearview AI fined £7.5m by UK watchdog", "The Guardian", "https://theguardian.com"),
+        gnews("Clearview AI fined £7.5m by UK watchdog", "The Guardian", "https://theguardian.com"),
+    ),
+    "the same release in two sources, tracking decorations apart": (
+        Copy("Sanction de 20 millions d'euros", "https://www.cnil.fr/fr/sanction-clearview"),
+        Copy("Sanction : 20 millions", "http://www.cnil.fr/fr/sanction-clearview?utm_source=rss"),
+    ),
+    "syndicated wire copy, lightly edited": (
+        Copy(
+            "Clearview AI fined 20 million euros by Italian privacy regulator",
+            "https://www.reuters.com/technology/clearview-ai-fined-italy-2022-03-09/",
+            WIRE_TEXT,
+        ),
+        Copy(
+            "Clearview AI fined 20 mln euros by Italian privacy regulator",
+            "https://www.marketscreener.com/news/clearview-ai-fined-italy--39667",
+            WIRE_TEXT.replace("on Wednesday ", "").replace("software company", "firm"),
+        ),
+    ),
+    "syndicated copy with a site prefix in the title": (
+        Copy(
+            "Clearview AI fined 20 million euros by Italian privacy regulator",
+            "https://www.reuters.com/technology/clearview-ai-fined-italy-2022-03-09/",
+            WIRE_TEXT,
+        ),
+        Copy(
+            "Tech news: Clearview AI fined 20 million euros by Italian privacy regulator",
+            "https://www.usnews.com/news/technology/articles/2022-03-09/clearview",
+            WIRE_TEXT,
+        ),
+    ),
+}
+
+ACME = Copy(
+    "The CNIL fines ACME SAS 5 million euros for cookie violations",
+    "https://www.cnil.fr/en/cookies-acme",
+    CNIL_TEMPLATE.format(company="ACME SAS"),
+)
+GLOBEX = Copy(
+    "The CNIL fines GLOBEX SA 5 million euros for cookie violations",
+    "https://www.cnil.fr/en/cookies-globex",
+    CNIL_TEMPLATE.format(company="GLOBEX SA"),
+)
+NEAR_MISSES = {
+    "same regulator, same week, different company (templated release)": (ACME, GLOBEX),
+    "same regulator, same week, different company, reported by two news sites": (
+        replace(ACME, url="https://www.euractiv.com/section/privacy/news/cnil-acme/"),
+        replace(GLOBEX, url="https://iapp.org/news/a/cnil-globex"),
+    ),
+    "same regulator, same week, different company, different amount": (
+        Copy(
+            "Il Garante sanziona Foodinho per 5 milioni di euro",
+            "https://www.garanteprivacy.it/web/guest/home/docweb/-/docweb-display/docweb/1",
+            "Il Garante ha sanzionato la società per il trattamento dei dati dei rider.",
+        ),
+        Copy(
+            "Il Garante sanziona Deliveroo per 2,5 milioni di euro",
+            "https://www.garanteprivacy.it/web/guest/home/docweb/-/docweb-display/docweb/2",
+            "Il Garante ha sanzionato la società per il trattamento dei dati dei rider.",
+        ),
+    ),
+    "same vendor, different regulator": (
+        Copy(
+            "CNIL fines Clearview AI 20 million euros",
+            "https://www.cnil.fr/en/clearview",
+            REGULATOR_TEMPLATE.format(regulator="CNIL"),
+        ),
+        Copy(
+            "Hellenic DPA fines Clearview AI 20 million euros",
+            "https://www.dpa.gr/en/clearview",
+            REGULATOR_TEMPLATE.format(regulator="Hellenic DPA"),
+        ),
+    ),
+    "same vendor, different regulator, via google news": (
+        gnews("CNIL fines Clearview AI 20 million euros", "Reuters", "https://reuters.com", "A1"),
+        gnews(
+            "Greek DPA fines Clearview AI 20 million euros", "Reuters", "https://reuters.com", "B2"
+        ),
+    ),
+    "two notices of one agency with the same generic title": (
+        Copy("Enforcement notice issued under the Act", "https://ico.org.uk/action/1", "Notice."),
+        Copy("Enforcement notice issued under the Act", "https://ico.org.uk/action/2", "Notice."),
+    ),
+    "one regulator's decisions of two years with a templated title": (
+        Copy(
+            "Sanctions prononcées par la CNIL en 2022 : le bilan de l'année",
+            "https://www.cnil.fr/fr/bilan-2022",
+            "La CNIL publie le bilan des sanctions prononcées et des mises en demeure.",
+        ),
+        Copy(
+            "Sanctions prononcées par la CNIL en 2023 : le bilan de l'année",
+            "https://www.cnil.fr/fr/bilan-2023",
+            "La CNIL publie le bilan des sanctions prononcées et des mises en demeure.",
+        ),
+    ),
+}
+
+
+def fp(copy: Copy) -> Any:
+    return fingerprint(copy.title, copy.summary, "", copy.url, copy.fields)
+
+
+def seen(copy: Copy, ref: str = "item:1") -> Seen:
+    return Seen(ref, ref, {"source": "earlier", "title": copy.title}, fp(copy))
+
+
+@pytest.mark.parametrize("case", sorted(TRUE_PAIRS))
+def test_true_pairs_are_one_event(case: str) -> None:
+    first, later = TRUE_PAIRS[case]
+    assert find_original(fp(later), [seen(first)], POLICY) is not None
+    assert find_original(fp(first), [seen(later)], POLICY) is not None  # either order
+
+
+@pytest.mark.parametrize("case", sorted(NEAR_MISSES))
+def test_near_misses_are_never_merged(case: str) -> None:
+    first, later = NEAR_MISSES[case]
+    assert find_original(fp(later), [seen(first)], POLICY) is None
+    assert find_original(fp(first), [seen(later)], POLICY) is None
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "same regulator, same week, different company, reported by two news sites",
+        "same vendor, different regulator",
+    ],
+)
+def test_near_misses_read_alike_and_only_the_names_keep_them_apart(case: str) -> None:
+    first, later = NEAR_MISSES[case]
+    a, b = fp(first), fp(later)
+    assert a.site != b.site
+    assert similarity(a.signature, b.signature) >= POLICY.threshold
+    assert a.names - b.mentions and b.names - a.mentions
+
+
+def test_match_kinds() -> None:
+    cases = {
+        "the same release in two sources, tracking decorations apart": "same_url",
+        "google news copy of the regulator's release (title + publisher domain)": "same_title",
+        "syndicated wire copy, lightly edited": "near",
+    }
+    for case, kind in cases.items():
+        first, later = TRUE_PAIRS[case]
+        verdict = find_original(fp(later), [seen(first)], POLICY)
+        assert verdict is not None and verdict.match == kind, case
+
+
+def test_a_higher_threshold_separates_a_light_edit() -> None:
+    first, later = TRUE_PAIRS["syndicated wire copy, lightly edited"]
+    score = similarity(fp(first).signature, fp(later).signature)
+    assert 0.6 <= score < 1.0
+    strict = DedupePolicy(threshold=min(score + 0.05, 1.0))
+    assert find_original(fp(later), [seen(first)], strict) is None
+
+
+def test_names_are_numbers_and_capitalised_words() -> None:
+    assert names("CNIL fines Clearview AI €20,000,000 in 2022") == {
+        "cnil",
+        "clearview",
+        "ai",
+        "20000000",
+        "2022",
+    }
+    assert names("le Garante sanziona 2,5 milioni") == {"garante", "2.5"}
+
+
+# --- dedupe_batch: alerts and also_seen_in ---------------------------------------------------
+
+
+def item(source: str, copy: Copy, key: str) -> Item:
+    return Item(
+        source=source,
+        source_type="rss",
+        key=key,
+        content_hash="v1:x",
+        title=copy.title,
+        url=copy.url,
+        summary_html=copy.summary,
+        fields=copy.fields,
+    )
+
+
+def draft(it: Item, notifier: str) -> AlertDraft:
+    ident = f"msg_{it.source}_{it.key}_{notifier}"
+    return AlertDraft(ident, it.key, notifier, ("r",), {"alert_id": ident, "also_seen_in": []})
+
+
+def prints(*items: Item) -> dict[str, Any]:
+    return {i.key: item_fingerprint(i) for i in items}
+
+
+def test_a_later_copy_attaches_to_the_stored_alert_instead_of_alerting() -> None:
+    original, copy = TRUE_PAIRS[
+        "google news copy of the regulator's release (title + publisher domain)"
+    ]
+    stored = Seen("item:7", "item:7", {"source": "ico", "match": "first"}, fp(original))
+    history = History([stored], {"item:7": {"newsroom": "msg_old"}}, {"item:7": [stored.entry]})
+    new = item("gnews", copy, "url:g1")
+    outcome = dedupe_batch([new], prints(new), [draft(new, "newsroom")], history, POLICY, FIXED_NOW)
+    assert outcome.drafts == []
+    [attachment] = outcome.attachments
+    assert attachment.alert_id == "msg_old"
+    assert attachment.entry["source"] == "gnews" and attachment.entry["match"] == "same_title"
+    assert [(link.item_key, link.group) for link in outcome.links] == [("url:g1", "item:7")]
+
+
+def test_a_notifier_that_never_heard_of_the_event_gets_one_alert_listing_earlier_copies() -> None:
+    original, copy = TRUE_PAIRS[
+        "google news copy of the regulator's release (title + publisher domain)"
+    ]
+    stored = Seen("item:7", "item:7", {"source": "ico", "match": "first"}, fp(original))
+    history = History([stored], {"item:7": {"newsroom": "msg_old"}}, {"item:7": [stored.entry]})
+    new = item("gnews", copy, "url:g1")
+    outcome = dedupe_batch(
+        [new],
+        prints(new),
+        [draft(new, "newsroom"), draft(new, "legal")],
+        history,
+        POLICY,
+        FIXED_NOW,
+    )
+    [fresh] = outcome.drafts
+    assert fresh.notifier == "legal"
+    assert fresh.data["also_seen_in"] == [{"source": "ico", "match": "first"}]
+    assert [a.alert_id for a in outcome.attachments] == ["msg_old"]
+
+
+def one_poll(pair: tuple[Copy, Copy]) -> Any:
+    """Both copies new in one poll of one source, each planned an alert to newsroom."""
+    a, b = item("wire", pair[0], "url:a"), item("wire", pair[1], "url:b")
+    drafts = [draft(a, "newsroom"), draft(b, "newsroom")]
+    return dedupe_batch([a, b], prints(a, b), drafts, History(), POLICY, FIXED_NOW)
+
+
+def test_copies_within_one_poll_are_one_event() -> None:
+    later = TRUE_PAIRS["syndicated wire copy, lightly edited"][1]
+    outcome = one_poll(TRUE_PAIRS["syndicated wire copy, lightly edited"])
+    [only] = outcome.drafts
+    assert only.item_key == "url:a"
+    [entry] = only.data["also_seen_in"]
+    assert entry["url"] == later.url and entry["match"] == "near" and entry["seen_at"]
+    assert outcome.attachments == []
+
+
+def test_different_events_in_one_poll_both_alert() -> None:
+    outcome = one_poll(
+        NEAR_MISSES["same regulator, same week, different company (templated release)"]
+    )
+    assert [d.item_key for d in outcome.drafts] == ["url:a", "url:b"]
+    assert outcome.links == []
+
+
+def test_drafts_of_items_that_are_not_new_pass_through() -> None:
+    a = item("cnil", NEAR_MISSES["same vendor, different regulator"][0], "url:a")
+    updated = draft(a, "newsroom")
+    outcome = dedupe_batch([], {}, [updated], History(), POLICY, FIXED_NOW)
+    assert outcome.drafts == [updated]
+
+
+def test_item_entry_shape() -> None:
+    a = item("cnil", NEAR_MISSES["same vendor, different regulator"][0], "url:a")
+    assert item_entry(a, FIXED_NOW) == {
+        "source": "cnil",
+        "title": a.title,
+        "url": a.url,
+        "published": None,
+        "seen_at": "2026-11-22T10:00:00Z",
+    }
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def monitor_problems(**monitor: Any) -> list[str]:
+    raw = {
+        "monitor": monitor,
+        "sources": [{"name": "a", "type": "rss", "every": "1h", "url": "https://a.example/"}],
+    }
+    try:
+        parse_config(raw, {}, path=Path("sources.toml"))
+    except ConfigError as e:
+        return e.problems
+    return []
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"dedupe_threshold": 0}, "monitor: dedupe_threshold: Input should be greater than 0"),
+        ({"dedupe_threshold": 1.5}, "monitor: dedupe_threshold: Input should be less than or"),
+        ({"dedupe_window": "a week"}, "monitor: dedupe_window: 'a week' is not a duration"),
+        ({"dedupe": "yes please"}, "monitor: dedupe: Input should be a valid boolean"),
+        ({"dedup": True}, "monitor: dedup: unknown key"),
+    ],
+)
+def test_bad_dedupe_settings_are_named(keys: dict[str, Any], message: str) -> None:
+    [problem] = monitor_problems(**keys)
+    assert problem.startswith(message)
+
+
+def test_dedupe_settings_reach_the_policy() -> None:
+
+    source = {"name": "a", "type": "rss", "every": "1h", "url": "https://a.example/"}
+    on = parse_config(
+        {"monitor": {"dedupe_threshold": 0.8, "dedupe_window": "2d"}, "sources": [source]},
+        {},
+        path=Path("sources.toml"),
+    )
+    off = parse_config({"monitor": {"dedupe": False}, "sources": [source]}, {}, path=Path("x"))
+    assert dedupe_policy(on) == DedupePolicy(threshold=0.8, window=timedelta(days=2))
+    assert dedupe_policy(off) is None
+
+
+def test_a_recurring_title_a_week_apart_is_two_articles() -> None:
+    column = gnews("Data protection roundup: the week in privacy", "IAPP", "https://iapp.org")
+
+    def at(days: int) -> Any:
+        return fingerprint(
+            column.title, column.summary, "", f"https://news.google.com/a/{days}", column.fields,
+            published=FIXED_NOW - timedelta(days=days),
+        )  # fmt: skip
+
+    last_week = Seen("item:1", "item:1", {}, at(7))
+    assert find_original(at(0), [last_week], POLICY) is None
+    yesterday = Seen("item:2", "item:2", {}, at(1))
+    verdict = find_original(at(0), [yesterday], POLICY)
+    assert verdict is not None and verdict.match == "same_title"
