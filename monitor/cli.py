@@ -1,4 +1,4 @@
-"""The command line: ``noticewatch check | poll | run | status``.
+"""The command line: ``noticewatch check | poll | run | status | db upgrade``.
 
 Exit codes: 0 success; 1 ``poll`` finished but at least one source failed; 2 the
 configuration (or the command line) is wrong; 3 the database is unusable.
@@ -21,6 +21,7 @@ from monitor.errors import ConfigError, StorageError
 from monitor.logs import setup_logging
 from monitor.pipeline import SourceRun, run_source
 from monitor.scheduler import Service
+from storage.db import create_db_engine, init_schema
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STORAGE = 0, 1, 2, 3
 POLL_CONCURRENCY = 8
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return asyncio.run(_poll(config, args.source, dry_run=args.dry_run))
         if args.command == "status":
             return asyncio.run(_status(config))
+        if args.command == "db":
+            return _db_upgrade(config)
         return asyncio.run(_run(config))
     except StorageError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -67,7 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser("run", help="run the long-lived service (stops on SIGTERM)")
     status = commands.add_parser("status", help="show sources, failures and the outbox")
-    for sub in (check, poll, run, status):
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser(
+        "upgrade", help="apply every pending schema migration (run also does this at start)"
+    )
+    for sub in (check, poll, run, status, upgrade):
         sub.add_argument("--config", metavar="PATH", help=config_help)
     return parser
 
@@ -78,6 +86,19 @@ def _check(config: Config) -> int:
         f"{config.path}: ok: {len(config.sources)} sources ({enabled} enabled), "
         f"{len(config.rules)} rules, {len(config.notifiers)} notifiers"
     )
+    return EXIT_OK
+
+
+def _db_upgrade(config: Config) -> int:
+    engine = create_db_engine(config.monitor.database, upgrade=False)
+    try:
+        before, after = init_schema(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"database: already at the newest schema revision {after}")
+    else:
+        print(f"database: upgraded from {before or 'an empty database'} to {after}")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from monitor.alerts import AlertDraft
 from monitor.errors import StorageError
 from monitor.models import Item
 from monitor.sources.base import Fetched, FetchState
+from storage.db import storage_hint
 from storage.tables import AlertRow, DeliveryAttempt, ItemRow, NotifierState, SourceState
 
 _CHUNK = 500
@@ -62,7 +63,9 @@ class Store:
                 yield session
         except SQLAlchemyError as e:
             detail = str(getattr(e, "orig", None) or e).splitlines()[0]
-            raise StorageError(f"storage: {type(e).__name__}: {detail}") from e
+            raise StorageError(
+                f"storage: {type(e).__name__}: {detail}", hint=storage_hint(e)
+            ) from e
 
     # --- sources -------------------------------------------------------------------------
 
