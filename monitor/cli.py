@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from monitor import __version__
+from monitor.api import TOKEN_ENV
 from monitor.app import App, config_secrets, open_app
 from monitor.config import Config, config_path, load_config
 from monitor.errors import ConfigError, StorageError
-from monitor.logs import setup_logging
+from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.pipeline import SourceRun, run_source
+from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
 from monitor.scheduler import Service
+from monitor.web import WebSettings, api_token, build_web, make_server
 from storage.db import create_db_engine, init_schema
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STORAGE = 0, 1, 2, 3
+log = logging.getLogger("noticewatch.cli")
 POLL_CONCURRENCY = 8
 
 
@@ -40,18 +46,28 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_CONFIG
     if args.command == "check":
         return _check(config)
-    setup_logging(env.get("NOTICEWATCH_LOG_LEVEL", "INFO").upper(), config_secrets(config))
+    scrubber = setup_logging(
+        env.get("NOTICEWATCH_LOG_LEVEL", "INFO").upper(), config_secrets(config), args.log_format
+    )
     try:
+        if args.command == "run":
+            try:
+                token = api_token(env)
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return EXIT_CONFIG
+            return asyncio.run(_run(config, env, token, scrubber))
         if args.command == "poll":
             return asyncio.run(_poll(config, args.source, dry_run=args.dry_run))
         if args.command == "status":
             return asyncio.run(_status(config))
-        if args.command == "db":
-            return _db_upgrade(config)
-        return asyncio.run(_run(config))
+        return _db_upgrade(config)
     except StorageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_STORAGE
+    except ConfigError as e:  # found only when starting, e.g. a busy HTTP port
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     for sub in (check, poll, run, status, upgrade):
         sub.add_argument("--config", metavar="PATH", help=config_help)
+    for sub in (poll, run, status, upgrade):
+        sub.add_argument(
+            "--log-format",
+            choices=FORMATS,
+            help="json (the default when stdout is not a terminal) or text",
+        )
     return parser
 
 
@@ -153,14 +175,53 @@ def _describe(run: SourceRun) -> str:
     )
 
 
-async def _run(config: Config) -> int:
+async def _run(
+    config: Config, env: Mapping[str, str], token: str | None, scrubber: SecretFilter
+) -> int:
+    monitor = config.monitor
+    listener = _listen(monitor.http_host, monitor.http_port) if monitor.http_port else None
     async with open_app(config) as app:
-        service = Service(app)
+        watcher = ConfigWatcher(config.path, env, app.clock)
+        service = Service(app, watcher, on_secrets=scrubber.update)
+        service.apply(app)  # hands the subscriptions' secrets to the log scrubber
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop.set)
-        await service.run()
+        loop.add_signal_handler(signal.SIGHUP, service.request_reload)
+        server, serving = None, None
+        if listener is not None:
+            server = make_server(build_web(service, WebSettings(token)))
+            serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
+            host, port = listener.getsockname()[:2]
+            log.info(
+                "service=http listen=%s:%d api=%s", host, port,
+                "on" if token else f"off (set {TOKEN_ENV} to enable it)",
+            )  # fmt: skip
+        try:
+            await service.run()
+        finally:
+            if server is not None and serving is not None:
+                server.should_exit = True
+                await serving
     return EXIT_OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the HTTP port before anything starts, so a busy port is a clear, early error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(
+            f"monitor.http_port: cannot listen on {host}:{port}: {e.strerror}",
+            hint="pick a free port, or set http_port = 0 to serve no HTTP endpoints",
+        ) from e
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
 
 
 async def _status(config: Config) -> int:
@@ -192,6 +253,7 @@ def status_report(app: App) -> str:
             lines.append(f"    last error: {row.last_error}")
         if row.paused_until and row.paused_until > app.clock():
             lines.append(f"    paused until {_when(row.paused_until)} (the server asked to wait)")
+    lines.extend(_config_status(app))
     lines.append("ALERTS")
     counts = app.store.alert_counts()
     disabled = app.store.disabled_notifiers()
@@ -203,6 +265,23 @@ def status_report(app: App) -> str:
         note = f" DISABLED: {disabled[name]}" if name in disabled else ""
         lines.append(f"  {name}: {pending} pending, {delivered} delivered, {dead} dead{note}")
     return "\n".join(lines)
+
+
+def _config_status(app: App) -> list[str]:
+    """What the running service last said about sources.toml (nothing if it never ran)."""
+    raw = app.store.get_meta(STATUS_KEY)
+    if raw is None:
+        return []
+    status = ConfigStatus.from_json(raw)
+    if not status.stale:
+        return ["CONFIG", f"  {status.path}: running, loaded {_when(status.loaded_at)}"]
+    lines = [
+        "CONFIG",
+        f"  {status.path}: STALE since {_when(status.stale_since)}: the service refused the "
+        f"file and still runs the configuration loaded {_when(status.loaded_at)}",
+    ]
+    lines.extend(f"    {error}" for error in status.errors)
+    return lines
 
 
 def _when(moment: datetime | None) -> str:

@@ -28,6 +28,7 @@ from monitor.sources import SOURCE_TYPES
 from notifiers import NOTIFIER_TYPES
 
 DATABASE_ENV = "NOTICEWATCH_DATABASE_URL"
+HTTP_HOST_ENV = "NOTICEWATCH_HTTP_HOST"
 CONFIG_ENV = "NOTICEWATCH_CONFIG"
 DEFAULT_CONFIG = Path("sources.toml")
 _TOP_KEYS = ("monitor", "sources", "rules", "notifiers")
@@ -42,6 +43,9 @@ class MonitorSettings(StrictModel):
     user_agent: str = "noticewatch/0.1 (+https://github.com/noticewatch/noticewatch)"
     baseline: bool = True
     max_attempts: int = Field(default=10, ge=1, le=100)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)  # 0: no HTTP endpoints
+    subscriptions_allow_private: bool = False
 
 
 class RuleConfig(StrictModel):
@@ -121,6 +125,8 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> 
     assert monitor is not None  # no problems means every model validated
     if env.get(DATABASE_ENV):
         monitor = monitor.model_copy(update={"database": env[DATABASE_ENV]})
+    if env.get(HTTP_HOST_ENV):  # the image listens on every interface, whatever the file says
+        monitor = monitor.model_copy(update={"http_host": env[HTTP_HOST_ENV]})
     return Config(
         path=path,
         monitor=monitor,

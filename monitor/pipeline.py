@@ -37,6 +37,7 @@ class PipelineContext:
     routes: tuple[NotifierRoute, ...]
     clock: Callable[[], datetime]
     baseline: bool = True
+    on_match: Callable[[str], None] | None = None  # told each rule that matched an item
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ def _plan(changes: Sequence[tuple[Item, Change]], ctx: PipelineContext) -> list[
     drafts: list[AlertDraft] = []
     for item, _ in changes:
         matches = ctx.matcher.match(item)
+        if ctx.on_match is not None:
+            for rule in dict.fromkeys(m.rule for m in matches):
+                ctx.on_match(rule)
         if matches:
             drafts.extend(plan_alerts(item, matches, ctx.routes))
     return drafts

@@ -7,6 +7,7 @@ next revision from the difference between the tables and the migrations so far.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic.config import Config as AlembicConfig
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from monitor.errors import StorageError
 
+log = logging.getLogger("noticewatch.storage")
 HERE = Path(__file__).parent
 FIRST_REVISION = "0001"
 # Tables of the first schema: a database holding them but no alembic_version was made
@@ -62,6 +64,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
                 hint="upgrade noticewatch, or point it at another database",
             )
         command.upgrade(alembic_config(connection), "head")
+    log.info("database=upgraded from=%s to=%s", before or "empty", target)
     return before, target
 
 
