@@ -84,7 +84,7 @@ class ConfigWatcher:
         try:
             config = load_config(self.path, self.env)
         except ConfigError as e:
-            self.refuse([*e.problems, *([f"hint: {e.hint}"] if e.hint else [])])
+            self.refuse(list(e.problems))  # the CLI hints (--config ...) do not apply here
             return None
         return config
 
