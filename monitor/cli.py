@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from monitor import __version__
+from monitor import __version__, healthcheck
 from monitor.api import TOKEN_ENV
 from monitor.app import App, config_secrets, open_app
 from monitor.config import Config, config_path, load_config
@@ -36,6 +36,12 @@ POLL_CONCURRENCY = 8
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     args = _parser().parse_args(argv)
+    if args.command == "healthcheck":  # must work even while sources.toml is broken
+        ok, line = healthcheck.check(
+            healthcheck.service_port(config_path(args.config, env), env), ready=args.ready
+        )
+        print(line)
+        return EXIT_OK if ok else EXIT_FAILED
     try:
         config = load_config(config_path(args.config, env), env)
     except ConfigError as e:
@@ -91,7 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser(
         "upgrade", help="apply every pending schema migration (run also does this at start)"
     )
-    for sub in (check, poll, run, status, upgrade):
+    health = commands.add_parser(
+        "healthcheck", help="ask the running service whether it is alive (or --ready)"
+    )
+    health.add_argument(
+        "--ready", action="store_true", help="ask /readyz: database, scheduler and config"
+    )
+    for sub in (check, poll, run, status, upgrade, health):
         sub.add_argument("--config", metavar="PATH", help=config_help)
     for sub in (poll, run, status, upgrade):
         sub.add_argument(

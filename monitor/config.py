@@ -29,6 +29,7 @@ from notifiers import NOTIFIER_TYPES
 
 DATABASE_ENV = "NOTICEWATCH_DATABASE_URL"
 HTTP_HOST_ENV = "NOTICEWATCH_HTTP_HOST"
+HTTP_PORT_ENV = "NOTICEWATCH_HTTP_PORT"
 CONFIG_ENV = "NOTICEWATCH_CONFIG"
 DEFAULT_CONFIG = Path("sources.toml")
 _TOP_KEYS = ("monitor", "sources", "rules", "notifiers")
@@ -127,6 +128,8 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> 
         monitor = monitor.model_copy(update={"database": env[DATABASE_ENV]})
     if env.get(HTTP_HOST_ENV):  # the image listens on every interface, whatever the file says
         monitor = monitor.model_copy(update={"http_host": env[HTTP_HOST_ENV]})
+    if env.get(HTTP_PORT_ENV, "").isdigit():
+        monitor = monitor.model_copy(update={"http_port": int(env[HTTP_PORT_ENV])})
     return Config(
         path=path,
         monitor=monitor,
