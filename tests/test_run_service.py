@@ -89,6 +89,9 @@ def test_run_serves_http_reloads_on_sighup_and_logs_json(env: Env) -> None:
             return [s["name"] for s in reply.json()["sources"]] if reply else []
 
         assert names() == ["ap-nl"]
+        health = env.cli("healthcheck", "--ready")  # port from the config file
+        assert health.returncode == 0, health.stdout
+        assert f"config ok ({env.tmp / 'sources.toml'} loaded" in health.stdout
         env.write_config(http_port=port, extra=env.source("ico", "/ico.xml"))
         proc.send_signal(signal.SIGHUP)
         wait_until(lambda: names() == ["ap-nl", "ico"])
@@ -101,6 +104,16 @@ def test_run_serves_http_reloads_on_sighup_and_logs_json(env: Env) -> None:
     assert ico and ico[0]["outcome"] == "baseline"  # an added source starts with its baseline
     assert all(line["level"] in {"debug", "info", "warning", "error"} for line in lines)
     assert WEBHOOK_SECRET not in output and TOKEN not in output
+
+
+def test_healthcheck_without_a_service_fails(env: Env) -> None:
+    (env.tmp / "sources.toml").write_text("not [ toml")  # it only needs the port
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "healthcheck"],
+        cwd=env.tmp, env={**env.environ(), "NOTICEWATCH_HTTP_PORT": str(free_port())},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "unhealthy: no answer from http://127.0.0.1:" in result.stdout
 
 
 def test_a_busy_http_port_is_a_clear_error(env: Env) -> None:

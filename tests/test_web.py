@@ -294,3 +294,26 @@ async def test_openapi_lists_exactly_the_served_paths(tmp_path: Path) -> None:
     served = {route.path for route in asgi.routes}  # type: ignore[attr-defined]
     assert set(document["paths"]) == served
     assert document["openapi"].startswith("3.1")
+
+
+def test_healthcheck_port_and_summary(tmp_path: Path) -> None:
+    from monitor.healthcheck import describe, service_port
+
+    config = tmp_path / "sources.toml"
+    assert service_port(config, {}) == 8080  # no file: the default
+    config.write_text("[monitor]\nhttp_port = 9123\n")
+    assert service_port(config, {}) == 9123
+    assert service_port(config, {"NOTICEWATCH_HTTP_PORT": "9200"}) == 9200
+    config.write_text("broken [")
+    assert service_port(config, {}) == 8080
+    stale = {
+        "checks": {
+            "database": {"ok": True},
+            "config": {"ok": False, "path": "/config/sources.toml", "stale_since": "t",
+                       "errors": ["sources[0]: every: bad"]},
+        }
+    }  # fmt: skip
+    assert describe(stale, False) == (
+        "not ready: database ok, config FAILING "
+        "(/config/sources.toml STALE since t: sources[0]: every: bad)"
+    )
