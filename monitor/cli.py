@@ -19,7 +19,7 @@ from datetime import datetime
 from monitor import __version__, healthcheck
 from monitor.api import TOKEN_ENV
 from monitor.app import App, config_secrets, open_app
-from monitor.config import Config, config_path, load_config
+from monitor.config import DATABASE_ENV, Config, config_path, load_config
 from monitor.errors import ConfigError, StorageError
 from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.pipeline import SourceRun, run_source
@@ -27,6 +27,7 @@ from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
 from monitor.scheduler import Service
 from monitor.web import WebSettings, api_token, build_web, make_server
 from storage.db import create_db_engine, init_schema
+from storage.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STORAGE = 0, 1, 2, 3
 log = logging.getLogger("noticewatch.cli")
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             print(f"error: {problem}", file=sys.stderr)
         if e.hint:
             print(f"hint: {e.hint}", file=sys.stderr)
+        if args.command == "status":
+            _status_without_config(env)
         return EXIT_CONFIG
     if args.command == "check":
         return _check(config)
@@ -265,7 +268,7 @@ def status_report(app: App) -> str:
             lines.append(f"    last error: {row.last_error}")
         if row.paused_until and row.paused_until > app.clock():
             lines.append(f"    paused until {_when(row.paused_until)} (the server asked to wait)")
-    lines.extend(_config_status(app))
+    lines.extend(_config_status(app.store))
     lines.append("ALERTS")
     counts = app.store.alert_counts()
     disabled = app.store.disabled_notifiers()
@@ -279,9 +282,29 @@ def status_report(app: App) -> str:
     return "\n".join(lines)
 
 
-def _config_status(app: App) -> list[str]:
+def _status_without_config(env: Mapping[str, str]) -> None:
+    """With sources.toml broken, still say what the running service does about it.
+
+    The database URL then comes from ``NOTICEWATCH_DATABASE_URL`` (as in the image).
+    """
+    url = env.get(DATABASE_ENV)
+    if not url:
+        return
+    try:
+        store = Store(create_db_engine(url))
+        try:
+            lines = _config_status(store)
+        finally:
+            store.engine.dispose()
+    except StorageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return
+    print("\n".join(lines or ["CONFIG", "  no service has reported on this configuration yet"]))
+
+
+def _config_status(store: Store) -> list[str]:
     """What the running service last said about sources.toml (nothing if it never ran)."""
-    raw = app.store.get_meta(STATUS_KEY)
+    raw = store.get_meta(STATUS_KEY)
     if raw is None:
         return []
     status = ConfigStatus.from_json(raw)

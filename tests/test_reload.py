@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import status_report
+from monitor.cli import main, status_report
 from monitor.reload import STATUS_KEY, ConfigStatus
 from monitor.scheduler import Service
 from tests.support.feeds import Entry, rss
-from tests.support.running import FEED, Web, config_text, running, source_toml
+from tests.support.running import ENV, FEED, Web, config_text, running, source_toml
 
 pytestmark = pytest.mark.anyio
 
@@ -97,7 +97,11 @@ async def test_rules_and_notifiers_swap_between_polls(tmp_path: Path, web: Web) 
 
 @pytest.mark.parametrize("damage", ["invalid", "deleted"])
 async def test_a_bad_edit_or_deleted_file_is_refused_and_the_old_config_keeps_running(
-    tmp_path: Path, web: Web, caplog: pytest.LogCaptureFixture, damage: str
+    tmp_path: Path,
+    web: Web,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    damage: str,
 ) -> None:
     db = tmp_path / "nw.db"
     good = config_text(db, source_toml("ap"))
@@ -124,6 +128,11 @@ async def test_a_bad_edit_or_deleted_file_is_refused_and_the_old_config_keeps_ru
         assert stored is not None and ConfigStatus.from_json(stored).stale
         report = status_report(service.app)
         assert "STALE since" in report and expected in report
+        # `status` in another process, with the file still broken: it says so too.
+        env = {**ENV, "NOTICEWATCH_DATABASE_URL": f"sqlite:///{db}"}
+        assert main(["status", "--config", str(path)], env) == 2
+        out = capsys.readouterr()
+        assert "STALE since" in out.out and expected in out.err
         # Fixing the file brings it back.
         write(path, good.replace('"15m"', '"30m"'))
         changes = await service.reload()
