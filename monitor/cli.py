@@ -16,6 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+import uvicorn
+
 from monitor import __version__, healthcheck
 from monitor.api import TOKEN_ENV
 from monitor.app import App, config_secrets, open_app
@@ -212,13 +214,22 @@ async def _run(
                 "service=http listen=%s:%d api=%s", host, port,
                 "on" if token else f"off (set {TOKEN_ENV} to enable it)",
             )  # fmt: skip
+        if server is not None:
+            # The HTTP side stops alongside the service's own shutdown, not after it.
+            stopping = asyncio.create_task(_stop_when(service.stop, server), name="http-stop")
         try:
             await service.run()
         finally:
             if server is not None and serving is not None:
                 server.should_exit = True
                 await serving
+                stopping.cancel()
     return EXIT_OK
+
+
+async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    server.should_exit = True
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -73,6 +73,7 @@ class ConfigWatcher:
         self.clock = clock
         self._seen = _fingerprint(path)
         self._logged: tuple[str, ...] = ()
+        self.refusals = 0  # distinct refusals (the same broken file read again is not one more)
         self.status = ConfigStatus(str(path), loaded_at=clock())
 
     def poll(self, *, force: bool = False) -> Config | None:
@@ -97,6 +98,7 @@ class ConfigWatcher:
         """Keep the running config; log these problems unless they were just logged."""
         errors = tuple(problems)
         if errors != self._logged:
+            self.refusals += 1
             for problem in errors:
                 log.error("config=%s outcome=refused error=%s", self.path, problem)
             log.error(

@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.app import App, config_secrets, reconfigure
+from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.pipeline import run_source
 from monitor.reload import STATUS_KEY, ConfigWatcher, needs_restart
@@ -167,18 +168,21 @@ class Service:
         """Apply sources.toml if it changed (or ``force``, on SIGHUP); refuse a bad edit."""
         if self.watcher is None:
             return None
-        was_stale = self.watcher.status.stale
+        refusals = self.watcher.refusals
         config = self.watcher.poll(force=force)
-        if config is None:
-            if self.watcher.status.stale and not was_stale:
-                self._record_status()
-            return None
-        try:
-            new = reconfigure(self.app, config)
-        except (MonitorError, ValueError) as e:  # e.g. a source that cannot be built
-            self.watcher.refuse([f"cannot apply the new configuration: {e}"])
+        if config is not None:
+            try:
+                return self._reconfigure(config)
+            except (MonitorError, ValueError) as e:  # e.g. a source that cannot be built
+                self.watcher.refuse([f"cannot apply the new configuration: {e}"])
+        if self.watcher.refusals != refusals:
+            self.app.metrics.reloads.labels("refused").inc()
             self._record_status()
-            return None
+        return None
+
+    def _reconfigure(self, config: Config) -> Changes:
+        assert self.watcher is not None
+        new = reconfigure(self.app, config)
         for key in needs_restart(self.app.config, config):
             log.warning("config=%s setting=%s outcome=needs_restart", config.path, key)
         changes = self.apply(new)
@@ -198,8 +202,6 @@ class Service:
         """Leave the config status where ``noticewatch status`` (another process) finds it."""
         if self.watcher is None:
             return
-        if self.watcher.status.stale:
-            self.app.metrics.reloads.labels("refused").inc()
         try:
             self.app.store.set_meta(STATUS_KEY, self.watcher.status.to_json())
         except MonitorError as e:

@@ -121,6 +121,7 @@ def make_server(asgi: Starlette) -> uvicorn.Server:
         log_config=None,  # keep noticewatch's handlers (JSON, secret scrubbing)
         access_log=False,
         lifespan="off",
+        timeout_graceful_shutdown=3,  # a slow API call must not hold up the 10 s stop
         server_header=False,
     )
     return _Server(config)

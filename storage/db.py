@@ -46,8 +46,15 @@ def create_db_engine(url: str, *, synchronous: str = "FULL", upgrade: bool = Tru
 
 
 def _sqlite_engine(url: URL, synchronous: str) -> Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        try:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(
+                f"storage: cannot create the database directory {Path(url.database).parent}: "
+                f"{e.strerror}",
+                hint="mount the data volume read-write, owned by the user noticewatch runs as",
+            ) from e
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )

@@ -192,3 +192,11 @@ def test_db_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
             migrations.head(),
         )
+
+
+def test_a_database_directory_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the data directory should be")
+    with pytest.raises(StorageError) as info:
+        create_db_engine(f"sqlite:///{tmp_path / 'data' / 'nw.db'}")
+    assert "cannot create the database directory" in str(info.value)
+    assert "mount the data volume read-write" in str(info.value)

@@ -119,6 +119,10 @@ async def test_a_bad_edit_or_deleted_file_is_refused_and_the_old_config_keeps_ru
             assert await service.reload() is None  # polled again: not logged again
             assert await service.reload(force=True) is None  # SIGHUP: not logged again
         assert service.app.config is running_config
+        refused = service.app.metrics.registry.get_sample_value(
+            "noticewatch_config_reloads_total", {"outcome": "refused"}
+        )
+        assert refused == 1  # one bad edit, however often it is polled
         assert set(jobs(service)) == {"source:ap", "deliver:newsroom", "config:watch"}
         problems = [r.getMessage() for r in caplog.records if "outcome=refused" in r.getMessage()]
         assert len(problems) == 1 and expected in problems[0]
