@@ -152,3 +152,21 @@ async def test_an_unchanged_file_is_not_reloaded_unless_forced(tmp_path: Path, w
         app = service.app
         assert await service.reload() is None and service.app is app
         assert await service.reload(force=True) is not None and service.app is not app
+
+
+async def test_a_source_pointed_elsewhere_fetches_the_new_url_and_baselines_it(
+    tmp_path: Path, web: Web
+) -> None:
+    db = tmp_path / "nw.db"
+    path = write(tmp_path / "sources.toml", config_text(db, source_toml("ap")))
+    async with running(path, web) as service:
+        await run(service, "ap")
+        moved = source_toml("ap").replace("/ap.xml", "/cnil.xml")
+        write(path, config_text(db, moved))
+        changes = await service.reload()
+        assert changes is not None and changes.added == changes.removed == ()
+        web.feeds[FEED.format(name="cnil")] = rss(CV)
+        await run(service, "ap")
+        assert web.fetched[-1] == FEED.format(name="cnil")
+        # Another feed behind the same name is a new baseline: its back catalogue is not news.
+        assert service.app.store.alert_counts() == {}

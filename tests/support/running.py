@@ -56,11 +56,13 @@ class Web:
 
     feeds: dict[str, bytes] = field(default_factory=dict)
     sent: list[httpx.Request] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
     status: int = 200
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
         if request.method == "GET":
+            self.fetched.append(url)
             body = self.feeds.get(url)
             return httpx.Response(200, content=body) if body else httpx.Response(404)
         self.sent.append(request)
