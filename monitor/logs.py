@@ -65,6 +65,10 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in _FIELDS.findall(message):
             line.setdefault(key, value)
+        task = str(line.get("task", ""))
+        if task.startswith(("source:", "deliver:")):  # a scheduler task names its subject
+            kind, _, name = task.partition(":")
+            line.setdefault("source" if kind == "source" else "notifier", name)
         line["message"] = message
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)

@@ -80,3 +80,9 @@ def test_setup_logging_installs_the_chosen_format(capsys: pytest.CaptureFixture[
     first, second = capsys.readouterr().out.splitlines()
     assert json.loads(first)["source"] == "ap-nl" and SECRET not in first
     assert second.endswith("INFO    noticewatch.pipeline source=ap-nl outcome=ok")
+
+
+def test_a_crashed_task_line_names_its_source_or_notifier() -> None:
+    source = json.loads(emit(JsonFormatter(), [], "task=%s outcome=crashed", "source:ap-nl"))
+    notifier = json.loads(emit(JsonFormatter(), [], "task=%s outcome=crashed", "deliver:desk"))
+    assert source["source"] == "ap-nl" and notifier["notifier"] == "desk"
