@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-
-import uvicorn
 
 from monitor import __version__, healthcheck
 from monitor.api import TOKEN_ENV
@@ -27,7 +25,7 @@ from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.pipeline import SourceRun, run_source
 from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
 from monitor.scheduler import Service
-from monitor.web import WebSettings, api_token, build_web, make_server
+from monitor.web import WebSettings, api_token, build_web, listen, serve
 from storage.db import create_db_engine, init_schema
 from storage.store import Store
 
@@ -196,58 +194,23 @@ async def _run(
     config: Config, env: Mapping[str, str], token: str | None, scrubber: SecretFilter
 ) -> int:
     monitor = config.monitor
-    listener = _listen(monitor.http_host, monitor.http_port) if monitor.http_port else None
-    async with open_app(config) as app:
-        watcher = ConfigWatcher(config.path, env, app.clock)
-        service = Service(app, watcher, on_secrets=scrubber.update)
-        service.apply(app)  # hands the subscriptions' secrets to the log scrubber
+    listener = listen(monitor.http_host, monitor.http_port) if monitor.http_port else None
+    async with open_app(config) as app, contextlib.AsyncExitStack() as stack:
+        service = Service(app, ConfigWatcher(config.path, env, app.clock), scrubber.update)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop.set)
         loop.add_signal_handler(signal.SIGHUP, service.request_reload)
-        server, serving = None, None
         if listener is not None:
-            server = make_server(build_web(service, WebSettings(token)))
-            serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
+            web = build_web(service, WebSettings(token))
+            await stack.enter_async_context(serve(web, listener, service.stop))
             host, port = listener.getsockname()[:2]
             log.info(
                 "service=http listen=%s:%d api=%s", host, port,
                 "on" if token else f"off (set {TOKEN_ENV} to enable it)",
             )  # fmt: skip
-        if server is not None:
-            # The HTTP side stops alongside the service's own shutdown, not after it.
-            stopping = asyncio.create_task(_stop_when(service.stop, server), name="http-stop")
-        try:
-            await service.run()
-        finally:
-            if server is not None and serving is not None:
-                server.should_exit = True
-                await serving
-                stopping.cancel()
+        await service.run()
     return EXIT_OK
-
-
-async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
-    await stop.wait()
-    server.should_exit = True
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind the HTTP port before anything starts, so a busy port is a clear, early error."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise ConfigError(
-            f"monitor.http_port: cannot listen on {host}:{port}: {e.strerror}",
-            hint="pick a free port, or set http_port = 0 to serve no HTTP endpoints",
-        ) from e
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
 
 
 async def _status(config: Config) -> int:

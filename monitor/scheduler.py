@@ -62,6 +62,7 @@ class Service:
 
     async def run(self) -> None:
         """Run until ``self.stop`` is set, then stop cleanly within ~STOP_GRACE."""
+        self._share_secrets()
         self._schedule()
         self.scheduler.start()
         log.info(
@@ -159,6 +160,12 @@ class Service:
     def request_reload(self) -> None:
         """SIGHUP: re-read sources.toml now, even if it looks unchanged."""
         self._spawn("config:reload", self.reload(force=True))
+
+    def _share_secrets(self) -> None:
+        """Give the log scrubber the config's secrets and every subscription's."""
+        if self.on_secrets is not None:
+            app = self.app
+            self.on_secrets(config_secrets(app.config) + [s.secret for s in app.subscriptions])
 
     async def refresh(self) -> Changes:
         """Re-read the stored subscriptions (the API changed them) and apply them."""

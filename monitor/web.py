@@ -8,9 +8,11 @@ the service owns SIGTERM/SIGHUP and stops the server itself.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,43 @@ def make_server(asgi: Starlette) -> uvicorn.Server:
         server_header=False,
     )
     return _Server(config)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the HTTP port before anything starts, so a busy port is a clear, early error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(
+            f"monitor.http_port: cannot listen on {host}:{port}: {e.strerror}",
+            hint="pick a free port, or set http_port = 0 to serve no HTTP endpoints",
+        ) from e
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    asgi: Starlette, listener: socket.socket, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    """Serve ``asgi`` on ``listener`` for the duration; stop as soon as ``stop`` is set,
+    alongside the service's own shutdown rather than after it."""
+    server = make_server(asgi)
+    serving = asyncio.create_task(server.serve(sockets=[listener]), name="http")
+
+    async def stop_with_service() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopper = asyncio.create_task(stop_with_service(), name="http-stop")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        stopper.cancel()
+        await serving

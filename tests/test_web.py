@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from monitor.web import WebSettings, api_token, build_web
 from tests.conftest import FIXED_NOW
 from tests.support.feeds import Entry, rss
 from tests.support.running import FEED, HOOK, Web, config_text, running, source_toml
+from tests.support.webhook_receiver import WEBHOOK_SECRET
 
 pytestmark = pytest.mark.anyio
 
@@ -48,13 +49,16 @@ def verified(secret: str, request: httpx.Request) -> Any:
 
 @asynccontextmanager
 async def serving(
-    tmp_path: Path, web: Web | None = None, token: str | None = TOKEN
+    tmp_path: Path,
+    web: Web | None = None,
+    token: str | None = TOKEN,
+    on_secrets: Callable[[list[str]], None] | None = None,
 ) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
     web = web or Web(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
     tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "sources.toml"
     path.write_text(config_text(tmp_path / "nw.db", source_toml("ap")))
-    async with running(path, web) as service:
+    async with running(path, web, on_secrets=on_secrets) as service:
         asgi = build_web(service, WebSettings(token, resolver=fake_resolver))
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://nw") as client:
@@ -317,3 +321,12 @@ def test_healthcheck_port_and_summary(tmp_path: Path) -> None:
         "not ready: database ok, config FAILING "
         "(/config/sources.toml STALE since t: sources[0]: every: bad)"
     )
+
+
+async def test_a_subscription_secret_is_scrubbed_from_logs_from_then_on(tmp_path: Path) -> None:
+    scrubbed: list[list[str]] = []
+    async with serving(tmp_path, on_secrets=scrubbed.append) as (_, client):
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        secret = reply.json()["secret"]
+    assert secret in scrubbed[-1]
+    assert WEBHOOK_SECRET in scrubbed[-1]  # the config's own secrets stay in the list
