@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -42,6 +43,7 @@ TOKEN_ENV = "NOTICEWATCH_API_TOKEN"  # noqa: S105 - a variable name, not a token
 MAX_ALERTS = 500
 DEFAULT_ALERTS = 100
 TEST_EVENT = "noticewatch.test"
+_RULE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -146,10 +148,11 @@ class _Api:
         except ValueError as e:
             return error(400, str(e))
         rule = params.get("rule") or None
-        # Filtering by rule happens here: rules are a JSON list, and a portable SQL
-        # test for list membership differs between SQLite and PostgreSQL.
-        rows = await run_in_threadpool(self.app.store.recent_alerts, since, MAX_ALERTS * 4)
-        picked = [row for row in rows if rule is None or rule in row.rules][:limit]
+        if rule is not None and not _RULE_NAME.match(rule):
+            return error(400, f"rule: {rule!r} is not a rule name (lowercase letters, digits, -)")
+        rows = await run_in_threadpool(self.app.store.recent_alerts, since, limit, rule)
+        # The SQL filter is a text match on the JSON list; this keeps it exact.
+        picked = [row for row in rows if rule is None or rule in row.rules]
         return JSONResponse({"alerts": [_alert(row) for row in picked]})
 
     async def list_subscriptions(self, request: Request) -> Response:

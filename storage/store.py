@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import Text, cast, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -417,12 +417,18 @@ class Store:
         # func.min() loses the column type on SQLite: read the stored text back as UTC.
         return {name: _utc(value) for name, value in rows if value is not None}
 
-    def recent_alerts(self, since: datetime | None, limit: int) -> list[AlertRow]:
-        """Alerts newest first, created at or after ``since``."""
+    def recent_alerts(
+        self, since: datetime | None, limit: int, rule: str | None = None
+    ) -> list[AlertRow]:
+        """Alerts newest first, created at or after ``since``, for ``rule`` if given."""
         with self.session() as s:
             query = select(AlertRow).order_by(col(AlertRow.created_at).desc()).limit(limit)
             if since is not None:
                 query = query.where(col(AlertRow.created_at) >= since)
+            if rule is not None:
+                # The JSON list's text holds "<rule>" with its quotes on SQLite and
+                # PostgreSQL alike; rule names cannot contain LIKE's % or _ or a quote.
+                query = query.where(cast(col(AlertRow.rules), Text).like(f'%"{rule}"%'))
             return list(s.exec(query).all())
 
     def subscriptions(self) -> list[Subscription]:

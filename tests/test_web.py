@@ -188,6 +188,8 @@ async def test_alerts_by_rule_and_since(tmp_path: Path) -> None:
         assert (await client.get(f"/api/alerts?since={later}", headers=AUTH)).json()["alerts"] == []
         bad = await client.get("/api/alerts?since=yesterday", headers=AUTH)
         assert bad.status_code == 400 and bad.json()["error"].startswith("since:")
+        bad = await client.get("/api/alerts?rule=a%25b", headers=AUTH)
+        assert bad.status_code == 400 and bad.json()["error"].startswith("rule:")
         bad = await client.get("/api/alerts?limit=0", headers=AUTH)
         assert bad.status_code == 400 and bad.json()["error"].startswith("limit:")
 
