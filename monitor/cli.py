@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from monitor import __version__, healthcheck
+from monitor.alerts import iso_utc
 from monitor.api import TOKEN_ENV
 from monitor.app import App, config_secrets, open_app
 from monitor.config import DATABASE_ENV, Config, config_path, load_config
@@ -196,6 +197,9 @@ async def _run(
     monitor = config.monitor
     listener = listen(monitor.http_host, monitor.http_port) if monitor.http_port else None
     async with open_app(config) as app, contextlib.AsyncExitStack() as stack:
+        # A first write now: a read-only or full data volume stops the start with a clear
+        # error, instead of every fetch failing later.
+        app.store.set_meta("service_started_at", iso_utc(app.clock()))
         service = Service(app, ConfigWatcher(config.path, env, app.clock), scrubber.update)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

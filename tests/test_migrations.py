@@ -200,3 +200,22 @@ def test_a_database_directory_that_cannot_be_created_is_a_clear_error(tmp_path: 
         create_db_engine(f"sqlite:///{tmp_path / 'data' / 'nw.db'}")
     assert "cannot create the database directory" in str(info.value)
     assert "mount the data volume read-write" in str(info.value)
+
+
+def test_run_on_a_read_only_volume_stops_at_once_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    path = tmp_path / "nw.db"
+    create_db_engine(f"sqlite:///{path}").dispose()  # a database at the newest revision
+    before = path.read_bytes()
+    config = tmp_path / "sources.toml"
+    config.write_text(
+        f'[monitor]\ndatabase = "sqlite:///file:{path}?mode=ro&uri=true"\nhttp_port = 0\n'
+        '[[sources]]\nname = "a"\ntype = "rss"\nurl = "http://127.0.0.1:9/a"\nevery = "1h"\n'
+    )
+    assert main(["run", "--config", str(config), "--log-format", "text"], {}) == 3
+    err = capsys.readouterr().err
+    assert "read-only" in err and "mount the data volume read-write" in err
+    assert path.read_bytes() == before
