@@ -6,21 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from monitor.logs import JsonFormatter, SecretFilter, default_format, setup_logging
 
 SECRET = "whsec_c2VjcmV0LXZhbHVlLWZvci10ZXN0cw=="
-
-
-@pytest.fixture(autouse=True)
-def keep_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
 
 
 def emit(formatter: logging.Formatter, secrets: list[str], *args: object) -> str:
