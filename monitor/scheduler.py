@@ -63,6 +63,7 @@ class Service:
     async def run(self) -> None:
         """Run until ``self.stop`` is set, then stop cleanly within ~STOP_GRACE."""
         self._share_secrets()
+        self._record_status()  # replaces what a previous run may have left (e.g. STALE)
         self._schedule()
         self.scheduler.start()
         log.info(

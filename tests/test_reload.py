@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from monitor.app import open_app
 from monitor.cli import main, status_report
-from monitor.reload import STATUS_KEY, ConfigStatus
+from monitor.config import load_config
+from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
 from monitor.scheduler import Service
+from tests.conftest import FIXED_NOW
+from tests.support.fakes import Clock
 from tests.support.feeds import Entry, rss
 from tests.support.running import ENV, FEED, Web, config_text, running, source_toml
 
@@ -170,3 +174,18 @@ async def test_a_source_pointed_elsewhere_fetches_the_new_url_and_baselines_it(
         assert web.fetched[-1] == FEED.format(name="cnil")
         # Another feed behind the same name is a new baseline: its back catalogue is not news.
         assert service.app.store.alert_counts() == {}
+
+
+async def test_a_new_start_clears_a_stale_status_left_by_the_previous_run(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "nw.db"
+    path = write(tmp_path / "sources.toml", config_text(db, source_toml("ap")))
+    config = load_config(path, ENV)
+    async with open_app(config, clock=Clock(FIXED_NOW)) as app:
+        stale = ConfigStatus(str(path), FIXED_NOW, FIXED_NOW, ("old error",))
+        app.store.set_meta(STATUS_KEY, stale.to_json())
+        service = Service(app, ConfigWatcher(path, ENV, app.clock))
+        service.stop.set()  # run() records the status, then stops at once
+        await service.run()
+        assert "running, loaded" in status_report(app)
