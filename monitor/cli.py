@@ -200,7 +200,8 @@ async def _run(
         # A first write now: a read-only or full data volume stops the start with a clear
         # error, instead of every fetch failing later.
         app.store.set_meta("service_started_at", iso_utc(app.clock()))
-        service = Service(app, ConfigWatcher(config.path, env, app.clock), scrubber.update)
+        watcher = ConfigWatcher(config.path, env, app.clock)
+        service = Service(app, watcher, scrubber.update, [token] if token else [])
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop.set)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -52,10 +52,12 @@ class Service:
         app: App,
         watcher: ConfigWatcher | None = None,
         on_secrets: Callable[[list[str]], None] | None = None,
+        own_secrets: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.watcher = watcher
         self.on_secrets = on_secrets
+        self.own_secrets = list(own_secrets)  # e.g. the API token: scrubbed, never in config
         self.stop = asyncio.Event()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -166,7 +168,8 @@ class Service:
         """Give the log scrubber the config's secrets and every subscription's."""
         if self.on_secrets is not None:
             app = self.app
-            self.on_secrets(config_secrets(app.config) + [s.secret for s in app.subscriptions])
+            subscriptions = [s.secret for s in app.subscriptions]
+            self.on_secrets(config_secrets(app.config) + subscriptions + self.own_secrets)
 
     async def refresh(self) -> Changes:
         """Re-read the stored subscriptions (the API changed them) and apply them."""
