@@ -1,11 +1,16 @@
-"""The composition root: builds every part from a Config, and nothing else does."""
+"""The composition root: builds every part from a Config, and nothing else does.
+
+``open_app`` opens what lives as long as the process (database, HTTP client, metrics);
+``assemble`` builds what a configuration decides (sources, rules, notifiers), so that a
+reload or a new API subscription builds a fresh App around the same long-lived parts.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
@@ -16,10 +21,12 @@ from monitor.config import Config
 from monitor.dedupe import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.matching import Matcher
+from monitor.metrics import Metrics
 from monitor.pipeline import PipelineContext
 from monitor.quota import Metered
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
+from monitor.subscriptions import notifier_config
 from monitor.system import HealthPolicy
 from notifiers import NOTIFIER_TYPES
 from notifiers.base import Notifier
@@ -27,6 +34,7 @@ from notifiers.netguard import DeliveryTransport
 from storage.db import create_db_engine
 from storage.requests import RequestCounter
 from storage.store import Store
+from storage.tables import Subscription
 
 Clock = Callable[[], datetime]
 
@@ -40,11 +48,15 @@ class App:
     config: Config
     store: Store
     http: httpx.AsyncClient
+    notify_http: httpx.AsyncClient  # refuses private addresses unless a notifier allows them
     sources: dict[str, Source]
     notifiers: dict[str, Notifier]
     pipeline: PipelineContext
     deliverer: Deliverer
     clock: Clock
+    metrics: Metrics
+    rng: random.Random = field(default_factory=random.Random)
+    subscriptions: tuple[Subscription, ...] = ()
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -52,15 +64,25 @@ def build_sources(config: Config) -> dict[str, Source]:
     return {s.name: SOURCE_TYPES[s.type].build(s, limits) for s in config.sources if s.enabled}
 
 
-def build_notifiers(config: Config) -> dict[str, Notifier]:
-    return {n.name: NOTIFIER_TYPES[n.type].build(n) for n in config.notifiers}
-
-
 def dedupe_policy(config: Config) -> DedupePolicy | None:
     settings = config.monitor
     if not settings.dedupe:
         return None
     return DedupePolicy(threshold=settings.dedupe_threshold, window=settings.dedupe_window)
+
+
+def build_notifiers(
+    config: Config, subscriptions: Sequence[Subscription] = ()
+) -> dict[str, Notifier]:
+    """The config's notifiers, then the API subscriptions (built as webhook notifiers)."""
+    built = {n.name: NOTIFIER_TYPES[n.type].build(n) for n in config.notifiers}
+    for sub in subscriptions:
+        if sub.id not in built:  # a config notifier of the same name wins
+            allow = config.monitor.subscriptions_allow_private
+            built[sub.id] = NOTIFIER_TYPES["webhook"].build(
+                notifier_config(sub, allow_private=allow)
+            )
+    return built
 
 
 def config_secrets(config: Config) -> list[str]:
@@ -74,6 +96,82 @@ def config_secrets(config: Config) -> list[str]:
     return found
 
 
+def assemble(
+    config: Config,
+    *,
+    store: Store,
+    http: httpx.AsyncClient,
+    notify_http: httpx.AsyncClient,
+    clock: Clock,
+    metrics: Metrics,
+    rng: random.Random,
+    subscriptions: Sequence[Subscription] = (),
+) -> App:
+    """Everything a configuration (plus the stored subscriptions) decides."""
+    notifiers = build_notifiers(config, subscriptions)
+    routes = tuple(
+        NotifierRoute(n.config.name, None if n.config.rules is None else frozenset(n.config.rules))
+        for n in notifiers.values()
+    )
+    health = HealthPolicy(routes, config.monitor.failing_after)
+    pipeline = PipelineContext(
+        store=store,
+        http=http,
+        matcher=Matcher(config.rules),
+        routes=routes,
+        clock=clock,
+        baseline=config.monitor.baseline,
+        health=health,
+        quiet_on_update=config.quiet_on_update,
+        dedupe=dedupe_policy(config),
+        on_match=metrics.observe_match,
+    )
+    deliverer = Deliverer(
+        store,
+        notifiers,
+        notify_http,
+        clock,
+        RetryPolicy(max_attempts=config.monitor.max_attempts),
+        rng,
+        health=health,
+        disable_after=config.monitor.disable_after,
+        zone=config.monitor.zone,
+    )
+    sources = build_sources(config)
+    for source in sources.values():
+        if isinstance(source, Metered):  # requests counted per key per day, in the db
+            source.attach(RequestCounter(store), clock)
+    return App(
+        config=config,
+        store=store,
+        http=http,
+        notify_http=notify_http,
+        sources=sources,
+        notifiers=notifiers,
+        pipeline=pipeline,
+        deliverer=deliverer,
+        clock=clock,
+        metrics=metrics,
+        rng=rng,
+        subscriptions=tuple(subscriptions),
+    )
+
+
+def reconfigure(app: App, config: Config | None = None) -> App:
+    """A new App for ``config`` (default: the current one) and the stored subscriptions,
+    around the same database, HTTP client and metrics."""
+    return assemble(
+        config or app.config,
+        store=app.store,
+        http=app.http,
+        notify_http=app.notify_http,
+        clock=app.clock,
+        metrics=app.metrics,
+        rng=app.rng,
+        subscriptions=app.store.subscriptions(),
+    )
+
+
 @asynccontextmanager
 async def open_app(
     config: Config,
@@ -84,7 +182,6 @@ async def open_app(
 ) -> AsyncIterator[App]:
     """Open the database and HTTP client; close them on exit."""
     store = Store(create_db_engine(config.monitor.database))
-    notifiers = build_notifiers(config)
     http = httpx.AsyncClient(
         headers={"User-Agent": config.monitor.user_agent},
         follow_redirects=False,
@@ -98,46 +195,15 @@ async def open_app(
         transport=transport or DeliveryTransport(),
     )
     try:
-        routes = tuple(
-            NotifierRoute(n.name, frozenset(n.rules) if n.rules is not None else None)
-            for n in config.notifiers
-        )
-        health = HealthPolicy(routes, config.monitor.failing_after)
-        pipeline = PipelineContext(
+        yield assemble(
+            config,
             store=store,
             http=http,
-            matcher=Matcher(config.rules),
-            routes=routes,
+            notify_http=notify_http,
             clock=clock,
-            baseline=config.monitor.baseline,
-            health=health,
-            quiet_on_update=config.quiet_on_update,
-            dedupe=dedupe_policy(config),
-        )
-        deliverer = Deliverer(
-            store,
-            notifiers,
-            notify_http,
-            clock,
-            RetryPolicy(max_attempts=config.monitor.max_attempts),
-            rng or random.Random(),
-            health=health,
-            disable_after=config.monitor.disable_after,
-            zone=config.monitor.zone,
-        )
-        sources = build_sources(config)
-        for source in sources.values():
-            if isinstance(source, Metered):  # requests counted per key per day, in the db
-                source.attach(RequestCounter(store), clock)
-        yield App(
-            config=config,
-            store=store,
-            http=http,
-            sources=sources,
-            notifiers=notifiers,
-            pipeline=pipeline,
-            deliverer=deliverer,
-            clock=clock,
+            metrics=Metrics(store, clock),
+            rng=rng or random.Random(),
+            subscriptions=store.subscriptions(),
         )
     finally:
         await http.aclose()

@@ -1,5 +1,6 @@
-"""The command line: ``noticewatch check | poll | run | status`` and the delivery
-commands of :mod:`monitor.cli_delivery` (deliveries, replay, enable, notify-test).
+"""The command line: ``noticewatch check | poll | run | status | db upgrade | healthcheck``
+and the delivery commands of :mod:`monitor.cli_delivery` (deliveries, replay, enable,
+notify-test).
 
 Exit codes: 0 success; 1 ``poll`` finished but at least one source failed; 2 the
 configuration (or the command line) is wrong; 3 the database is unusable.
@@ -9,29 +10,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from monitor import __version__, cli_delivery
+from monitor import __version__, cli_delivery, healthcheck
+from monitor.alerts import iso_utc
+from monitor.api import TOKEN_ENV
 from monitor.app import App, config_secrets, open_app
-from monitor.config import Config, config_path, load_config
+from monitor.config import DATABASE_ENV, Config, config_path, load_config
 from monitor.durations import format_duration
 from monitor.errors import ConfigError, StorageError
-from monitor.logs import setup_logging
+from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.pipeline import SourceRun, run_source
 from monitor.quota import Metered
+from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
 from monitor.scheduler import Service
+from monitor.web import WebSettings, api_token, build_web, listen, serve
+from storage.db import create_db_engine, init_schema
+from storage.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STORAGE = 0, 1, 2, 3
+log = logging.getLogger("noticewatch.cli")
 POLL_CONCURRENCY = 8
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     args = _parser().parse_args(argv)
+    if args.command == "healthcheck":  # must work even while sources.toml is broken
+        ok, line = healthcheck.check(
+            healthcheck.service_port(config_path(args.config, env), env), ready=args.ready
+        )
+        print(line)
+        return EXIT_OK if ok else EXIT_FAILED
     try:
         config = load_config(config_path(args.config, env), env)
     except ConfigError as e:
@@ -39,21 +55,35 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             print(f"error: {problem}", file=sys.stderr)
         if e.hint:
             print(f"hint: {e.hint}", file=sys.stderr)
+        if args.command == "status":
+            _status_without_config(env)
         return EXIT_CONFIG
     if args.command == "check":
         return _check(config)
-    setup_logging(env.get("NOTICEWATCH_LOG_LEVEL", "INFO").upper(), config_secrets(config))
+    scrubber = setup_logging(
+        env.get("NOTICEWATCH_LOG_LEVEL", "INFO").upper(), config_secrets(config), args.log_format
+    )
     try:
+        if args.command == "run":
+            try:
+                token = api_token(env)
+            except ConfigError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return EXIT_CONFIG
+            return asyncio.run(_run(config, env, token, scrubber))
         if args.command == "poll":
             return asyncio.run(_poll(config, args.source, dry_run=args.dry_run))
         if args.command == "status":
             return asyncio.run(_status(config))
         if args.command in DELIVERY_COMMANDS:
             return asyncio.run(_delivery_command(config, args))
-        return asyncio.run(_run(config))
+        return _db_upgrade(config)
     except StorageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_STORAGE
+    except ConfigError as e:  # found only when starting, e.g. a busy HTTP port
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,8 +103,25 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the long-lived service (stops on SIGTERM)")
     status = commands.add_parser("status", help="show sources, failures and the outbox")
     delivery = cli_delivery.add_commands(commands)
-    for sub in (check, poll, run, status, *delivery):
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser(
+        "upgrade", help="apply every pending schema migration (run also does this at start)"
+    )
+    health = commands.add_parser(
+        "healthcheck", help="ask the running service whether it is alive (or --ready)"
+    )
+    health.add_argument(
+        "--ready", action="store_true", help="ask /readyz: database, scheduler and config"
+    )
+    for sub in (check, poll, run, status, upgrade, health, *delivery):
         sub.add_argument("--config", metavar="PATH", help=config_help)
+    for sub in (poll, run, status, upgrade, *delivery):
+        sub.add_argument(
+            "--log-format",
+            choices=FORMATS,
+            help="json (the default when stdout is not a terminal) or text",
+        )
     return parser
 
 
@@ -84,6 +131,19 @@ def _check(config: Config) -> int:
         f"{config.path}: ok: {len(config.sources)} sources ({enabled} enabled), "
         f"{len(config.rules)} rules, {len(config.notifiers)} notifiers"
     )
+    return EXIT_OK
+
+
+def _db_upgrade(config: Config) -> int:
+    engine = create_db_engine(config.monitor.database, upgrade=False)
+    try:
+        before, after = init_schema(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"database: already at the newest schema revision {after}")
+    else:
+        print(f"database: upgraded from {before or 'an empty database'} to {after}")
     return EXIT_OK
 
 
@@ -138,12 +198,29 @@ def _describe(run: SourceRun) -> str:
     )
 
 
-async def _run(config: Config) -> int:
-    async with open_app(config) as app:
-        service = Service(app)
+async def _run(
+    config: Config, env: Mapping[str, str], token: str | None, scrubber: SecretFilter
+) -> int:
+    monitor = config.monitor
+    listener = listen(monitor.http_host, monitor.http_port) if monitor.http_port else None
+    async with open_app(config) as app, contextlib.AsyncExitStack() as stack:
+        # A first write now: a read-only or full data volume stops the start with a clear
+        # error, instead of every fetch failing later.
+        app.store.set_meta("service_started_at", iso_utc(app.clock()))
+        watcher = ConfigWatcher(config.path, env, app.clock)
+        service = Service(app, watcher, scrubber.update, [token] if token else [])
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, service.request_reload)
+        if listener is not None:
+            web = build_web(service, WebSettings(token))
+            await stack.enter_async_context(serve(web, listener, service.stop))
+            host, port = listener.getsockname()[:2]
+            log.info(
+                "service=http listen=%s:%d api=%s", host, port,
+                "on" if token else f"off (set {TOKEN_ENV} to enable it)",
+            )  # fmt: skip
         await service.run()
     return EXIT_OK
 
@@ -188,6 +265,7 @@ def status_report(app: App) -> str:
         source = app.sources.get(name)
         if isinstance(source, Metered):
             lines.append(f"    {source.quota_status()}")
+    lines.extend(_config_status(app.store))
     lines.append("ALERTS")
     counts = app.store.alert_counts()
     disabled = app.store.disabled_notifiers()
@@ -216,6 +294,43 @@ def _events_report(app: App, limit: int = 10) -> list[str]:
         lines.append(f"  {first.source}: {title}")
         sources = ", ".join(dict.fromkeys(copy.source for copy in copies))
         lines.append(f"    also seen in: {sources} ({len(copies)} later copies)")
+    return lines
+
+
+def _status_without_config(env: Mapping[str, str]) -> None:
+    """With sources.toml broken, still say what the running service does about it.
+
+    The database URL then comes from ``NOTICEWATCH_DATABASE_URL`` (as in the image).
+    """
+    url = env.get(DATABASE_ENV)
+    if not url:
+        return
+    try:
+        store = Store(create_db_engine(url))
+        try:
+            lines = _config_status(store)
+        finally:
+            store.engine.dispose()
+    except StorageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return
+    print("\n".join(lines or ["CONFIG", "  no service has reported on this configuration yet"]))
+
+
+def _config_status(store: Store) -> list[str]:
+    """What the running service last said about sources.toml (nothing if it never ran)."""
+    raw = store.get_meta(STATUS_KEY)
+    if raw is None:
+        return []
+    status = ConfigStatus.from_json(raw)
+    if not status.stale:
+        return ["CONFIG", f"  {status.path}: running, loaded {_when(status.loaded_at)}"]
+    lines = [
+        "CONFIG",
+        f"  {status.path}: STALE since {_when(status.stale_since)}: the service refused the "
+        f"file and still runs the configuration loaded {_when(status.loaded_at)}",
+    ]
+    lines.extend(f"    {error}" for error in status.errors)
     return lines
 
 

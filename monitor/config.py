@@ -33,6 +33,8 @@ from monitor.system import DEFAULT_FAILING_AFTER, SOURCE_HEALTH
 from notifiers import NOTIFIER_TYPES
 
 DATABASE_ENV = "NOTICEWATCH_DATABASE_URL"
+HTTP_HOST_ENV = "NOTICEWATCH_HTTP_HOST"
+HTTP_PORT_ENV = "NOTICEWATCH_HTTP_PORT"
 CONFIG_ENV = "NOTICEWATCH_CONFIG"
 DEFAULT_CONFIG = Path("sources.toml")
 _TOP_KEYS = ("monitor", "sources", "rules", "notifiers")
@@ -68,6 +70,9 @@ class MonitorSettings(StrictModel):
     dedupe: bool = True
     dedupe_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0, le=1)
     dedupe_window: Duration = DEFAULT_WINDOW
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)  # 0: no HTTP endpoints
+    subscriptions_allow_private: bool = False
 
 
 class RuleConfig(StrictModel):
@@ -150,6 +155,10 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str], *, path: Path) -> 
     assert monitor is not None  # no problems means every model validated
     if env.get(DATABASE_ENV):
         monitor = monitor.model_copy(update={"database": env[DATABASE_ENV]})
+    if env.get(HTTP_HOST_ENV):  # the image listens on every interface, whatever the file says
+        monitor = monitor.model_copy(update={"http_host": env[HTTP_HOST_ENV]})
+    if env.get(HTTP_PORT_ENV, "").isdigit():
+        monitor = monitor.model_copy(update={"http_port": int(env[HTTP_PORT_ENV])})
     return Config(
         path=path,
         monitor=monitor,

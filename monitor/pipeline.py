@@ -43,6 +43,7 @@ class PipelineContext:
     health: HealthPolicy = field(default_factory=HealthPolicy)
     quiet_on_update: frozenset[str] = frozenset()  # rules with on_update = false
     dedupe: DedupePolicy | None = None  # None: every copy of an event alerts
+    on_match: Callable[[str], None] | None = None  # told each rule that matched an item
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,9 @@ def _plan(
     drafts: list[AlertDraft] = []
     for item, _ in changes:
         matches = ctx.matcher.match(item)
+        if ctx.on_match is not None:
+            for rule in dict.fromkeys(m.rule for m in matches):
+                ctx.on_match(rule)
         if not matches:
             continue
         old = before.get(item.key)

@@ -4,37 +4,68 @@ Each enabled source gets an interval job at its ``every`` (coalesced, jittered, 
 at a time); each notifier gets a delivery job, also woken right after a source queues
 alerts. Jobs only spawn tracked tasks, so that a stop can cancel fetches (nothing is
 committed before the end of a fetch, so nothing is lost) and let deliveries finish.
+
+``apply`` swaps in a new App (a reloaded config, a new API subscription) between
+polls: each task takes ``self.app`` once when it starts, so a run in progress finishes
+with the rules and notifiers it began with and the next one uses the new ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.app import App
+from monitor.app import App, config_secrets, reconfigure
+from monitor.config import Config
+from monitor.errors import MonitorError
 from monitor.pipeline import run_source
+from monitor.reload import STATUS_KEY, ConfigWatcher, needs_restart
 
 log = logging.getLogger("noticewatch.scheduler")
 
 DELIVERY_EVERY = timedelta(seconds=5)
 STOP_GRACE = timedelta(seconds=7)
+WATCH_EVERY = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What ``apply`` changed, for the log and the tests."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    rescheduled: tuple[str, ...] = ()
+    notifiers_added: tuple[str, ...] = ()
+    notifiers_removed: tuple[str, ...] = ()
 
 
 class Service:
-    def __init__(self, app: App) -> None:
+    def __init__(
+        self,
+        app: App,
+        watcher: ConfigWatcher | None = None,
+        on_secrets: Callable[[list[str]], None] | None = None,
+        own_secrets: Sequence[str] = (),
+    ) -> None:
         self.app = app
+        self.watcher = watcher
+        self.on_secrets = on_secrets
+        self.own_secrets = list(own_secrets)  # e.g. the API token: scrubbed, never in config
         self.stop = asyncio.Event()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     async def run(self) -> None:
         """Run until ``self.stop`` is set, then stop cleanly within ~STOP_GRACE."""
+        self._share_secrets()
+        self._record_status()  # replaces what a previous run may have left (e.g. STALE)
         self._schedule()
         self.scheduler.start()
         log.info(
@@ -47,46 +78,172 @@ class Service:
         finally:
             await self._shutdown()
 
+    @property
+    def running(self) -> bool:
+        return bool(self.scheduler.running) and not self.stop.is_set()
+
     def _schedule(self) -> None:
         now = self.app.clock()
         for index, (name, source) in enumerate(self.app.sources.items()):
-            every = source.config.every
-            self.scheduler.add_job(
-                self._trigger_source,
-                IntervalTrigger(
-                    seconds=every.total_seconds(),
-                    jitter=min(every.total_seconds() / 10, 60),
-                ),
-                args=[name],
-                id=f"source:{name}",
-                # Stagger the first fetches so a restart does not burst every host at once.
-                next_run_time=now + timedelta(seconds=index * 0.5),
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=None,
-            )
+            # Stagger the first fetches so a restart does not burst every host at once.
+            self._add_source_job(name, source.config.every, now + timedelta(seconds=index * 0.5))
         for name in self.app.notifiers:
+            self._add_delivery_job(name)
+        if self.watcher is not None:
             self.scheduler.add_job(
-                self._trigger_delivery,
-                IntervalTrigger(seconds=DELIVERY_EVERY.total_seconds()),
-                args=[name],
-                id=f"deliver:{name}",
-                next_run_time=now,
+                self.reload,
+                IntervalTrigger(seconds=WATCH_EVERY.total_seconds()),
+                id="config:watch",
                 coalesce=True,
                 max_instances=1,
+            )
+
+    @staticmethod
+    def _source_trigger(every: timedelta) -> IntervalTrigger:
+        return IntervalTrigger(
+            seconds=every.total_seconds(), jitter=min(every.total_seconds() / 10, 60)
+        )
+
+    def _add_source_job(self, name: str, every: timedelta, first: Any) -> None:
+        self.scheduler.add_job(
+            self._trigger_source,
+            self._source_trigger(every),
+            args=[name],
+            id=f"source:{name}",
+            next_run_time=first,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+
+    def _add_delivery_job(self, name: str) -> None:
+        self.scheduler.add_job(
+            self._trigger_delivery,
+            IntervalTrigger(seconds=DELIVERY_EVERY.total_seconds()),
+            args=[name],
+            id=f"deliver:{name}",
+            next_run_time=self.app.clock(),
+            coalesce=True,
+            max_instances=1,
+        )
+
+    # --- reconfiguring while running ------------------------------------------------------
+
+    def apply(self, new: App) -> Changes:
+        """Run ``new`` from now on: start, stop and reschedule jobs for what differs."""
+        old, self.app = self.app, new
+        now = new.clock()
+        added = tuple(n for n in new.sources if n not in old.sources)
+        removed = tuple(n for n in old.sources if n not in new.sources)
+        rescheduled = tuple(
+            n
+            for n in new.sources
+            if n in old.sources and new.sources[n].config.every != old.sources[n].config.every
+        )
+        for name in removed:
+            self.scheduler.remove_job(f"source:{name}")
+            task = self.tasks.get(f"source:{name}")
+            if task is not None and not task.done():
+                task.cancel()  # an unfinished fetch has committed nothing
+        for name in added:  # a new source's first run is its baseline, as at start-up
+            self._add_source_job(name, new.sources[name].config.every, now)
+        for name in rescheduled:
+            trigger = self._source_trigger(new.sources[name].config.every)
+            self.scheduler.reschedule_job(f"source:{name}", trigger=trigger)
+        notifiers_added = tuple(n for n in new.notifiers if n not in old.notifiers)
+        notifiers_removed = tuple(n for n in old.notifiers if n not in new.notifiers)
+        for name in notifiers_removed:
+            self.scheduler.remove_job(f"deliver:{name}")
+        for name in notifiers_added:
+            self._add_delivery_job(name)
+        if self.on_secrets is not None:
+            self.on_secrets(config_secrets(new.config) + [sub.secret for sub in new.subscriptions])
+        return Changes(added, removed, rescheduled, notifiers_added, notifiers_removed)
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read sources.toml now, even if it looks unchanged."""
+        self._spawn("config:reload", self.reload(force=True))
+
+    def _share_secrets(self) -> None:
+        """Give the log scrubber the config's secrets and every subscription's."""
+        if self.on_secrets is not None:
+            app = self.app
+            subscriptions = [s.secret for s in app.subscriptions]
+            self.on_secrets(config_secrets(app.config) + subscriptions + self.own_secrets)
+
+    async def refresh(self) -> Changes:
+        """Re-read the stored subscriptions (the API changed them) and apply them."""
+        return self.apply(reconfigure(self.app))
+
+    async def reload(self, *, force: bool = False) -> Changes | None:
+        """Apply sources.toml if it changed (or ``force``, on SIGHUP); refuse a bad edit."""
+        if self.watcher is None:
+            return None
+        refusals = self.watcher.refusals
+        config = self.watcher.poll(force=force)
+        if config is not None:
+            try:
+                return self._reconfigure(config)
+            except (MonitorError, ValueError) as e:  # e.g. a source that cannot be built
+                self.watcher.refuse([f"cannot apply the new configuration: {e}"])
+        if self.watcher.refusals != refusals:
+            self.app.metrics.reloads.labels("refused").inc()
+            self._record_status()
+        return None
+
+    def _reconfigure(self, config: Config) -> Changes:
+        assert self.watcher is not None
+        new = reconfigure(self.app, config)
+        for key in needs_restart(self.app.config, config):
+            log.warning("config=%s setting=%s outcome=needs_restart", config.path, key)
+        changes = self.apply(new)
+        self.watcher.accepted()
+        self._record_status()
+        self.app.metrics.reloads.labels("applied").inc()
+        log.info(
+            "config=%s outcome=reloaded added=%s removed=%s rescheduled=%s "
+            "notifiers_added=%s notifiers_removed=%s",
+            config.path, ",".join(changes.added) or "-", ",".join(changes.removed) or "-",
+            ",".join(changes.rescheduled) or "-", ",".join(changes.notifiers_added) or "-",
+            ",".join(changes.notifiers_removed) or "-",
+        )  # fmt: skip
+        return changes
+
+    def _record_status(self) -> None:
+        """Leave the config status where ``noticewatch status`` (another process) finds it."""
+        if self.watcher is None:
+            return
+        try:
+            self.app.store.set_meta(STATUS_KEY, self.watcher.status.to_json())
+        except MonitorError as e:
+            log.error(
+                "config=%s outcome=error could not record its status: %s", self.app.config.path, e
             )
 
     async def _trigger_source(self, name: str) -> None:
         self._spawn(f"source:{name}", self._source(name))
 
     async def _trigger_delivery(self, name: str) -> None:
-        self._spawn(f"deliver:{name}", self.app.deliverer.deliver_due(name, self.stop))
+        self._spawn(f"deliver:{name}", self._deliver(name))
 
     async def _source(self, name: str) -> None:
-        run = await run_source(self.app.sources[name], self.app.pipeline)
-        if run.counts.alerts and not self.stop.is_set():
+        app = self.app
+        source = app.sources.get(name)
+        if source is None:  # removed by a reload since the job fired
+            return
+        run = await run_source(source, app.pipeline)
+        c = run.counts
+        app.metrics.observe_run(name, run.outcome, run.duration, c.new, c.updated, c.seen)
+        if c.alerts and not self.stop.is_set():
             for notifier in self.app.notifiers:
                 await self._trigger_delivery(notifier)
+
+    async def _deliver(self, name: str) -> None:
+        app = self.app
+        if name not in app.notifiers:
+            return
+        counts = await app.deliverer.deliver_due(name, self.stop)
+        app.metrics.observe_deliveries(name, counts.delivered, counts.retried, counts.dead)
 
     def _spawn(self, key: str, work: Coroutine[Any, Any, Any]) -> None:
         running = self.tasks.get(key)

@@ -1,4 +1,8 @@
-"""Engine factory: SQLite (WAL, synchronous=FULL, busy_timeout) or PostgreSQL, and schema setup."""
+"""Engine factory: SQLite (WAL, synchronous=FULL, busy_timeout) or PostgreSQL, and schema setup.
+
+The schema is whatever the Alembic migrations in ``storage/migrations`` build; opening a
+database upgrades it to the newest revision first.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,17 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import create_engine
 
 from monitor.errors import StorageError
-from storage.tables import SCHEMA_VERSION, Meta
+from storage import migrations
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def create_db_engine(url: str, *, synchronous: str = "FULL") -> Engine:
-    """Build an engine for ``url`` and make sure the schema exists."""
+def create_db_engine(url: str, *, synchronous: str = "FULL", upgrade: bool = True) -> Engine:
+    """Build an engine for ``url`` and (unless ``upgrade`` is False) migrate it to the newest
+    schema revision."""
     try:
         parsed = make_url(url)
     except ArgumentError as e:
@@ -35,13 +40,21 @@ def create_db_engine(url: str, *, synchronous: str = "FULL") -> Engine:
             f"storage: cannot use database {_safe(url)}: {type(e).__name__}: {_first_line(e)}",
             hint="is the database driver installed (e.g. pip install 'psycopg[binary]')?",
         ) from e
-    init_schema(engine)
+    if upgrade:
+        init_schema(engine)
     return engine
 
 
 def _sqlite_engine(url: URL, synchronous: str) -> Engine:
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        try:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(
+                f"storage: cannot create the database directory {Path(url.database).parent}: "
+                f"{e.strerror}",
+                hint="mount the data volume read-write, owned by the user noticewatch runs as",
+            ) from e
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     )
@@ -58,26 +71,33 @@ def _sqlite_engine(url: URL, synchronous: str) -> Engine:
     return engine
 
 
-def init_schema(engine: Engine) -> None:
-    """Create missing tables and check the schema version."""
+def init_schema(engine: Engine) -> tuple[str | None, str]:
+    """Apply every pending migration; (revision before, revision after)."""
     try:
-        SQLModel.metadata.create_all(engine)
-        with Session(engine) as session:
-            row = session.exec(select(Meta).where(Meta.key == "schema_version")).first()
-            if row is None:
-                session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-                session.commit()
-            elif int(row.value) > SCHEMA_VERSION:
-                raise StorageError(
-                    f"storage: database schema version {row.value} is newer than this "
-                    f"noticewatch understands ({SCHEMA_VERSION})",
-                    hint="upgrade noticewatch or point it at another database",
-                )
+        return migrations.upgrade(engine)
     except SQLAlchemyError as e:
         raise StorageError(
             f"storage: cannot open database {_safe(str(engine.url))}: {type(e).__name__}: "
-            f"{_first_line(e)}"
+            f"{_first_line(e)}",
+            hint=storage_hint(e),
         ) from e
+    except OSError as e:
+        raise StorageError(
+            f"storage: cannot open database {_safe(str(engine.url))}: {e.strerror or e}",
+            hint="is the data volume mounted, writable by this user, and not full?",
+        ) from e
+
+
+def storage_hint(error: Exception) -> str | None:
+    """What to do about the SQLite errors a container user meets: a bad volume."""
+    text = _first_line(error).lower()
+    if "readonly" in text or "read-only" in text:
+        return "the database or its directory is read-only: mount the data volume read-write"
+    if "disk is full" in text or "database or disk is full" in text:
+        return "the data volume is full: free space on it; nothing was written"
+    if "unable to open" in text:
+        return "the database directory is missing or not writable by this user"
+    return None
 
 
 def _safe(url: str) -> str:

@@ -12,10 +12,10 @@ import html
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import Text, cast, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,9 +34,18 @@ from monitor.system import (
     source_failing_data,
     source_recovered_data,
 )
+from storage.db import storage_hint
 from storage.dedupe import load_history, recent_events, record_outcome
 from storage.outbox import DeliveryRecords
-from storage.tables import AlertRow, DeliveryAttempt, ItemRow, NotifierState, SourceState
+from storage.tables import (
+    AlertRow,
+    DeliveryAttempt,
+    ItemRow,
+    Meta,
+    NotifierState,
+    SourceState,
+    Subscription,
+)
 
 _CHUNK = 500
 
@@ -74,7 +83,9 @@ class Store(DeliveryRecords):
                 yield session
         except SQLAlchemyError as e:
             detail = str(getattr(e, "orig", None) or e).splitlines()[0]
-            raise StorageError(f"storage: {type(e).__name__}: {detail}") from e
+            raise StorageError(
+                f"storage: {type(e).__name__}: {detail}", hint=storage_hint(e)
+            ) from e
 
     # --- sources -------------------------------------------------------------------------
 
@@ -507,6 +518,81 @@ class Store(DeliveryRecords):
         with self.session() as s:
             query = select(NotifierState).where(col(NotifierState.disabled_at).is_not(None))
             return {row.name: row.disabled_reason or "" for row in s.exec(query).all()}
+
+    # --- service and API (issue 7) -------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise StorageError unless the database answers a query."""
+        with self.session() as s:
+            s.execute(select(1))
+
+    def oldest_pending(self) -> dict[str, datetime]:
+        """The creation time of the oldest pending alert, by notifier."""
+        with self.session() as s:
+            query = (
+                select(AlertRow.notifier, func.min(AlertRow.created_at))
+                .where(AlertRow.status == "pending")
+                .group_by(col(AlertRow.notifier))
+            )
+            rows = s.exec(query).all()
+        # func.min() loses the column type on SQLite: read the stored text back as UTC.
+        return {name: _utc(value) for name, value in rows if value is not None}
+
+    def recent_alerts(
+        self, since: datetime | None, limit: int, rule: str | None = None
+    ) -> list[AlertRow]:
+        """Alerts newest first, created at or after ``since``, for ``rule`` if given."""
+        with self.session() as s:
+            query = select(AlertRow).order_by(col(AlertRow.created_at).desc()).limit(limit)
+            if since is not None:
+                query = query.where(col(AlertRow.created_at) >= since)
+            if rule is not None:
+                # The JSON list's text holds "<rule>" with its quotes on SQLite and
+                # PostgreSQL alike; rule names cannot contain LIKE's % or _ or a quote.
+                query = query.where(cast(col(AlertRow.rules), Text).like(f'%"{rule}"%'))
+            return list(s.exec(query).all())
+
+    def subscriptions(self) -> list[Subscription]:
+        with self.session() as s:
+            query = select(Subscription).order_by(col(Subscription.created_at))
+            return list(s.exec(query).all())
+
+    def add_subscription(self, subscription: Subscription) -> None:
+        with self.session() as s:
+            s.add(subscription)
+            s.commit()
+
+    def remove_subscription(self, ident: str, now: datetime) -> bool:
+        """Delete a subscription; its undelivered alerts become dead (kept for the record)."""
+        with self.session() as s:
+            row = s.get(Subscription, ident)
+            if row is None:
+                return False
+            s.delete(row)
+            s.execute(
+                update(AlertRow)
+                .where(col(AlertRow.notifier) == ident, col(AlertRow.status) == "pending")
+                .values(status="dead", last_error="subscription deleted")
+            )
+            s.commit()
+            return True
+
+    def get_meta(self, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(Meta, key)
+            return row.value if row is not None else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.session() as s:
+            row = s.get(Meta, key) or Meta(key=key, value=value)
+            row.value = value
+            s.add(row)
+            s.commit()
+
+
+def _utc(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _as_item(row: ItemRow) -> Item:

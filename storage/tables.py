@@ -215,3 +215,20 @@ class DedupeSignature(SQLModel, table=True):
     item_id: int = Field(foreign_key="items.id", primary_key=True)
     signature: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     at: datetime = _when(nullable=False, index=True)
+
+
+class Subscription(SQLModel, table=True):
+    """A webhook endpoint subscribed through the API; delivered like a config webhook.
+
+    ``secret`` is the ``whsec_`` signing secret, shown once when the subscription is
+    created; it has to be stored in the clear, since every delivery is signed with it.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: str = Field(primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    secret: str
+    rules: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = _when(nullable=False)

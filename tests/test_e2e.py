@@ -43,7 +43,7 @@ class Env:
     def db(self) -> Path:
         return self.tmp / "data" / "noticewatch.db"
 
-    def write_config(self, *, baseline: bool = True, extra: str = "") -> Path:
+    def write_config(self, *, baseline: bool = True, extra: str = "", http_port: int = 0) -> Path:
         path = self.tmp / "sources.toml"
         path.write_text(
             textwrap.dedent(
@@ -51,6 +51,7 @@ class Env:
                 [monitor]
                 database = "sqlite:///{self.db}"
                 baseline = {str(baseline).lower()}
+                http_port = {http_port}
 
                 [[sources]]
                 name = "ap-nl"

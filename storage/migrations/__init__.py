@@ -1,0 +1,101 @@
+"""Alembic migrations: every schema change is a numbered revision under ``versions/``.
+
+``upgrade(engine)`` brings any database to the newest revision (run at start-up and by
+``noticewatch db upgrade``); ``python -m storage.migrations new "message"`` writes the
+next revision from the difference between the tables and the migrations so far.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, Engine
+
+from monitor.errors import StorageError
+
+log = logging.getLogger("noticewatch.storage")
+HERE = Path(__file__).parent
+FIRST_REVISION = "0001"
+# Tables of the first schema: a database holding them but no alembic_version was made
+# by a release from before migrations, and is at FIRST_REVISION.
+_FIRST_SCHEMA_MARKERS = frozenset({"items", "alerts", "source_state"})
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    """Alembic's settings in code, so no alembic.ini has to ship with the package."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(HERE))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision is not None  # there is always at least FIRST_REVISION
+    return revision
+
+
+def current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Upgrade the database to the newest revision; (revision before, revision after)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    target = head()
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A batch ALTER on SQLite copies the table and drops the old one, which the
+            # foreign keys pointing at it would refuse; the pragma only takes effect
+            # outside a transaction, and the keys are checked again afterwards.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                before = _upgrade(connection, script, target)
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise StorageError(
+                        "storage: the schema upgrade left rows pointing at missing rows",
+                        hint="restore the database from a backup and report this",
+                    )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+    if before == target:
+        return before, target
+    log.info("database=upgraded from=%s to=%s", before or "empty", target)
+    return before, target
+
+
+def _upgrade(connection: Connection, script: ScriptDirectory, target: str) -> str | None:
+    """Upgrade inside the caller's transaction; the revision the database was at."""
+    from alembic import command  # imported late: alembic's command module is slow to import
+
+    before = current(connection)
+    if before is None and set(inspect(connection).get_table_names()) >= _FIRST_SCHEMA_MARKERS:
+        command.stamp(alembic_config(connection), FIRST_REVISION)
+        before = FIRST_REVISION
+    if before == target:
+        return before
+    if before is not None and _unknown(script, before):
+        raise StorageError(
+            f"storage: the database is at schema revision {before}: newer than this "
+            f"noticewatch knows (its newest is {target})",
+            hint="upgrade noticewatch, or point it at another database",
+        )
+    command.upgrade(alembic_config(connection), "head")
+    return before
+
+
+def _unknown(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is None
+    except Exception:  # alembic raises its own errors for unknown ids
+        return True

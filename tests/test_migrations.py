@@ -1,0 +1,221 @@
+"""Alembic migrations: they build exactly the tables, and upgrade the first schema in place."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, event, inspect
+from sqlmodel import SQLModel
+
+from monitor.errors import StorageError
+from monitor.sources.base import Fetched
+from storage import migrations
+from storage.db import create_db_engine
+from storage.store import Change, Store
+from tests.conftest import DATA, FIXED_NOW
+from tests.support.fakes import make_item
+
+FIRST_SCHEMA = DATA / "schema" / "first_schema.sql"  # what 0.1 created, captured as SQL
+
+
+def first_schema_db(path: Path) -> None:
+    """A database as noticewatch 0.1 left it: first schema, an item, an alert, state."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(FIRST_SCHEMA.read_text())
+        conn.executescript(
+            """
+            INSERT INTO meta VALUES ('schema_version', '1');
+            INSERT INTO source_state VALUES ('ap-nl', 'rss', 'https://ap.example/feed',
+              '"etag-1"', NULL, 'sha256:abc', 1, '2026-11-21 09:00:00.000000',
+              '2026-11-21 09:00:00.000000', 'ok', NULL, NULL, 2, 40, 3);
+            INSERT INTO items VALUES (1, 'ap-nl', 'rss', 'id:ap-2', 'v1:x', 1,
+              'AP legt Clearview boete op', 'https://ap.example/clearview', NULL, 'Boete',
+              'Boete', '', 'nl', '{"amount": 3}', '2026-11-21 09:00:00.000000',
+              '2026-11-21 09:00:00.000000', NULL);
+            INSERT INTO alerts VALUES ('msg_1', 1, 'newsroom', 'alert.created',
+              '["clearview-fines"]', '{"alert_id": "msg_1"}', 'pending', 1,
+              '2026-11-21 09:00:00.000000', '2026-11-21 09:05:00.000000', NULL, 503, 'HTTP 503');
+            INSERT INTO delivery_attempts VALUES (1, 'msg_1', 'newsroom', 1,
+              '2026-11-21 09:00:01.000000', 'failed', 503, 'HTTP 503', 120);
+            """
+        )
+
+
+def schema_of(engine: Any) -> dict[str, Any]:
+    """Tables, columns, keys and indexes as the database reports them."""
+    found: dict[str, Any] = {}
+    insp = inspect(engine)
+    for table in insp.get_table_names():
+        if table == "alembic_version":
+            continue
+        found[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
+            "pk": insp.get_pk_constraint(table)["constrained_columns"],
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)
+            ),
+            "fks": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"])
+                for f in insp.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in insp.get_indexes(table)
+            ),
+        }
+    return found
+
+
+def test_migrations_build_exactly_the_tables(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, SQLModel.metadata)
+    assert diff == [], "the tables and the migrations differ; write a revision (see README)"
+
+
+def test_revision_0001_is_the_first_schema(tmp_path: Path) -> None:
+    first = tmp_path / "first.db"
+    with sqlite3.connect(first) as conn:
+        conn.executescript(FIRST_SCHEMA.read_text())
+    migrated = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    from alembic import command
+
+    with migrated.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0001")
+    assert schema_of(migrated) == schema_of(create_engine(f"sqlite:///{first}"))
+
+
+def test_first_schema_upgrades_keeping_items_alerts_and_source_state(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    first_schema_db(path)
+    engine = create_db_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert migrations.current(conn) == migrations.head()
+        assert "subscriptions" in inspect(conn).get_table_names()
+    store = Store(engine)
+    (state,) = store.source_states()
+    assert (state.name, state.etag, state.body_hash, state.baselined) == (
+        "ap-nl", '"etag-1"', "sha256:abc", True,
+    )  # fmt: skip
+    assert (state.consecutive_failures, state.fetches, state.failures) == (2, 40, 3)
+    assert store.item_counts() == {"ap-nl": 1}
+    (alert,) = store.due_alerts("newsroom", FIXED_NOW)
+    assert (alert.id, alert.rules, alert.attempts, alert.last_status) == (
+        "msg_1", ["clearview-fines"], 1, 503,
+    )  # fmt: skip
+    # The upgraded database keeps working: the next fetch is not a new baseline.
+    assert store.snapshot("ap-nl", "https://ap.example/feed").baselined is True
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM delivery_attempts").fetchone() == (1,)
+
+
+def test_upgrade_is_idempotent(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")
+    assert migrations.upgrade(engine) == (migrations.head(), migrations.head())
+
+
+def test_a_database_needing_migration_on_a_read_only_volume_is_left_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nw.db"
+    first_schema_db(path)
+    before = path.read_bytes()
+    with pytest.raises(StorageError) as info:
+        create_db_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert "read-only" in str(info.value) and "mount the data volume read-write" in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_a_read_only_volume_mid_run_is_a_clear_error_and_nothing_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    store = Store(create_db_engine(f"sqlite:///{path}"))
+    store.record_failure("ap-nl", "rss", "fetch: boom", FIXED_NOW)
+    read_only = Store(create_db_engine(f"sqlite:///file:{path}?mode=ro&uri=true"))
+    with pytest.raises(StorageError, match="read-only"):
+        read_only.record_failure("ap-nl", "rss", "fetch: again", FIXED_NOW)
+    (state,) = Store(create_db_engine(f"sqlite:///{path}")).source_states()
+    assert state.failures == 1
+
+
+def test_a_full_volume_is_a_clear_error_and_the_database_stays_sound(tmp_path: Path) -> None:
+    path = tmp_path / "nw.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    store = Store(engine)
+    fetched = Fetched(url="https://example.org/feed", status=200, body=b"v1")
+    first = [make_item("ap-nl", "id:1", "first")]
+    store.commit_batch("ap-nl", "rss", fetched, first, [(first[0], Change.NEW)], [], FIXED_NOW)
+    engine.dispose()
+
+    @event.listens_for(engine, "connect")
+    def _full(dbapi_connection: Any, _record: Any) -> None:
+        # SQLite's own "disk full": no page may be added beyond those the file has now.
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    many = [make_item("ap-nl", f"id:{i}", "x" * 2000) for i in range(2, 200)]
+    with pytest.raises(StorageError) as info:
+        store.commit_batch(
+            "ap-nl", "rss", fetched, many, [(i, Change.NEW) for i in many], [], FIXED_NOW
+        )
+    assert "full" in str(info.value) and "nothing was written" in str(info.value)
+    engine.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT item_key FROM items").fetchall() == [("id:1",)]
+
+
+def test_db_upgrade_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    path = tmp_path / "nw.db"
+    first_schema_db(path)
+    config = tmp_path / "sources.toml"
+    config.write_text(
+        f'[monitor]\ndatabase = "sqlite:///{path}"\n'
+        '[[sources]]\nname = "a"\ntype = "rss"\nurl = "http://127.0.0.1:9/a"\nevery = "1h"\n'
+    )
+    assert main(["db", "upgrade", "--config", str(config)], {}) == 0
+    out = capsys.readouterr().out
+    assert f"upgraded from 0001 to {migrations.head()}" in out
+    assert main(["db", "upgrade", "--config", str(config)], {}) == 0
+    assert "already at" in capsys.readouterr().out
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            migrations.head(),
+        )
+
+
+def test_a_database_directory_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("a file where the data directory should be")
+    with pytest.raises(StorageError) as info:
+        create_db_engine(f"sqlite:///{tmp_path / 'data' / 'nw.db'}")
+    assert "cannot create the database directory" in str(info.value)
+    assert "mount the data volume read-write" in str(info.value)
+
+
+def test_run_on_a_read_only_volume_stops_at_once_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    path = tmp_path / "nw.db"
+    create_db_engine(f"sqlite:///{path}").dispose()  # a database at the newest revision
+    before = path.read_bytes()
+    config = tmp_path / "sources.toml"
+    config.write_text(
+        f'[monitor]\ndatabase = "sqlite:///file:{path}?mode=ro&uri=true"\nhttp_port = 0\n'
+        '[[sources]]\nname = "a"\ntype = "rss"\nurl = "http://127.0.0.1:9/a"\nevery = "1h"\n'
+    )
+    assert main(["run", "--config", str(config), "--log-format", "text"], {}) == 3
+    err = capsys.readouterr().err
+    assert "read-only" in err and "mount the data volume read-write" in err
+    assert path.read_bytes() == before
