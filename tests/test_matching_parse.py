@@ -49,17 +49,17 @@ PARSES = [
     ('"Intent  To\tAward"', '"intent to award"'),
     ('"intent to award*"', '"intent to award*"'),
     ('" intent to award* "', '"intent to award*"'),
-    ('"AND"', "and"),
+    ('"AND"', '"and"'),
     ('"a OR b"', '"a or b"'),
     ('x"intent to"', '(x AND "intent to")'),
     # punctuation splits tokens: a word with punctuation inside is a phrase
-    ("sole-source", '"sole source"'),
-    ("Sole-Source*", '"sole source*"'),
-    ("6.302-1", '"6 302 1"'),
-    ("FAR-52.212", '"far 52 212"'),
+    ("sole-source", "sole-source"),
+    ("Sole-Source*", "sole-source*"),
+    ("6.302-1", "6-302-1"),
+    ("FAR-52.212", "far-52-212"),
     ("(clearview!)", "clearview"),
-    ("a+b", '"a b"'),
-    ("12:30", '"12 30"'),
+    ("a+b", "a-b"),
+    ("12:30", "12-30"),
     # wildcard
     ("sanction*", "sanction*"),
     ("AND*", "and*"),
@@ -79,7 +79,7 @@ PARSES = [
     ("title:(title:a b)", "(title:a AND title:b)"),
     ("NOT title:a b", "(NOT title:a AND b)"),
     ("title:a summary:b", "(title:a AND summary:b)"),
-    ("title:sole-source", 'title:"sole source"'),
+    ("title:sole-source", "title:sole-source"),
 ]
 
 
@@ -210,7 +210,7 @@ def test_term_records_where_it_was_written() -> None:
     assert isinstance(query.root, And)
     first, second, negated = query.root.children
     assert first == Term(("x",), text="x", position=2)
-    assert second == Term(("intent", "to"), field="title")
+    assert second == Term(("intent", "to"), field="title", exact=True)
     assert isinstance(second, Term)
     assert (second.text, second.position) == ("Intent to", 10)
     assert isinstance(negated, Not)

@@ -48,12 +48,19 @@ phrase, the operator that lacks an operand, the unknown field, the misplaced ``*
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import NoReturn
 
+import re2
+
 from monitor.errors import QueryError
+from monitor.matching.currencies import CODES
 from monitor.matching.fold import tokenize
 from monitor.matching.lexer import Kind, Lexeme, lex
-from monitor.matching.nodes import And, Node, Not, Or, Query, Term
+from monitor.matching.nodes import And, Compare, Leaf, Near, Node, Not, Or, Query, Regex, Term
+from monitor.matching.schema import ANY, BUILTIN_COMPARABLE, DATE, MONEY, NUMBER, TEXT, kind_of
+from monitor.matching.values import parse_date
 
 __all__ = ["DEFAULT_FIELDS", "MAX_DEPTH", "UNSCOPED_FIELDS", "parse_query"]
 
@@ -61,8 +68,21 @@ DEFAULT_FIELDS: frozenset[str] = frozenset({"title", "summary", "content"})
 # What a term without a field prefix searches, whatever fields the parser allows.
 UNSCOPED_FIELDS: tuple[str, ...] = ("title", "summary", "content")
 MAX_DEPTH = 100
+MAX_NEAR = 1000
+# RE2 compiles into bounded memory; a bigger program is refused rather than slow.
+REGEX_MAX_MEM = 8 << 20
 
-_OPERAND_START = frozenset({Kind.WORD, Kind.PHRASE, Kind.LPAREN, Kind.NOT, Kind.FIELD})
+_OPERAND_START = frozenset(
+    {Kind.WORD, Kind.PHRASE, Kind.LPAREN, Kind.NOT, Kind.FIELD, Kind.REGEX, Kind.COMPARE}
+)
+_LEAF_START = (Kind.WORD, Kind.PHRASE, Kind.LPAREN, Kind.REGEX, Kind.COMPARE)
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_RELATIVE = re.compile(r"([+-]?)(\d{1,5})([hdw])")
+_ISO_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?"
+)
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_BACKTRACKING = re.compile(r"\\[1-9]|\(\?<?[=!]|\\k<|\(\?P=")
 
 
 def parse_query(text: str, *, fields: frozenset[str] = DEFAULT_FIELDS) -> Query:
@@ -117,11 +137,19 @@ class _Parser:
         return _combine(Or, children)
 
     def _and(self, context: Lexeme | None) -> Node:
+        # NEAR binds tighter than AND; it is handled here rather than in its own
+        # precedence level so that each nesting level still costs three frames.
         children = [self._unary(context)]
+        chained = False
         while True:
             lexeme = self._peek()
             if lexeme is None:
                 break
+            if lexeme.kind is Kind.NEAR:
+                children[-1] = self._near(children[-1], self._take(), chained)
+                chained = True
+                continue
+            chained = False
             if lexeme.kind is Kind.AND:
                 children.append(self._unary(self._take()))
             elif lexeme.kind in _OPERAND_START:
@@ -129,6 +157,21 @@ class _Parser:
             else:
                 break
         return _combine(And, children)
+
+    def _near(self, left: Node, operator: Lexeme, chained: bool) -> Node:
+        """``left NEAR/n right``; in a chain ``a NEAR/5 b NEAR/5 c`` each adjacent pair."""
+        right = self._unary(operator)
+        previous = left
+        if chained:  # left is Near or And(..., Near): continue from its right side
+            last = left.children[-1] if isinstance(left, And) else left
+            assert isinstance(last, Near)
+            previous = last.right
+        if not isinstance(previous, Term) or not isinstance(right, Term):
+            self._fail(operator.position, "NEAR joins two words or phrases, nothing else")
+        if operator.number > MAX_NEAR:
+            self._fail(operator.position, f"NEAR allows at most {MAX_NEAR} words between")
+        near = Near(previous, right, operator.number, position=previous.position)
+        return _combine(And, [left, near]) if chained else near
 
     def _unary(self, context: Lexeme | None) -> Node:
         """NOTs, an optional field prefix, then a word, a phrase or a group.
@@ -148,14 +191,24 @@ class _Parser:
             context = self._take()
             self._field = self._scope(context)
         lexeme = self._peek()
-        if lexeme is None or lexeme.kind not in (Kind.WORD, Kind.PHRASE, Kind.LPAREN):
+        if lexeme is None or lexeme.kind not in _LEAF_START:
             self._missing_operand(context, lexeme)
         self._take()
+        operand: Node
         if lexeme.kind is Kind.LPAREN:
             self._open(lexeme)
             operand = self._or(lexeme)
             self._close(lexeme)
+        elif lexeme.kind is Kind.REGEX:
+            operand = self._regex(lexeme)
+        elif lexeme.kind is Kind.COMPARE:
+            operand = self._compare(lexeme)
         else:
+            if self._field is not None and kind_of(self._field) == MONEY:
+                self._fail(
+                    lexeme.position,
+                    f"'{self._field}' holds money, not words; compare it: {self._field}>=1000000",
+                )
             operand = _term(self._query, lexeme, self._field)
         self._field = outer
         if first is not None and count % 2:
@@ -171,6 +224,114 @@ class _Parser:
         if self._field is not None and name != self._field:
             self._fail(prefix.position, f"'{name}:' inside '{self._field}:(...)' can never match")
         return name
+
+    def _regex(self, lexeme: Lexeme) -> Regex:
+        """Compile ``/pattern/`` with RE2: linear time, so no input can stall it."""
+        pattern = lexeme.text
+        if not pattern:
+            self._fail(lexeme.position, "empty regex '//'; put a pattern between the slashes")
+        if self._field is not None and kind_of(self._field) not in (TEXT, ANY):
+            self._fail(lexeme.position, f"a regex searches text and '{self._field}' is not text")
+        if _BACKTRACKING.search(pattern):
+            self._fail(
+                lexeme.position,
+                "backreferences and lookaround need backtracking, which can stall the matcher; "
+                "rewrite the regex without them (RE2 syntax)",
+            )
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False
+        options.max_mem = REGEX_MAX_MEM
+        try:
+            compiled = re2.compile(pattern, options)
+        except re2.error as e:
+            detail = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+            self._fail(lexeme.position, f"the regex does not compile: {detail}")
+        if compiled.search("") is not None:
+            self._fail(
+                lexeme.position,
+                "this regex matches an empty text, so it would match every item; "
+                "make it require at least one character",
+            )
+        return Regex(pattern, self._field, compiled, position=lexeme.position)
+
+    def _compare(self, lexeme: Lexeme) -> Compare:
+        """``field OP value [CURRENCY]``, checked against what the field holds."""
+        if self._field is not None:
+            self._fail(lexeme.position, f"a comparison names its own field; drop '{self._field}:'")
+        match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(>=|<=|>|<|=)(.*)", lexeme.text)
+        assert match is not None  # the lexer only emits comparisons of this shape
+        name, op, raw = match.groups()
+        at = lexeme.position + len(name) + len(op)
+        if name not in self._fields and name not in BUILTIN_COMPARABLE:
+            known = ", ".join(sorted(self._fields | BUILTIN_COMPARABLE))
+            self._fail(lexeme.position, f"unknown field '{name}'; known fields: {known}")
+        kind = kind_of(name)
+        if kind not in (NUMBER, MONEY, DATE, ANY):
+            self._fail(
+                lexeme.position,
+                f"'{name}' is a {kind} field: comparisons need a number, money or date field; "
+                f"search text with {name}:word",
+            )
+        if not raw:
+            self._fail(at, f"'{name}{op}' needs a value: a number, a date or a duration like 30d")
+        currency = self._currency()
+        relative = _RELATIVE.fullmatch(raw)
+        if raw == "now" or relative:
+            if relative:
+                sign = -1 if relative.group(1) == "-" else 1
+                offset = _UNITS[relative.group(3)] * int(relative.group(2)) * sign
+            else:
+                offset = timedelta(0)
+            self._check_kind(name, kind, DATE, at)
+            self._no_currency(currency)
+            return Compare(name, op, "relative", offset=offset, text=lexeme.text, position=at)
+        if _ISO_DATE.fullmatch(raw):
+            if parse_date(raw) is None:
+                self._fail(at, f"'{raw}' is not a valid date; write YYYY-MM-DD")
+            self._check_kind(name, kind, DATE, at)
+            self._no_currency(currency)
+            return Compare(name, op, "date", value=raw, text=lexeme.text, position=at)
+        try:
+            number = float(raw.replace("_", ""))
+        except ValueError:
+            self._fail(
+                at,
+                f"'{raw}' is not a number, a date (2026-01-01) or a duration from now (30d, -7d)",
+            )
+        if number != number or number in (float("inf"), float("-inf")):
+            self._fail(at, f"'{raw}' is not a finite number")
+        self._check_kind(name, kind, NUMBER, at)
+        text = lexeme.text if currency is None else f"{lexeme.text} {currency.text}"
+        code = None if currency is None else currency.text
+        return Compare(name, op, "number", value=number, currency=code, text=text, position=at)
+
+    def _currency(self) -> Lexeme | None:
+        """The ISO code right after a comparison (``amount>=1e6 EUR``), if any."""
+        lexeme = self._peek()
+        if lexeme is None or lexeme.kind is not Kind.WORD or not _CURRENCY.fullmatch(lexeme.text):
+            return None
+        self._take()
+        if lexeme.text not in CODES:
+            self._fail(
+                lexeme.position,
+                f"unknown currency '{lexeme.text}'; use an ISO 4217 code such as EUR, USD or GBP",
+            )
+        return lexeme
+
+    def _no_currency(self, currency: Lexeme | None) -> None:
+        if currency is not None:
+            self._fail(currency.position, "a currency only goes with an amount, not a date")
+
+    def _check_kind(self, name: str, kind: str, wanted: str, at: int) -> None:
+        if kind == ANY:
+            return
+        if wanted == DATE and kind != DATE:
+            self._fail(at, f"'{name}' holds {kind} values; compare it with a number, not a date")
+        if wanted == NUMBER and kind == DATE:
+            self._fail(
+                at, f"'{name}' holds dates; compare it with a date (2026-01-01) or a duration (30d)"
+            )
 
     def _open(self, opening: Lexeme) -> None:
         self._depth += 1
@@ -211,6 +372,8 @@ class _Parser:
 def _needs(kind: Kind) -> str:
     if kind is Kind.NOT:
         return "NOT needs a term after it"
+    if kind is Kind.NEAR:
+        return "NEAR needs a word or phrase on both sides"
     return f"{kind.value} needs a term on both sides"
 
 
@@ -249,7 +412,8 @@ def _term(query: str, lexeme: Lexeme, field: str | None) -> Term:
     if prefix and tokens[-1].end != len(stem):
         raise QueryError(query, offset + star, "'*' must come right after a letter or digit")
     words = tuple(token.text for token in tokens)
-    return Term(words, prefix=prefix, field=field, text=raw, position=lexeme.position)
+    exact = lexeme.kind is Kind.PHRASE
+    return Term(words, prefix=prefix, field=field, exact=exact, text=raw, position=lexeme.position)
 
 
 def _check_positive(query: str, root: Node) -> None:
@@ -273,10 +437,10 @@ def _check_positive(query: str, root: Node) -> None:
 def _unanchored(node: Node) -> Node | None:
     """The node that can be true without any positive term occurring, if any.
 
-    A term anchors itself; an AND is anchored by any anchored child; an OR needs
+    A leaf anchors itself; an AND is anchored by any anchored child; an OR needs
     every child anchored; a NOT anchors nothing. Depth is bounded by the parser.
     """
-    if isinstance(node, Term):
+    if isinstance(node, Term | Near | Regex | Compare):
         return None
     if isinstance(node, Not):
         return node
@@ -290,13 +454,13 @@ def _unanchored(node: Node) -> Node | None:
     return culprits[0] if culprits else None  # an AND got here only if all had one
 
 
-def _positive_terms(root: Node) -> tuple[Term, ...]:
-    """Terms not under a NOT, in query order, each once (iterative walk)."""
-    found: dict[Term, None] = {}
+def _positive_terms(root: Node) -> tuple[Leaf, ...]:
+    """Leaves not under a NOT, in query order, each once (iterative walk)."""
+    found: dict[Leaf, None] = {}
     stack: list[Node] = [root]
     while stack:
         node = stack.pop()
-        if isinstance(node, Term):
+        if isinstance(node, Term | Near | Regex | Compare):
             found.setdefault(node)
         elif isinstance(node, And | Or):
             stack.extend(reversed(node.children))
