@@ -86,7 +86,7 @@ async def open_app(
         pipeline = PipelineContext(
             store=store,
             http=http,
-            matcher=Matcher(config.rules),
+            matcher=Matcher(config.rules, clock=clock),
             routes=routes,
             clock=clock,
             baseline=config.monitor.baseline,
