@@ -80,6 +80,18 @@ PARSES = [
     ("NOT title:a b", "(NOT title:a AND b)"),
     ("title:a summary:b", "(title:a AND summary:b)"),
     ("title:sole-source", "title:sole-source"),
+    # NEAR binds tighter than NOT, NOT tighter than AND
+    ("clearview NEAR/10 fine", "(clearview NEAR/10 fine)"),
+    ("NOT a NEAR/3 b c", "(NOT (a NEAR/3 b) AND c)"),
+    ("a NEAR/1 b NEAR/2 c", "((a NEAR/1 b) AND (b NEAR/2 c))"),
+    ("title:a NEAR/3 b", "(title:a NEAR/3 title:b)"),
+    ("x OR y NEAR/2 z", "(x OR (y NEAR/2 z))"),
+    ('"intent to" NEAR/0 award*', '("intent to" NEAR/0 award*)'),
+    # regexes and comparisons
+    ("title:/clear ?view/", "title:/clear ?view/"),
+    ("/a\\/b/ x", "(/a\\/b/ AND x)"),
+    ("amount>=1e6 EUR", "amount>=1e6 EUR"),
+    ("published>=2026-01-01 NOT published>=now", "(published>=2026-01-01 AND NOT published>=now)"),
 ]
 
 

@@ -94,7 +94,7 @@ class Regex:
     position: int = dataclasses.field(default=0, compare=False)
 
     def __str__(self) -> str:
-        body = "/" + self.pattern + "/"
+        body = "/" + self.pattern.replace("/", "\\/") + "/"
         return f"{self.field}:{body}" if self.field else body
 
 

@@ -137,19 +137,11 @@ class _Parser:
         return _combine(Or, children)
 
     def _and(self, context: Lexeme | None) -> Node:
-        # NEAR binds tighter than AND; it is handled here rather than in its own
-        # precedence level so that each nesting level still costs three frames.
         children = [self._unary(context)]
-        chained = False
         while True:
             lexeme = self._peek()
             if lexeme is None:
                 break
-            if lexeme.kind is Kind.NEAR:
-                children[-1] = self._near(children[-1], self._take(), chained)
-                chained = True
-                continue
-            chained = False
             if lexeme.kind is Kind.AND:
                 children.append(self._unary(self._take()))
             elif lexeme.kind in _OPERAND_START:
@@ -160,7 +152,7 @@ class _Parser:
 
     def _near(self, left: Node, operator: Lexeme, chained: bool) -> Node:
         """``left NEAR/n right``; in a chain ``a NEAR/5 b NEAR/5 c`` each adjacent pair."""
-        right = self._unary(operator)
+        right = self._unary(operator, near=False)
         previous = left
         if chained:  # left is Near or And(..., Near): continue from its right side
             last = left.children[-1] if isinstance(left, And) else left
@@ -173,7 +165,7 @@ class _Parser:
         near = Near(previous, right, operator.number, position=previous.position)
         return _combine(And, [left, near]) if chained else near
 
-    def _unary(self, context: Lexeme | None) -> Node:
+    def _unary(self, context: Lexeme | None, *, near: bool = True) -> Node:
         """NOTs, an optional field prefix, then a word, a phrase or a group.
 
         One method for all of it so each nesting level costs three frames (with
@@ -210,6 +202,13 @@ class _Parser:
                     f"'{self._field}' holds money, not words; compare it: {self._field}>=1000000",
                 )
             operand = _term(self._query, lexeme, self._field)
+        # NEAR binds tighter than NOT (NOT a NEAR/3 b is NOT (a NEAR/3 b)); handled
+        # here, not in a precedence level of its own, so that each nesting level
+        # still costs three frames.
+        chained = False
+        while near and self._at(Kind.NEAR):
+            operand = self._near(operand, self._take(), chained)
+            chained = True
         self._field = outer
         if first is not None and count % 2:
             return Not(operand, position=first.position)
