@@ -13,10 +13,11 @@ from monitor.models import Item
 from tests.conftest import FIXED_NOW
 
 VOCABULARY = (
-    "clearview fine fines fined boete boetes amende amendes sanction sanctions sanzione "
-    "sanzioni award awarded intent notice cloud data privacy contract tender software "
-    "define refined finance strafe strafen multa multas de la le the of and"
-).split()
+    "clearview", "fine", "fines", "fined", "boete", "boetes", "amende", "amendes", "sanction",
+    "sanctions", "sanzione", "sanzioni", "award", "awarded", "intent", "notice", "cloud",
+    "data", "privacy", "contract", "tender", "software", "define", "refined", "finance",
+    "strafe", "strafen", "multa", "multas", "de", "la", "le", "the", "of", "and",
+)  # fmt: skip
 LANGUAGES = [None, "en", "nl", "fr", "it", "de", "es"]
 
 
