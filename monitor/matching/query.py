@@ -1,49 +1,75 @@
-"""The rule query language (v1) and its parser.
+"""The rule query language (v2) and its parser.
 
-A query says which words an item must (or must not) contain::
+A query says what an item must (or must not) contain::
 
     clearview AND (fine OR boete OR amende OR sanction*)
     "intent to award" NOT title:cancelled
     title:(clearview OR "clear view") sole-source
+    clearview NEAR/10 fine amount>=1000000 EUR
+    notice_type:"Special Notice" award_amount>=1e6 response_deadline<30d
+    title:/clear ?view/ published>=2026-01-01
 
 Grammar (lowest precedence first)::
 
     query    := or_expr
     or_expr  := and_expr ( "OR" and_expr )*
     and_expr := unary ( [ "AND" ] unary )*     two operands side by side are an AND
-    unary    := "NOT" unary | scoped
-    scoped   := [ FIELD ":" ] primary          no space after the colon
-    primary  := WORD | PHRASE | "(" or_expr ")"
+    unary    := "NOT" unary | near
+    near     := scoped ( NEAR scoped )*         both sides words or phrases
+    scoped   := [ FIELD ":" ] primary | COMPARE  no space after the colon
+    primary  := WORD | PHRASE | REGEX | "(" or_expr ")"
+    NEAR     := "NEAR/" digits                  at most that many words between
+    COMPARE  := FIELD OP VALUE [ CURRENCY ]     no spaces inside FIELD OP VALUE
+    OP       := ">=" | "<=" | ">" | "<" | "="
+    VALUE    := number (1e6, 1_000_000) | ISO date or datetime | now | [+-]digits(h|d|w)
+    CURRENCY := an ISO 4217 code in capitals (EUR, USD...), a separate word
     FIELD    := a letter or _, then letters, digits or _ (case-sensitive)
     WORD     := characters other than space, ( ) and ", optionally ending in *
     PHRASE   := '"' characters other than " '"'    a * may end its last word
+    REGEX    := "/" RE2 pattern "/"                 \/ for a slash inside
 
-- **Operators** are ``AND``, ``OR`` and ``NOT`` in capitals; ``and``, ``or``, ``not``
-  are ordinary words. ``NOT`` binds tighter than ``AND``, which binds tighter than
-  ``OR``: ``a OR b c`` means ``a OR (b AND c)``. Parentheses nest up to 100 deep.
-- **Words** match whole tokens, ignoring case and accents (see ``fold.py``):
-  ``fine`` matches ``Fine`` and ``FINE`` but not ``define`` or ``fines``; ``cafe``
-  matches ``Café``. A token is a run of letters and digits, so a word with
-  punctuation inside is a phrase: ``sole-source`` matches ``sole source``,
-  ``Sole-Source`` and ``sole  source``; ``6.302-1`` is the phrase ``6 302 1``.
-- **Phrases** in double quotes match their tokens consecutively:
-  ``"intent to award"`` does not match ``award ... intent to``.
+- **Operators** are ``AND``, ``OR``, ``NOT`` and ``NEAR/n`` in capitals; ``and``,
+  ``or``, ``not``, ``near`` are ordinary words. ``NEAR`` binds tightest, then
+  ``NOT``, then ``AND``, then ``OR``: ``a OR b c`` means ``a OR (b AND c)`` and
+  ``NOT a NEAR/3 b`` means ``NOT (a NEAR/3 b)``. Parentheses nest up to 100 deep.
+  ``a NEAR/5 b NEAR/5 c`` is ``(a NEAR/5 b) AND (b NEAR/5 c)``. A field prefix
+  before the first side of a NEAR scopes both sides.
+- **Words** match whole tokens, ignoring case and accents (see ``fold.py``), in any
+  form of the same word in the item's language (Snowball stems, see ``stem.py``):
+  ``fine`` matches ``Fine``, ``fines`` and ``fined`` but not ``define``;
+  ``cafe`` matches ``Café``. A token is a run of letters and digits, so a word
+  with punctuation inside is a phrase: ``sole-source`` matches ``sole source``,
+  ``Sole-Source`` and ``sole-sourced``; ``6.302-1`` is the phrase ``6 302 1``.
+- **Phrases** in double quotes match their tokens exactly and consecutively:
+  ``"intent to award"`` does not match ``award ... intent to``, ``"fine"`` does not
+  match ``fines``.
 - **Wildcard**: a trailing ``*`` makes the last token a prefix: ``sanction*``
   matches ``sanction``, ``sanctions``, ``sanctioned``; ``"intent to award*"`` works
   too. A ``*`` anywhere else, or not right after a letter or digit, is an error.
 - **Fields**: ``title:`` ``summary:`` ``content:`` (or the fields the caller allows)
-  restrict a word, phrase or group: ``title:(clearview OR "clear view")``. An
-  unscoped term searches title, summary and content. A different field inside a
+  restrict a word, phrase, regex or group: ``title:(clearview OR "clear view")``.
+  An unscoped term searches title, summary and content. A different field inside a
   scoped group (``title:(summary:x)``) is an error because it could never match.
+  Money fields (``schema.py``) take comparisons, not words.
+- **Regexes** are RE2 (linear time: no input can stall the matcher), case
+  insensitive. Backreferences and lookaround (which need backtracking), patterns
+  that do not compile or that match the empty text are errors.
+- **Comparisons** work on number, money and date fields (``schema.py`` knows their
+  kinds; a field it does not know accepts both), on ``published`` and on
+  ``amount`` (money found in the text, ``money.py``). ``30d`` is 30 days from the
+  matcher's clock, ``-7d`` seven days before it. Comparing a text field, a date
+  field with a number or a number field with a date, and an unknown currency code,
+  are errors.
 - ``-word`` is an error rather than a silently positive word: write ``NOT word``.
 - ``NOT NOT x`` is ``x``. Every query needs a term that is not negated, and each
   alternative of an ``OR`` needs one too: ``NOT x`` or ``a OR NOT b`` would fire on
   items that contain none of the query's words, and every alert must be able to
-  say which words made it fire.
+  say what made it fire.
 
 A bad query raises :class:`monitor.errors.QueryError` with the 0-based position of
 the problem: the unclosed ``(`` or stray ``)``, the opening quote of an unterminated
-phrase, the operator that lacks an operand, the unknown field, the misplaced ``*``.
+phrase or regex, the operator that lacks an operand, the unknown field, the
+misplaced ``*``, the bad value or currency of a comparison.
 """
 
 from __future__ import annotations
