@@ -26,7 +26,7 @@ Grammar (lowest precedence first)::
     FIELD    := a letter or _, then letters, digits or _ (case-sensitive)
     WORD     := characters other than space, ( ) and ", optionally ending in *
     PHRASE   := '"' characters other than " '"'    a * may end its last word
-    REGEX    := "/" RE2 pattern "/"                 \/ for a slash inside
+    REGEX    := "/" RE2 pattern "/"                 backslash-slash for a slash inside
 
 - **Operators** are ``AND``, ``OR``, ``NOT`` and ``NEAR/n`` in capitals; ``and``,
   ``or``, ``not``, ``near`` are ordinary words. ``NEAR`` binds tightest, then
