@@ -19,6 +19,7 @@ import httpx
 from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
+from monitor.matching.money import with_amounts
 from monitor.models import Item
 from monitor.retry_after import parse_retry_after
 from monitor.sources.base import Enriching, Source
@@ -100,6 +101,8 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     ]
     if changes and isinstance(source, Enriching):
         items, changes = await _enrich(source, ctx, items, changes)
+    # Money in the text becomes the item's ``amounts`` field (stored and alerted).
+    changes = [(with_amounts(item), change) for item, change in changes]
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(changes, ctx) if alerting else []
     if dry_run:

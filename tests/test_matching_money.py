@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.matching.money import extract_amounts, parse_number
+from monitor.matching.money import extract_amounts, parse_number, with_amounts
+from monitor.models import Item
 
 # text -> (value, currency, the text reported) of each amount found, in order
 AMOUNTS: list[tuple[str, list[tuple[float, str, str]]]] = [
@@ -106,3 +107,15 @@ NUMBERS = [
 @pytest.mark.parametrize(("raw", "scaled", "value"), NUMBERS)
 def test_parse_number(raw: str, scaled: bool, value: float) -> None:
     assert parse_number(raw, scaled=scaled) == pytest.approx(value)
+
+
+def test_with_amounts_adds_the_field_the_pipeline_stores() -> None:
+    item = Item("s", "rss", "k", "h", title="Fine of €30.5 million", summary_html="<p>$224,000</p>")
+    assert with_amounts(item).fields["amounts"] == [
+        {"amount": 30_500_000, "currency": "EUR", "text": "€30.5 million", "field": "title"},
+        {"amount": 224_000, "currency": "USD", "text": "$224,000", "field": "summary"},
+    ]
+    plain = Item("s", "rss", "k", "h", title="FAR 6.302-1")
+    assert with_amounts(plain) is plain
+    own = Item("s", "rss", "k", "h", title="€5", fields={"amounts": []})
+    assert with_amounts(own) is own

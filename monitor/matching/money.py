@@ -20,13 +20,18 @@ number without a currency next to it never is.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from monitor.matching.currencies import CODES, NAMES, SYMBOLS
+from monitor.models import Item
 
-__all__ = ["Amount", "extract_amounts", "parse_number"]
+__all__ = ["AMOUNTS_FIELD", "Amount", "extract_amounts", "parse_number", "with_amounts"]
+
+AMOUNTS_FIELD = "amounts"
+_TEXT_FIELDS = ("title", "summary", "content")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,23 @@ class Amount:
     def money(self) -> dict[str, Any]:
         return {"amount": self.value, "currency": self.currency}
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "currency": self.currency, "text": self.text}
+    def as_dict(self, field: str) -> dict[str, Any]:
+        """Money as Item.fields types it, plus where it was written."""
+        return {"amount": self.value, "currency": self.currency, "text": self.text, "field": field}
+
+
+def with_amounts(item: Item) -> Item:
+    """``item`` with an ``amounts`` field listing the money in its title, summary and
+    content (unchanged when there is none, or when its source already set one)."""
+    if AMOUNTS_FIELD in item.fields:
+        return item
+    texts = item.text_fields()
+    found = [
+        amount.as_dict(name) for name in _TEXT_FIELDS for amount in extract_amounts(texts[name])
+    ]
+    if not found:
+        return item
+    return dataclasses.replace(item, fields={**item.fields, AMOUNTS_FIELD: found})
 
 
 _SCALES: dict[str, float] = {
