@@ -97,6 +97,7 @@ async def _rules(config: Config, args: argparse.Namespace, env: Mapping[str, str
     """test-rule, explain and check --diff: rules against the stored items."""
     try:
         old = load_config(Path(args.diff), env) if args.command == "check" else None
+        since = rule_commands.since_window(getattr(args, "since", None))
         rule = None
         if args.command == "test-rule":
             rule = rule_commands.choose_rule(config, args.rule, args.query, args.exclude)
@@ -106,10 +107,10 @@ async def _rules(config: Config, args: argparse.Namespace, env: Mapping[str, str
         return EXIT_CONFIG
     async with open_app(config) as app:
         if old is not None:
-            return rule_commands.check_diff(app, old, since=args.since, as_json=args.json)
+            return rule_commands.check_diff(app, old, since=since, as_json=args.json)
         if rule is not None:
             return rule_commands.test_rule(
-                app, rule, since=args.since, source=args.source, as_json=args.json
+                app, rule, since=since, source=args.source, as_json=args.json
             )
         return rule_commands.explain(app, args.item_key, source=args.source, as_json=args.json)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from monitor.app import App
@@ -22,27 +22,33 @@ from monitor.matching import Matcher, Rule, compile_rule
 from monitor.models import Item, Match
 from monitor.progress import Progress
 
-__all__ = ["check_diff", "explain", "test_rule"]
+__all__ = ["check_diff", "choose_rule", "explain", "since_window", "test_rule"]
 
 EXAMPLES = 5  # items listed per rule by check --diff
 
 
-def _since(text: str | None, app: App) -> Any:
+def since_window(text: str | None) -> timedelta | None:
+    """``--since 90d`` as a timedelta; ConfigError naming the option when malformed."""
     if text is None:
         return None
     try:
-        window: timedelta = parse_duration(text)
+        return parse_duration(text)
     except ValueError as e:
         raise ConfigError(f"--since: {e}") from e
-    return app.clock() - window
 
 
-def _items(app: App, since: Any, source: str | None) -> Iterator[Item]:
+def _cutoff(since: timedelta | None, app: App) -> datetime | None:
+    return None if since is None else app.clock() - since
+
+
+def _items(app: App, since: datetime | None, source: str | None) -> Iterator[Item]:
     for row in app.store.iter_items(since, source):
         yield item_from_row(row)
 
 
-def _progress(app: App, since: Any, source: str | None, *, quiet: bool, err: TextIO) -> Progress:
+def _progress(
+    app: App, since: datetime | None, source: str | None, *, quiet: bool, err: TextIO
+) -> Progress:
     total = app.store.count_items(since, source)
     return Progress(total, err, enabled=not quiet and err.isatty())
 
@@ -64,14 +70,14 @@ def test_rule(
     app: App,
     rule: Rule,
     *,
-    since: str | None,
+    since: timedelta | None,
     source: str | None,
     as_json: bool,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr  # resolved late: tests swap them
-    cutoff = _since(since, app)
+    cutoff = _cutoff(since, app)
     progress = _progress(app, cutoff, source, quiet=as_json, err=err)
     matcher = Matcher([rule], clock=app.clock)
     result = backtest(matcher, _items(app, cutoff, source), app.clock(), progress.update)
@@ -196,13 +202,13 @@ def check_diff(
     app: App,
     old: Config,
     *,
-    since: str | None,
+    since: timedelta | None,
     as_json: bool,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    cutoff = _since(since, app)
+    cutoff = _cutoff(since, app)
     progress = _progress(app, cutoff, None, quiet=as_json, err=err)
     before = Matcher(old.rules, clock=app.clock)
     after = Matcher(app.config.rules, clock=app.clock)

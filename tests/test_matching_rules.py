@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -283,3 +284,18 @@ def test_fields_contract_covers_every_leaf_kind() -> None:
         "content",
         "cpv",
     }
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_near_agrees_with_a_brute_force_count(seed: int) -> None:
+    rng = random.Random(seed)
+    words = [rng.choice(["a", "b", "c", "x"]) for _ in range(60)]
+    distance = rng.randint(0, 5)
+    close = any(
+        words[i] == "a" and words[j] == "b" and abs(i - j) - 1 <= distance
+        for i in range(len(words))
+        for j in range(len(words))
+        if i != j
+    )
+    entry = item(" ".join(words), language="en")
+    assert hit(f'"a" NEAR/{distance} "b"', entry) is close

@@ -233,14 +233,22 @@ class ItemIndex:
 
 
 def _near(index: FieldIndex, near: Near) -> list[Span]:
-    """Spans of both terms wherever an occurrence of each is within the distance."""
+    """Spans of both terms wherever an occurrence of each is within the distance.
+
+    Occurrences come in text order, so for each left one only the right ones that
+    start inside its window are looked at (bisection): linear-ish, not |L| x |R|.
+    """
     lefts, rights = index.runs(near.left), index.runs(near.right)
+    starts = [run[0] for run in rights]
+    size = len(near.right.tokens)
     spans: set[Span] = set()
     for left in lefts:
-        for right in rights:
+        low = bisect_left(starts, left[0] - near.distance - size)
+        high = bisect_left(starts, left[1] + near.distance + 2)
+        for right in rights[low:high]:
             # Words strictly between the two occurrences, whichever comes first.
             gap = right[0] - left[1] - 1 if left[0] <= right[0] else left[0] - right[1] - 1
-            if left != right and gap <= near.distance and not _overlap(left, right):
+            if gap <= near.distance and not _overlap(left, right):
                 spans.add(index.span(left))
                 spans.add(index.span(right))
     return sorted(spans)
