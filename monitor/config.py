@@ -204,9 +204,7 @@ class _Checker:
         if query is None or (config.exclude is not None and exclude is None):
             return None
         try:
-            return compile_rule(
-                config.name, config.query, config.sources, fields=fields, exclude=config.exclude
-            )
+            return compile_rule(config.name, query, config.sources, exclude=exclude)
         except ConfigError as e:  # e.g. an empty sources list
             self.problems.append(f"{place}: {e}")
             return None

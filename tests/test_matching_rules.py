@@ -299,3 +299,8 @@ def test_near_agrees_with_a_brute_force_count(seed: int) -> None:
     )
     entry = item(" ".join(words), language="en")
     assert hit(f'"a" NEAR/{distance} "b"', entry) is close
+
+
+def test_a_regex_matching_everywhere_reports_the_first_records_only() -> None:
+    records = matches("/e/", item("e" * 100_000))
+    assert [m.start for m in records] == list(range(20))

@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from monitor.matching import fold
@@ -22,7 +23,10 @@ from monitor.matching.stem import FALLBACK, Stems, guess_language, stemmer_name
 from monitor.matching.values import compare_value, describe_value
 from monitor.models import Item
 
-__all__ = ["FieldIndex", "Hit", "ItemIndex", "Span", "searchable_texts"]
+__all__ = ["MAX_PER_FIELD", "FieldIndex", "Hit", "ItemIndex", "Span", "searchable_texts"]
+
+MAX_PER_FIELD = 20
+"""Match records per rule and field; also where a regex stops looking in a field."""
 
 Span = tuple[int, int]
 """``[start, end)`` in the original text of a field."""
@@ -179,7 +183,10 @@ class ItemIndex:
             return self._compare(leaf)
         text = self.texts[field]
         if isinstance(leaf, Regex):
-            return [Hit(field, m.start(), m.end(), m.group()) for m in leaf.compiled.finditer(text)]
+            # Only the first MAX_PER_FIELD can be reported: /e/ over a long text would
+            # otherwise build a record for every letter.
+            found = islice(leaf.compiled.finditer(text), MAX_PER_FIELD)
+            return [Hit(field, m.start(), m.end(), m.group()) for m in found]
         index = self.field(field)
         if isinstance(leaf, Term):
             spans = [index.span(run) for run in index.runs(leaf)]

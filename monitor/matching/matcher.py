@@ -25,15 +25,13 @@ from datetime import UTC, datetime
 
 from monitor.errors import ConfigError
 from monitor.matching.compiled import Prefilter
-from monitor.matching.index import Hit, ItemIndex
+from monitor.matching.index import MAX_PER_FIELD, Hit, ItemIndex
 from monitor.matching.nodes import And, Compare, Near, Node, Not, Or, Query, Regex, Term
 from monitor.matching.query import DEFAULT_FIELDS, UNSCOPED_FIELDS, parse_query
 from monitor.matching.stem import Stems
 from monitor.models import Item, Match
 
 __all__ = ["MAX_PER_FIELD", "Explanation", "Matcher", "Rule", "compile_rule"]
-
-MAX_PER_FIELD = 20
 
 
 @dataclass(frozen=True)
@@ -54,13 +52,16 @@ class Rule:
 
 def compile_rule(
     name: str,
-    query: str,
+    query: str | Query,
     sources: Iterable[str] | None = None,
     *,
     fields: frozenset[str] = DEFAULT_FIELDS,
-    exclude: str | None = None,
+    exclude: str | Query | None = None,
 ) -> Rule:
     """Parse ``query`` (and ``exclude``) into a :class:`Rule`; QueryError if bad.
+
+    Either may also be given already parsed (the config parses them first, to
+    report the problems of both).
 
     An empty ``sources`` is a ConfigError rather than a rule that can never fire,
     and so is a bare string, which would otherwise be read as a set of letters.
@@ -72,8 +73,8 @@ def compile_rule(
         raise ConfigError(
             f"rule '{name}': sources is empty", hint="leave it out to match every source"
         )
-    parsed = parse_query(query, fields=fields)
-    veto = None if exclude is None else parse_query(exclude, fields=fields)
+    parsed = query if isinstance(query, Query) else parse_query(query, fields=fields)
+    veto = parse_query(exclude, fields=fields) if isinstance(exclude, str) else exclude
     return Rule(name=name, query=parsed, sources=chosen, exclude=veto)
 
 
