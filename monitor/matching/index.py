@@ -23,7 +23,7 @@ from monitor.matching.stem import FALLBACK, Stems, guess_language, stemmer_name
 from monitor.matching.values import compare_value, describe_value
 from monitor.models import Item
 
-__all__ = ["MAX_PER_FIELD", "FieldIndex", "Hit", "ItemIndex", "Span", "searchable_texts"]
+__all__ = ["MAX_PER_FIELD", "FieldIndex", "Hit", "ItemIndex", "Span"]
 
 MAX_PER_FIELD = 20
 """Match records per rule and field; also where a regex stops looking in a field."""
@@ -42,11 +42,6 @@ class Hit:
     start: int
     end: int
     text: str
-
-
-def searchable_texts(item: Item) -> dict[str, str]:
-    """The item's text fields plus its lists and numbers rendered as text."""
-    return item.text_fields()
 
 
 class FieldIndex:
@@ -132,7 +127,8 @@ class ItemIndex:
 
     def __init__(self, item: Item, stems: Stems, now: datetime) -> None:
         self.item = item
-        self.texts: Mapping[str, str] = searchable_texts(item)
+        # Strings, numbers and lists of strings (see Item.text_fields).
+        self.texts: Mapping[str, str] = item.text_fields()
         self.now = now
         self._stems = stems
         self._language: str | None = stemmer_name(item.language)
