@@ -59,6 +59,7 @@ BAD = [
     ("posted>=30d EUR", 12, "a currency only goes with an amount"),
     ("title:award_amount>=5", 6, "a comparison names its own field"),
     ("award_amount:1000", 13, "holds money, not words"),
+    ("award_amount >= 1000", 13, "without spaces around it"),
 ]
 
 

@@ -110,6 +110,8 @@ def _bare(query: str, pos: int, lexemes: list[Lexeme]) -> int:
             raise QueryError(query, pos, "NEAR needs a distance in words: write NEAR/10")
         lexemes.append(Lexeme(Kind.NEAR, run.group(), pos, int(near.group(1))))
         return run.end()
+    if run.group() in (">=", "<=", ">", "<", "="):
+        raise QueryError(query, pos, "write a comparison without spaces around it: amount>=1000000")
     if _COMPARE.match(run.group()):
         lexemes.append(Lexeme(Kind.COMPARE, run.group(), pos))
         return run.end()
