@@ -1,4 +1,5 @@
-"""The command line: ``noticewatch check | poll | run | status | test-rule | explain``.
+"""The command line: ``noticewatch check | poll | run | status`` and the rule commands
+of :mod:`monitor.rule_commands` (test-rule, explain, check --diff).
 
 Exit codes: 0 success; 1 ``poll`` finished but at least one source failed; 2 the
 configuration (or the command line) is wrong; 3 the database is unusable.
@@ -13,7 +14,6 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from monitor import __version__, rule_commands
 from monitor.app import App, config_secrets, open_app
@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return _check(config)
     setup_logging(env.get("NOTICEWATCH_LOG_LEVEL", "INFO").upper(), config_secrets(config))
     try:
-        if args.command in ("check", "test-rule", "explain"):
-            return asyncio.run(_rules(config, args, env))
+        if args.command in rule_commands.COMMANDS:
+            return asyncio.run(rule_commands.run_command(config, args, env))
         if args.command == "poll":
             return asyncio.run(_poll(config, args.source, dry_run=args.dry_run))
         if args.command == "status":
@@ -70,49 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser("run", help="run the long-lived service (stops on SIGTERM)")
     status = commands.add_parser("status", help="show sources, failures and the outbox")
-    check.add_argument(
-        "--diff", metavar="OLD.toml", help="report what the rules would start and stop matching"
-    )
-    test_rule = commands.add_parser(
-        "test-rule", help="run a rule over stored items and show what it would have matched"
-    )
-    which = test_rule.add_mutually_exclusive_group(required=True)
-    which.add_argument("--rule", metavar="NAME", help="a rule of the configuration")
-    which.add_argument("--query", metavar="QUERY", help="an ad-hoc query")
-    test_rule.add_argument("--exclude", metavar="QUERY", help="with --query: a veto query")
-    test_rule.add_argument("--source", metavar="NAME", help="only items of this source")
-    explain = commands.add_parser("explain", help="which rules match a stored item, and why")
-    explain.add_argument("item_key", metavar="ITEM_KEY")
-    explain.add_argument("--source", metavar="NAME", help="when several sources have the key")
-    for sub in (check, test_rule):
-        sub.add_argument("--since", metavar="DURATION", help="only items of the last 90d, 12h...")
-    for sub in (check, test_rule, explain):
-        sub.add_argument("--json", action="store_true", help="machine-readable output")
-    for sub in (check, poll, run, status, test_rule, explain):
+    rules = rule_commands.add_commands(commands, check)
+    for sub in (check, poll, run, status, *rules):
         sub.add_argument("--config", metavar="PATH", help=config_help)
     return parser
-
-
-async def _rules(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    """test-rule, explain and check --diff: rules against the stored items."""
-    try:
-        old = load_config(Path(args.diff), env) if args.command == "check" else None
-        since = rule_commands.since_window(getattr(args, "since", None))
-        rule = None
-        if args.command == "test-rule":
-            rule = rule_commands.choose_rule(config, args.rule, args.query, args.exclude)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    async with open_app(config) as app:
-        if old is not None:
-            return rule_commands.check_diff(app, old, since=since, as_json=args.json)
-        if rule is not None:
-            return rule_commands.test_rule(
-                app, rule, since=since, source=args.source, as_json=args.json
-            )
-        return rule_commands.explain(app, args.item_key, source=args.source, as_json=args.json)
 
 
 def _check(config: Config) -> int:

@@ -6,15 +6,17 @@ Each reads stored items through the App's store, runs the pure functions of
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
-from monitor.app import App
+from monitor.app import App, open_app
 from monitor.backtest import Backtest, RuleDiff, backtest, diff_rules, highlight
-from monitor.config import Config, rule_fields
+from monitor.config import Config, load_config, rule_fields
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.history import item_from_row
@@ -22,9 +24,66 @@ from monitor.matching import Matcher, Rule, compile_rule
 from monitor.models import Item, Match
 from monitor.progress import Progress
 
-__all__ = ["check_diff", "choose_rule", "explain", "since_window", "test_rule"]
+__all__ = [
+    "COMMANDS",
+    "add_commands",
+    "check_diff",
+    "choose_rule",
+    "explain",
+    "run_command",
+    "since_window",
+    "test_rule",
+]
 
+COMMANDS = ("test-rule", "explain", "check")  # check only with --diff (see cli.main)
 EXAMPLES = 5  # items listed per rule by check --diff
+EXIT_CONFIG = 2
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    check: argparse.ArgumentParser,
+) -> list[argparse.ArgumentParser]:
+    """Add test-rule and explain, and ``--diff`` to ``check``; returns the new parsers."""
+    check.add_argument(
+        "--diff", metavar="OLD.toml", help="report what the rules would start and stop matching"
+    )
+    test = commands.add_parser(
+        "test-rule", help="run a rule over stored items and show what it would have matched"
+    )
+    which = test.add_mutually_exclusive_group(required=True)
+    which.add_argument("--rule", metavar="NAME", help="a rule of the configuration")
+    which.add_argument("--query", metavar="QUERY", help="an ad-hoc query")
+    test.add_argument("--exclude", metavar="QUERY", help="with --query: a veto query")
+    test.add_argument("--source", metavar="NAME", help="only items of this source")
+    why = commands.add_parser("explain", help="which rules match a stored item, and why")
+    why.add_argument("item_key", metavar="ITEM_KEY")
+    why.add_argument("--source", metavar="NAME", help="when several sources have the key")
+    for sub in (check, test):
+        sub.add_argument("--since", metavar="DURATION", help="only items of the last 90d, 12h...")
+    for sub in (check, test, why):
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+    return [test, why]
+
+
+async def run_command(config: Config, args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """test-rule, explain or check --diff: rules against the stored items."""
+    try:
+        old = load_config(Path(args.diff), env) if args.command == "check" else None
+        since = since_window(getattr(args, "since", None))
+        rule = None
+        if args.command == "test-rule":
+            rule = choose_rule(config, args.rule, args.query, args.exclude)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    async with open_app(config) as app:
+        if old is not None:
+            return check_diff(app, old, since=since, as_json=args.json)
+        if rule is not None:
+            return test_rule(app, rule, since=since, source=args.source, as_json=args.json)
+        return explain(app, args.item_key, source=args.source, as_json=args.json)
 
 
 def since_window(text: str | None) -> timedelta | None:
