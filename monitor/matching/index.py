@@ -160,13 +160,6 @@ class ItemIndex:
             return (leaf.field,)
         return tuple(name for name in leaf_fields(leaf, UNSCOPED_FIELDS) if name in self.texts)
 
-    def hits(self, leaf: Leaf) -> list[Hit]:
-        """Every place ``leaf`` holds, field by field, in text order within a field."""
-        found: list[Hit] = []
-        for name in self.fields_of(leaf):
-            found.extend(self.find(leaf, name))
-        return found
-
     def find(self, leaf: Leaf, field: str) -> list[Hit]:
         key = (leaf, field)
         hits = self._found.get(key)

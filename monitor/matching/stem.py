@@ -127,6 +127,8 @@ class Stems:
 
     def __init__(self) -> None:
         self._stemmers: dict[str, Stemmer.Stemmer] = {}
+        # Query terms come from a fixed rule set, so this stays as small as the rules.
+        self._terms: dict[tuple[str, tuple[str, ...]], tuple[str, ...] | None] = {}
 
     def words(self, language: str, tokens: list[str]) -> list[str]:
         """The stems of ``tokens`` (item text) in ``language``."""
@@ -137,10 +139,10 @@ class Stems:
 
     def term(self, language: str, tokens: tuple[str, ...]) -> tuple[str, ...] | None:
         """The stems of a query term's tokens, or None if any is too short to trust."""
-        stems = tuple(self.words(language, list(tokens)))
-        if any(
-            len(stem) < MIN_STEM and stem != token
-            for stem, token in zip(stems, tokens, strict=True)
-        ):
-            return None
-        return stems
+        key = (language, tokens)
+        if key not in self._terms:
+            stems = tuple(self.words(language, list(tokens)))
+            pairs = zip(stems, tokens, strict=True)
+            short = any(len(stem) < MIN_STEM and stem != token for stem, token in pairs)
+            self._terms[key] = None if short else stems
+        return self._terms[key]
