@@ -56,6 +56,7 @@ BAD = [
     ("posted>=2026-02-30", 8, "not a valid date"),
     ("award_amount>=1e6 EUX", 18, "unknown currency 'EUX'"),
     ("amount>=1000000 XXY", 16, "unknown currency 'XXY'"),
+    ("amount>=1000000 eur", 16, "write the currency in capitals (EUR)"),
     ("posted>=30d EUR", 12, "a currency only goes with an amount"),
     ("title:award_amount>=5", 6, "a comparison names its own field"),
     ("award_amount:1000", 13, "holds money, not words"),

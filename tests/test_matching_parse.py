@@ -91,6 +91,9 @@ PARSES = [
     ("title:/clear ?view/", "title:/clear ?view/"),
     ("/a\\/b/ x", "(/a\\/b/ AND x)"),
     ("amount>=1e6 EUR", "amount>=1e6 EUR"),
+    ("amount>=1e6 AND eur", "(amount>=1e6 AND eur)"),
+    ("amount>=1e6 fine", "(amount>=1e6 AND fine)"),
+    ("published>=2026-01-01 all", "(published>=2026-01-01 AND all)"),
     ("published>=2026-01-01 NOT published>=now", "(published>=2026-01-01 AND NOT published>=now)"),
 ]
 

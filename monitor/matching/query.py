@@ -300,8 +300,9 @@ class _Parser:
             )
         if not raw:
             self._fail(at, f"'{name}{op}' needs a value: a number, a date or a duration like 30d")
-        currency = self._currency()
         relative = _RELATIVE.fullmatch(raw)
+        dated = raw == "now" or relative is not None or _ISO_DATE.fullmatch(raw) is not None
+        currency = self._currency(amount=not dated)
         if raw == "now" or relative:
             if relative:
                 sign = -1 if relative.group(1) == "-" else 1
@@ -331,10 +332,19 @@ class _Parser:
         code = None if currency is None else currency.text
         return Compare(name, op, "number", value=number, currency=code, text=text, position=at)
 
-    def _currency(self) -> Lexeme | None:
+    def _currency(self, *, amount: bool) -> Lexeme | None:
         """The ISO code right after a comparison (``amount>=1e6 EUR``), if any."""
         lexeme = self._peek()
-        if lexeme is None or lexeme.kind is not Kind.WORD or not _CURRENCY.fullmatch(lexeme.text):
+        if lexeme is None or lexeme.kind is not Kind.WORD:
+            return None
+        if amount and lexeme.text.upper() in CODES and not _CURRENCY.fullmatch(lexeme.text):
+            # "amount>=1e6 eur" would otherwise search for the word "eur".
+            self._fail(
+                lexeme.position,
+                f"write the currency in capitals ({lexeme.text.upper()}), "
+                f"or AND {lexeme.text} to search for the word",
+            )
+        if not _CURRENCY.fullmatch(lexeme.text):
             return None
         self._take()
         if lexeme.text not in CODES:
