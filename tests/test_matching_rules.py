@@ -304,3 +304,22 @@ def test_near_agrees_with_a_brute_force_count(seed: int) -> None:
 def test_a_regex_matching_everywhere_reports_the_first_records_only() -> None:
     records = matches("/e/", item("e" * 100_000))
     assert [m.start for m in records] == list(range(20))
+
+
+REGEX_ACCENTS = [
+    ("/cafe/", "Un Café à Paris", "Café"),
+    ("/café/", "CAFE CULTURE", "CAFE"),
+    ("/strasse/", "Hauptstraße 1", "straße"),
+    ("/\\bboete\\b/", "Één boete", "boete"),
+    ("/cafe\\d/", "Café1 et café2", "Café1"),
+]
+
+
+@pytest.mark.parametrize(("query", "title", "first"), REGEX_ACCENTS)
+def test_regexes_ignore_accents_and_report_original_text(
+    query: str, title: str, first: str
+) -> None:
+    entry = item(title)
+    records = matches(query, entry)
+    assert records[0].text == first
+    assert all(title[m.start : m.end] == m.text for m in records)

@@ -172,16 +172,29 @@ class ItemIndex:
             return self._compare(leaf)
         text = self.texts[field]
         if isinstance(leaf, Regex):
-            # Only the first MAX_PER_FIELD can be reported: /e/ over a long text would
-            # otherwise build a record for every letter.
-            found = islice(leaf.compiled.finditer(text), MAX_PER_FIELD)
-            return [Hit(field, m.start(), m.end(), m.group()) for m in found]
+            return self._regex(leaf, field, text)
         index = self.field(field)
         if isinstance(leaf, Term):
             spans = [index.span(run) for run in index.runs(leaf)]
         else:
             spans = _near(index, leaf)
         return [Hit(field, start, end, text[start:end]) for start, end in spans]
+
+    def _regex(self, leaf: Regex, field: str, text: str) -> list[Hit]:
+        """Regex hits, accent-insensitive: run on the folded text, mapped back.
+
+        Only the first MAX_PER_FIELD can be reported: ``/e/`` over a long text would
+        otherwise build a record for every letter.
+        """
+        if text.isascii():
+            found = islice(leaf.compiled.finditer(text), MAX_PER_FIELD)
+            return [Hit(field, m.start(), m.end(), m.group()) for m in found]
+        folded, starts, ends = fold.fold_mapped(text)
+        hits: list[Hit] = []
+        for m in islice(leaf.compiled.finditer(folded), MAX_PER_FIELD):
+            start, end = starts[m.start()], ends[m.end() - 1]
+            hits.append(Hit(field, start, end, text[start:end]))
+        return hits
 
     def _compare(self, leaf: Compare) -> list[Hit]:
         if leaf.field == "amount":

@@ -83,7 +83,7 @@ class Near:
 
 @dataclass(frozen=True, slots=True)
 class Regex:
-    """``/pattern/`` (case-insensitive, RE2 syntax) on ``field`` or the unscoped fields.
+    """``/pattern/`` (RE2 syntax, ignoring case and accents) on ``field`` or the unscoped fields.
 
     ``compiled`` is the RE2 program; it is not part of equality.
     """

@@ -51,8 +51,8 @@ Grammar (lowest precedence first)::
   An unscoped term searches title, summary and content. A different field inside a
   scoped group (``title:(summary:x)``) is an error because it could never match.
   Money fields (``schema.py``) take comparisons, not words.
-- **Regexes** are RE2 (linear time: no input can stall the matcher), case
-  insensitive. Backreferences and lookaround (which need backtracking), patterns
+- **Regexes** are RE2 (linear time: no input can stall the matcher), case and
+  accent insensitive (the text and the pattern's non-ASCII letters are folded). Backreferences and lookaround (which need backtracking), patterns
   that do not compile or that match the empty text are errors.
 - **Comparisons** work on number, money and date fields (``schema.py`` knows their
   kinds; a field it does not know accepts both), on ``published`` and on
@@ -82,7 +82,7 @@ import re2
 
 from monitor.errors import QueryError
 from monitor.matching.currencies import CODES
-from monitor.matching.fold import tokenize
+from monitor.matching.fold import fold_non_ascii, tokenize
 from monitor.matching.lexer import Kind, Lexeme, lex
 from monitor.matching.nodes import And, Compare, Leaf, Near, Node, Not, Or, Query, Regex, Term
 from monitor.matching.schema import ANY, BUILTIN_COMPARABLE, DATE, MONEY, NUMBER, TEXT, kind_of
@@ -268,7 +268,8 @@ class _Parser:
         options.log_errors = False
         options.max_mem = REGEX_MAX_MEM
         try:
-            compiled = re2.compile(pattern, options)
+            # Texts are searched folded (see index.py), so accents in the pattern fold too.
+            compiled = re2.compile(fold_non_ascii(pattern), options)
         except re2.error as e:
             detail = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
             self._fail(lexeme.position, f"the regex does not compile: {detail}")
