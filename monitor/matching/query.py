@@ -52,8 +52,9 @@ Grammar (lowest precedence first)::
   scoped group (``title:(summary:x)``) is an error because it could never match.
   Money fields (``schema.py``) take comparisons, not words.
 - **Regexes** are RE2 (linear time: no input can stall the matcher), case and
-  accent insensitive (the text and the pattern's non-ASCII letters are folded). Backreferences and lookaround (which need backtracking), patterns
-  that do not compile or that match the empty text are errors.
+  accent insensitive (the text and the pattern's non-ASCII letters are folded).
+  Backreferences and lookaround (which need backtracking), patterns that do not
+  compile or that match the empty text are errors.
 - **Comparisons** work on number, money and date fields (``schema.py`` knows their
   kinds; a field it does not know accepts both), on ``published`` and on
   ``amount`` (money found in the text, ``money.py``). ``30d`` is 30 days from the
