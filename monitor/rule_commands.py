@@ -136,6 +136,12 @@ def test_rule(
     err: TextIO | None = None,
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr  # resolved late: tests swap them
+    stored = app.store.item_counts()
+    configured = [s.name for s in app.config.sources]
+    if source is not None and source not in configured and source not in stored:
+        known = ", ".join(dict.fromkeys([*configured, *sorted(stored)])) or "(none)"
+        err.write(f"error: --source: no source named {source!r}; known: {known}\n")
+        return EXIT_CONFIG
     cutoff = _cutoff(since, app)
     progress = _progress(app, cutoff, source, quiet=as_json, err=err)
     matcher = Matcher([rule], clock=app.clock)

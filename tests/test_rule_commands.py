@@ -131,6 +131,8 @@ def test_test_rule_errors(
     assert "no rule named 'nope'" in capsys.readouterr().err
     assert main(["test-rule", "--query", "a NEAR b", "--config", str(new)], env) == 2
     assert "NEAR needs a distance" in capsys.readouterr().err
+    assert main(["test-rule", "--query", "a", "--source", "apx", "--config", str(new)], env) == 2
+    assert "no source named 'apx'; known: ap, cnil" in capsys.readouterr().err
     assert main(["test-rule", "--query", "a", "--since", "soon", "--config", str(new)], env) == 2
     assert "--since: 'soon' is not a duration" in capsys.readouterr().err
 
