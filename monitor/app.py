@@ -117,7 +117,7 @@ def assemble(
     pipeline = PipelineContext(
         store=store,
         http=http,
-        matcher=Matcher(config.rules),
+        matcher=Matcher(config.rules, clock=clock),
         routes=routes,
         clock=clock,
         baseline=config.monitor.baseline,

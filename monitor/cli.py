@@ -1,6 +1,7 @@
-"""The command line: ``noticewatch check | poll | run | status | db upgrade | healthcheck``
-and the delivery commands of :mod:`monitor.cli_delivery` (deliveries, replay, enable,
-notify-test).
+"""The command line: ``noticewatch check | poll | run | status | db upgrade | healthcheck``,
+the delivery commands of :mod:`monitor.cli_delivery` (deliveries, replay, enable,
+notify-test) and the rule commands of :mod:`monitor.rule_commands` (test-rule, explain,
+check --diff).
 
 Exit codes: 0 success; 1 ``poll`` finished but at least one source failed; 2 the
 configuration (or the command line) is wrong; 3 the database is unusable.
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from monitor import __version__, cli_delivery, healthcheck
+from monitor import __version__, cli_delivery, healthcheck, rule_commands
 from monitor.alerts import iso_utc
 from monitor.api import TOKEN_ENV
 from monitor.app import App, config_secrets, open_app
@@ -58,12 +59,16 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if args.command == "status":
             _status_without_config(env)
         return EXIT_CONFIG
-    if args.command == "check":
+    if args.command == "check" and not args.diff:
         return _check(config)
     scrubber = setup_logging(
-        env.get("NOTICEWATCH_LOG_LEVEL", "INFO").upper(), config_secrets(config), args.log_format
+        env.get("NOTICEWATCH_LOG_LEVEL", "INFO").upper(),
+        config_secrets(config),
+        getattr(args, "log_format", None),
     )
     try:
+        if args.command in rule_commands.COMMANDS:
+            return asyncio.run(rule_commands.run_command(config, args, env))
         if args.command == "run":
             try:
                 token = api_token(env)
@@ -114,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--ready", action="store_true", help="ask /readyz: database, scheduler and config"
     )
-    for sub in (check, poll, run, status, upgrade, health, *delivery):
+    rules = rule_commands.add_commands(commands, check)
+    for sub in (check, poll, run, status, upgrade, health, *delivery, *rules):
         sub.add_argument("--config", metavar="PATH", help=config_help)
     for sub in (poll, run, status, upgrade, *delivery):
         sub.add_argument(

@@ -27,7 +27,7 @@ from monitor.dedupe import DEFAULT_THRESHOLD, DEFAULT_WINDOW
 from monitor.durations import Duration
 from monitor.env import Expansion, expand
 from monitor.errors import ConfigError, QueryError
-from monitor.matching import Rule, compile_rule
+from monitor.matching import DEFAULT_FIELDS, Rule, compile_rule, parse_query
 from monitor.sources import SOURCE_TYPES
 from monitor.system import DEFAULT_FAILING_AFTER, SOURCE_HEALTH
 from notifiers import NOTIFIER_TYPES
@@ -82,6 +82,7 @@ class RuleConfig(StrictModel):
     query: str
     sources: list[str] | None = None
     on_update: bool = True  # amended notices that still match send alert.updated
+    exclude: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,14 +228,33 @@ class _Checker:
             if config is not None and not config.on_update:
                 self.quiet_on_update.add(config.name)
             if config is not None:
-                try:
-                    rule = compile_rule(config.name, config.query, config.sources)
-                except QueryError as e:
-                    self.problems.append(f"{place}: query: {e.message}")
-                except ConfigError as e:  # e.g. an empty sources list
-                    self.problems.append(f"{place}: {e}")
+                rule = self._rule(config, place, sources)
             self._unique(found, entry, place, rule if config else None, "rule")
         return found
+
+    def _rule(
+        self, config: RuleConfig, place: str, sources: Mapping[str, SourceConfig | None]
+    ) -> Rule | None:
+        """Compile one rule; its field names must be ones its sources provide."""
+        fields = rule_fields(config.sources, sources)
+        try:
+            query = parse_query(config.query, fields=fields)
+        except QueryError as e:
+            self.problems.append(f"{place}: query: {e.message}")
+            query = None
+        exclude = None
+        if config.exclude is not None:
+            try:
+                exclude = parse_query(config.exclude, fields=fields)
+            except QueryError as e:
+                self.problems.append(f"{place}: exclude: {e.message}")
+        if query is None or (config.exclude is not None and exclude is None):
+            return None
+        try:
+            return compile_rule(config.name, query, config.sources, exclude=exclude)
+        except ConfigError as e:  # e.g. an empty sources list
+            self.problems.append(f"{place}: {e}")
+            return None
 
     def notifiers(
         self, entries: Sequence[Any], rules: Mapping[str, Rule | None]
@@ -302,6 +322,21 @@ def _literal_passwords(entries: Any) -> list[str]:
         and isinstance(entry.get("password"), str)
         and "${" not in entry["password"]
     ]
+
+
+def rule_fields(
+    names: Sequence[str] | None, sources: Mapping[str, SourceConfig | None]
+) -> frozenset[str]:
+    """The fields a rule may name: the text fields plus what its sources' types provide.
+
+    A rule without ``sources`` may name any field some configured source provides.
+    """
+    chosen = [sources.get(n) for n in names] if names is not None else list(sources.values())
+    found = set(DEFAULT_FIELDS)
+    for source in chosen:
+        if source is not None and source.type in SOURCE_TYPES:
+            found |= SOURCE_TYPES[source.type].fields
+    return frozenset(found)
 
 
 def _place(section: str, index: int, entry: Any) -> str:

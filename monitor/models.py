@@ -52,11 +52,22 @@ class Item:
         return sanitize_html(self.summary_html, base_url=self.base_url)
 
     def text_fields(self) -> dict[str, str]:
-        """The plain-text fields rules can search, by name."""
+        """The plain-text fields rules can search, by name.
+
+        Structured fields join in as text when they are strings, numbers (``naics``
+        541511 -> "541511") or lists of strings (one per line); money, dates given as
+        datetimes, booleans and None are compared, not searched.
+        """
         texts = {"title": self.title, "summary": self.summary, "content": self.content}
         for name, value in self.fields.items():
-            if isinstance(value, str) and name not in texts:
+            if name in texts:
+                continue
+            if isinstance(value, str):
                 texts[name] = value
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                texts[name] = str(value)
+            elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                texts[name] = "\n".join(value)
         return texts
 
 

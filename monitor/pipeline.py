@@ -20,6 +20,7 @@ from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts, plan_updates
 from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, item_fingerprint
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
+from monitor.matching.money import with_amounts
 from monitor.models import Item
 from monitor.retry_after import parse_retry_after
 from monitor.sources.base import Enriching, Source
@@ -109,6 +110,8 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     ]
     if changes and isinstance(source, Enriching):
         items, changes = await _enrich(source, ctx, items, changes)
+    # Money in the text becomes the item's ``amounts`` field (stored and alerted).
+    changes = [(with_amounts(item), change) for item, change in changes]
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(name, changes, ctx) if alerting else []
     # No await from here to the commit: concurrent sources cannot both take one

@@ -506,6 +506,34 @@ class Store(DeliveryRecords):
             query = select(ItemRow.source, func.count()).group_by(col(ItemRow.source))
             return {source: count for source, count in s.exec(query).all()}
 
+    # --- stored history (test-rule, explain, check --diff) ----------------------------------
+
+    def count_items(self, since: datetime | None = None, source: str | None = None) -> int:
+        with self.session() as s:
+            query = _history(select(func.count()).select_from(ItemRow), since, source)
+            return int(s.exec(query).one())
+
+    def iter_items(
+        self, since: datetime | None = None, source: str | None = None
+    ) -> Iterator[ItemRow]:
+        """Stored items (latest version), oldest first, read in chunks of _CHUNK rows."""
+        last = 0
+        while True:
+            with self.session() as s:
+                query = _history(select(ItemRow), since, source).where(col(ItemRow.id) > last)
+                rows = s.exec(query.order_by(col(ItemRow.id)).limit(_CHUNK)).all()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].id or last
+
+    def items_by_key(self, key: str, source: str | None = None) -> list[ItemRow]:
+        with self.session() as s:
+            query = select(ItemRow).where(ItemRow.item_key == key)
+            if source is not None:
+                query = query.where(ItemRow.source == source)
+            return list(s.exec(query.order_by(col(ItemRow.source))).all())
+
     def alert_counts(self) -> dict[tuple[str, str], int]:
         """Alerts by (notifier, status)."""
         with self.session() as s:
@@ -610,6 +638,15 @@ def _as_item(row: ItemRow) -> Item:
         language=row.language,
         fields=dict(row.fields),
     )
+
+
+def _history(query: Any, since: datetime | None, source: str | None) -> Any:
+    """Items published (else first seen) at or after ``since``, of ``source`` if given."""
+    if since is not None:
+        query = query.where(func.coalesce(ItemRow.published, ItemRow.first_seen) >= since)
+    if source is not None:
+        query = query.where(ItemRow.source == source)
+    return query
 
 
 def _item_values(item: Item) -> dict[str, Any]:

@@ -62,12 +62,14 @@ CLEARVIEW_TITLES = [
     ("Autoriteit Persoonsgegevens legt Clearview boete op", ["Clearview", "boete"]),
     ("La CNIL inflige une AMENDE à Clearview AI", ["AMENDE", "Clearview"]),
     ("Garante: ammenda a Clearview, e una amende in Francia", ["Clearview", "amende"]),
-    ("Clearview AI fined? No: Clearview faces a fine", ["Clearview", "Clearview", "fine"]),
+    # Unquoted words match their other forms (Snowball stems, English here).
+    ("Clearview AI fined? No: Clearview faces a fine", ["Clearview", "fined", "Clearview", "fine"]),
     ("Clearview sanctioned; new sanctions and a sanction", None),
     ("CLEARVIEW AI SANCTION", ["CLEARVIEW", "SANCTION"]),
     ("Clearview defines its roadmap", []),
-    ("Clearview hit with fines", []),
-    ("Dutch regulator fines Clearview: boetes", []),
+    ("Clearview hit with fines", ["Clearview", "fines"]),
+    ("Dutch regulator fines Clearview: boetes", ["fines", "Clearview", "boetes"]),
+    ("Clearview: the fine print was refined", ["Clearview", "fine"]),
     ("Clear view fine", []),
     ("ClearviewAI boete", []),
 ]
@@ -95,7 +97,8 @@ WORDS = [
     ("hauptstrasse", "Hauptstraße 1", True),
     ("STRASSE", "Straße", True),
     ("fine", "define", False),
-    ("fine", "fines", False),
+    ("fine", "fines", True),
+    ('"fine"', "fines", False),
     ("fine", "refined", False),
     ("fine", "a fine day", True),
     ("fine", "Fine.", True),
@@ -130,7 +133,8 @@ PHRASES = [
     ("sole-source", "Sole-Source justification", True),
     ("sole-source", "SOLE  SOURCE", True),
     ("sole-source", "Sole Source", True),
-    ("sole-source", "sole-sourced", False),
+    ("sole-source", "sole-sourced", True),  # unquoted: stems
+    ('"sole source"', "sole-sourced", False),  # quoted: exact
     ("sole-source", "source sole", False),
     ("sole-source*", "sole-sourced", True),
     ('"sole source"', "sole-source", True),

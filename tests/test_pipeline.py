@@ -331,3 +331,39 @@ def test_matcher_fields_names_what_rules_search_per_source() -> None:
     assert matcher.fields("ap-nl") == {"title", "summary", "content", "agency"}
     assert matcher.fields("sam") == {"title", "summary", "content", "agency"}
     assert Matcher([RULES[1]]).fields("ap-nl") == frozenset()
+
+
+async def test_amounts_in_the_text_are_stored_and_alerted(harness: Harness) -> None:
+    source = FakeSource(source_config("ap-nl"), items=[])
+    await run_source(source, harness.ctx)  # baseline
+    source.items = [fine("a")]
+    source.body = b"v2"
+    await run_source(source, harness.ctx)
+    (row,) = harness.items()
+    expected = [
+        {"amount": 30_500_000.0, "currency": "EUR", "text": "30,5 miljoen euro", "field": "summary"}
+    ]
+    assert row.fields["amounts"] == expected
+    (alert,) = harness.alerts()
+    assert alert.data["item"]["fields"]["amounts"] == expected
+
+
+async def test_relative_dates_are_measured_from_the_pipeline_clock(tmp_path: Path) -> None:
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+    clock = Clock(FIXED_NOW)
+    fields = frozenset({"title", "summary", "content", "response_deadline"})
+    rule = compile_rule("soon", "clearview response_deadline<30d", fields=fields)
+    deadline = (FIXED_NOW + timedelta(days=20)).isoformat()
+    item = make_item("ap-nl", "a", "Clearview tender", fields={"response_deadline": deadline})
+    async with httpx.AsyncClient() as http:
+        ctx = PipelineContext(
+            store, http, Matcher([rule], clock=clock), ROUTES, clock, baseline=False
+        )
+        first = await run_source(FakeSource(source_config("ap-nl"), items=[item]), ctx)
+        assert first.counts.alerts == 1
+        clock.advance(timedelta(days=-20))  # now 40 days before the deadline: too far off
+        changed = replace(item, content_hash="h2")
+        source = FakeSource(source_config("ap-nl"), items=[changed], body=b"v2")
+        second = await run_source(source, ctx)
+        assert (second.counts.updated, second.counts.alerts) == (1, 0)
+    store.engine.dispose()

@@ -4,13 +4,16 @@
     Matcher([rule]).match(item)  # [Match(rule="clearview", field="title", ...), ...]
 
 Modules: ``fold`` (case/accent folding and tokens with original offsets),
-``lexer`` and ``query`` (the language and its parser; the grammar is documented in
-``query``), ``nodes`` (the syntax tree), ``index`` (per-item token indexes) and
-``matcher`` (rules and evaluation).
+``stem`` (Snowball word forms per language), ``lexer`` and ``query`` (the language
+and its parser; the grammar is documented in ``query``), ``nodes`` (the syntax
+tree), ``schema`` (the kind of each known field), ``values`` (comparisons),
+``money`` and ``currencies`` (amounts in text), ``index`` (per-item indexes),
+``compiled`` (the Aho-Corasick prefilter) and ``matcher`` (rules, evaluation and
+explanations).
 """
 
-from monitor.matching.matcher import MAX_PER_FIELD, Matcher, Rule, compile_rule
-from monitor.matching.nodes import And, Node, Not, Or, Query, Term
+from monitor.matching.matcher import MAX_PER_FIELD, Explanation, Matcher, Rule, compile_rule
+from monitor.matching.nodes import And, Compare, Leaf, Near, Node, Not, Or, Query, Regex, Term
 from monitor.matching.query import DEFAULT_FIELDS, MAX_DEPTH, UNSCOPED_FIELDS, parse_query
 
 __all__ = [
@@ -19,11 +22,16 @@ __all__ = [
     "MAX_PER_FIELD",
     "UNSCOPED_FIELDS",
     "And",
+    "Compare",
+    "Explanation",
+    "Leaf",
     "Matcher",
+    "Near",
     "Node",
     "Not",
     "Or",
     "Query",
+    "Regex",
     "Rule",
     "Term",
     "compile_rule",

@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["Token", "fold", "tokenize", "words"]
+__all__ = ["Token", "fold", "fold_mapped", "fold_non_ascii", "tokenize", "words"]
 
 _WORD = re.compile(r"[^\W_]+")
 # Text is mostly ASCII: ASCII runs fold with str.lower() in one go and only the
@@ -47,6 +47,24 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     return "".join(_fold_char(char) for char in text)
+
+
+def fold_non_ascii(text: str) -> str:
+    """``text`` with only its non-ASCII characters folded (``Café\\d`` -> ``Cafe\\d``).
+
+    For regex patterns: ASCII is syntax (``\\D`` must not become ``\\d``) and case is
+    handled by the regex flag, while accented letters should match unaccented text.
+    """
+    if text.isascii():
+        return text
+    return "".join(char if char.isascii() else _fold_char(char) for char in text)
+
+
+def fold_mapped(text: str) -> tuple[str, list[int], list[int]]:
+    """The folded text plus, for each folded character, its original ``[start, end)``."""
+    if text.isascii():
+        return text.lower(), list(range(len(text))), list(range(1, len(text) + 1))
+    return _fold_mapped(text)
 
 
 def words(text: str) -> list[str]:

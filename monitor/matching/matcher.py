@@ -1,38 +1,50 @@
 """Compiled rules and the matcher: ``Item`` x rules -> ``Match`` records.
 
-Matching is pure: no clock, no I/O, no state kept between calls. For each rule
-that applies to the item's source and whose query is true, ``Matcher.match``
-reports every occurrence of every positive term (one not under a NOT) in the
-fields that term may search, with offsets into the ORIGINAL field text, so
-``text_fields()[m.field][m.start:m.end] == m.text``. Identical records are
-reported once, and at most :data:`MAX_PER_FIELD` per rule and field (the first
-ones in the text) to bound alert payloads. The query language guarantees that a
-rule that matches has at least one such record.
+Matching is pure given its inputs: no I/O and no state kept between calls except
+caches of pure functions (stemmers, automata); relative dates (``deadline<30d``)
+are measured from the injected clock. For each rule that applies to the item's
+source, whose query is true and whose ``exclude`` query (if any) is false,
+``Matcher.match`` reports every place each positive leaf (one not under a NOT)
+holds, with offsets into the ORIGINAL field text, so
+``text_fields()[m.field][m.start:m.end] == m.text`` for words, phrases, NEAR,
+regexes and amounts found in text. A comparison on a structured field (a number,
+money, a date, ``published``) reports the value as text with ``start`` 0.
+Identical records are reported once, and at most :data:`MAX_PER_FIELD` per rule
+and field (the first ones in the text) to bound alert payloads. The query language
+guarantees that a rule that matches has at least one such record.
+
+Only the rules whose words occur in the item are evaluated (see ``compiled.py``);
+``prefilter=False`` evaluates every rule, the baseline the benchmark compares with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from monitor.errors import ConfigError
-from monitor.matching.index import ItemIndex, Span
-from monitor.matching.nodes import Query
+from monitor.matching.compiled import Prefilter
+from monitor.matching.index import MAX_PER_FIELD, Hit, ItemIndex
+from monitor.matching.nodes import And, Compare, Near, Node, Not, Or, Query, Regex, Term
 from monitor.matching.query import DEFAULT_FIELDS, UNSCOPED_FIELDS, parse_query
+from monitor.matching.stem import Stems
 from monitor.models import Item, Match
 
-__all__ = ["MAX_PER_FIELD", "Matcher", "Rule", "compile_rule"]
-
-MAX_PER_FIELD = 20
+__all__ = ["MAX_PER_FIELD", "Explanation", "Matcher", "Rule", "compile_rule"]
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A named query, optionally limited to some sources (None = every source)."""
+    """A named query, optionally limited to some sources (None = every source).
+
+    ``exclude`` is a second query that vetoes a match when it is true.
+    """
 
     name: str
     query: Query
     sources: frozenset[str] | None = None
+    exclude: Query | None = None
 
     def applies_to(self, source: str) -> bool:
         return self.sources is None or source in self.sources
@@ -40,12 +52,16 @@ class Rule:
 
 def compile_rule(
     name: str,
-    query: str,
+    query: str | Query,
     sources: Iterable[str] | None = None,
     *,
     fields: frozenset[str] = DEFAULT_FIELDS,
+    exclude: str | Query | None = None,
 ) -> Rule:
-    """Parse ``query`` into a :class:`Rule`; raises QueryError for a bad query.
+    """Parse ``query`` (and ``exclude``) into a :class:`Rule`; QueryError if bad.
+
+    Either may also be given already parsed (the config parses them first, to
+    report the problems of both).
 
     An empty ``sources`` is a ConfigError rather than a rule that can never fire,
     and so is a bare string, which would otherwise be read as a set of letters.
@@ -57,14 +73,51 @@ def compile_rule(
         raise ConfigError(
             f"rule '{name}': sources is empty", hint="leave it out to match every source"
         )
-    return Rule(name=name, query=parse_query(query, fields=fields), sources=chosen)
+    parsed = query if isinstance(query, Query) else parse_query(query, fields=fields)
+    veto = parse_query(exclude, fields=fields) if isinstance(exclude, str) else exclude
+    return Rule(name=name, query=parsed, sources=chosen, exclude=veto)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why one rule does or does not match an item.
+
+    ``missing`` lists what is absent (or, prefixed ``NOT``, present) that keeps
+    the query false; ``excluded_by`` the parts of ``exclude`` that vetoed it.
+    """
+
+    rule: str
+    matched: bool
+    applies: bool = True
+    matches: list[Match] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    excluded_by: list[Match] = field(default_factory=list)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Matcher:
-    """Evaluates a fixed sequence of rules against items."""
+    """Evaluates a fixed sequence of rules against items.
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    ``clock`` gives "now" for relative dates; ``prefilter`` (default on) evaluates
+    only the rules whose words occur in the item.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        prefilter: bool = True,
+    ) -> None:
         self._rules = tuple(rules)
+        self._clock = clock
+        self._stems = Stems()
+        self._prefilter = (
+            Prefilter([rule.query.root for rule in self._rules], self._stems) if prefilter else None
+        )
         seen: set[str] = set()
         for rule in self._rules:
             # Match records carry only the rule name, so names must tell rules apart.
@@ -86,29 +139,80 @@ class Matcher:
         for rule in self._rules:
             if source is None or rule.applies_to(source):
                 found |= rule.query.fields(UNSCOPED_FIELDS)
+                if rule.exclude is not None:
+                    found |= rule.exclude.fields(UNSCOPED_FIELDS)
         return frozenset(found)
 
-    def match(self, item: Item) -> list[Match]:
+    def match(self, item: Item, *, now: datetime | None = None) -> list[Match]:
         """The Match records of every rule that matches ``item``, in rule order."""
-        index = ItemIndex(item.text_fields())
+        index = ItemIndex(item, self._stems, now or self._clock())
+        if self._prefilter is None:
+            numbers: Iterable[int] = range(len(self._rules))
+        else:
+            numbers = self._prefilter.candidates(index)
         matches: list[Match] = []
-        for rule in self._rules:
-            if rule.applies_to(item.source) and index.holds(rule.query.root):
-                matches.extend(_records(rule, index))
+        for number in numbers:
+            rule = self._rules[number]
+            if rule.applies_to(item.source) and _fires(rule, index):
+                matches.extend(_records(rule.name, rule.query, index))
         return matches
 
+    def explain(self, item: Item, *, now: datetime | None = None) -> list[Explanation]:
+        """For every rule: does it match ``item``, with which records, or what is missing."""
+        index = ItemIndex(item, self._stems, now or self._clock())
+        found: list[Explanation] = []
+        for rule in self._rules:
+            if not rule.applies_to(item.source):
+                found.append(Explanation(rule.name, matched=False, applies=False))
+            elif not index.holds(rule.query.root):
+                found.append(
+                    Explanation(rule.name, False, missing=_missing(rule.query.root, index))
+                )
+            elif rule.exclude is not None and index.holds(rule.exclude.root):
+                vetoes = _records(rule.name, rule.exclude, index)
+                found.append(Explanation(rule.name, False, excluded_by=vetoes))
+            else:
+                found.append(
+                    Explanation(rule.name, True, matches=_records(rule.name, rule.query, index))
+                )
+        return found
 
-def _records(rule: Rule, index: ItemIndex) -> list[Match]:
-    """One Match per distinct occurrence of the rule's positive terms, capped per field."""
-    by_field: dict[str, set[Span]] = {}
-    for term in rule.query.terms:
-        for field in index.fields_of(term):
-            # Spans come in text order, so a term's later ones cannot make the cut.
-            by_field.setdefault(field, set()).update(index.find(term, field)[:MAX_PER_FIELD])
+
+def _fires(rule: Rule, index: ItemIndex) -> bool:
+    if not index.holds(rule.query.root):
+        return False
+    return rule.exclude is None or not index.holds(rule.exclude.root)
+
+
+def _missing(node: Node, index: ItemIndex) -> list[str]:
+    """What makes ``node`` false: absent leaves, or ``NOT x`` where x is present."""
+    if isinstance(node, Term | Near | Regex | Compare):
+        return [] if index.holds(node) else [str(node)]
+    if isinstance(node, Not):
+        return [f"NOT {node.child}"] if index.holds(node.child) else []
+    if isinstance(node, And):
+        found: list[str] = []
+        for child in node.children:
+            found.extend(_missing(child, index))
+        return found
+    assert isinstance(node, Or)
+    if index.holds(node):
+        return []
+    return [" OR ".join(str(child) for child in node.children)]
+
+
+def _records(rule: str, query: Query, index: ItemIndex) -> list[Match]:
+    """One Match per distinct place the query's positive leaves hold, capped per field."""
+    by_field: dict[str, set[Hit]] = {}
+    for leaf in query.terms:
+        for name in index.fields_of(leaf):
+            # Hits come in text order, so a leaf's later ones cannot make the cut.
+            for hit in index.find(leaf, name)[:MAX_PER_FIELD]:
+                by_field.setdefault(hit.field, set()).add(hit)
     records: list[Match] = []
-    # Fields in the item's own order, occurrences in text order: stable output.
-    for field in index.texts:
-        text = index.texts[field]
-        spans = sorted(by_field.get(field, ()))[:MAX_PER_FIELD]
-        records.extend(Match(rule.name, field, text[s:e], s, e) for s, e in spans)
+    # Fields in the item's own order, then structured ones; text order within.
+    order = list(index.texts) + sorted(set(by_field) - set(index.texts))
+    for name in order:
+        hits = sorted(by_field.get(name, ()), key=lambda hit: (hit.start, hit.end))
+        records.extend(Match(rule, name, h.text, h.start, h.end) for h in hits[:MAX_PER_FIELD])
     return records

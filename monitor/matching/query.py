@@ -1,59 +1,93 @@
-"""The rule query language (v1) and its parser.
+"""The rule query language (v2) and its parser.
 
-A query says which words an item must (or must not) contain::
+A query says what an item must (or must not) contain::
 
     clearview AND (fine OR boete OR amende OR sanction*)
     "intent to award" NOT title:cancelled
     title:(clearview OR "clear view") sole-source
+    clearview NEAR/10 fine amount>=1000000 EUR
+    notice_type:"Special Notice" award_amount>=1e6 response_deadline<30d
+    title:/clear ?view/ published>=2026-01-01
 
 Grammar (lowest precedence first)::
 
     query    := or_expr
     or_expr  := and_expr ( "OR" and_expr )*
     and_expr := unary ( [ "AND" ] unary )*     two operands side by side are an AND
-    unary    := "NOT" unary | scoped
-    scoped   := [ FIELD ":" ] primary          no space after the colon
-    primary  := WORD | PHRASE | "(" or_expr ")"
+    unary    := "NOT" unary | near
+    near     := scoped ( NEAR scoped )*         both sides words or phrases
+    scoped   := [ FIELD ":" ] primary | COMPARE  no space after the colon
+    primary  := WORD | PHRASE | REGEX | "(" or_expr ")"
+    NEAR     := "NEAR/" digits                  at most that many words between
+    COMPARE  := FIELD OP VALUE [ CURRENCY ]     no spaces inside FIELD OP VALUE
+    OP       := ">=" | "<=" | ">" | "<" | "="
+    VALUE    := number (1e6, 1_000_000) | ISO date or datetime | now | [+-]digits(h|d|w)
+    CURRENCY := an ISO 4217 code in capitals (EUR, USD...), a separate word
     FIELD    := a letter or _, then letters, digits or _ (case-sensitive)
     WORD     := characters other than space, ( ) and ", optionally ending in *
     PHRASE   := '"' characters other than " '"'    a * may end its last word
+    REGEX    := "/" RE2 pattern "/"                 backslash-slash for a slash inside
 
-- **Operators** are ``AND``, ``OR`` and ``NOT`` in capitals; ``and``, ``or``, ``not``
-  are ordinary words. ``NOT`` binds tighter than ``AND``, which binds tighter than
-  ``OR``: ``a OR b c`` means ``a OR (b AND c)``. Parentheses nest up to 100 deep.
-- **Words** match whole tokens, ignoring case and accents (see ``fold.py``):
-  ``fine`` matches ``Fine`` and ``FINE`` but not ``define`` or ``fines``; ``cafe``
-  matches ``Café``. A token is a run of letters and digits, so a word with
-  punctuation inside is a phrase: ``sole-source`` matches ``sole source``,
-  ``Sole-Source`` and ``sole  source``; ``6.302-1`` is the phrase ``6 302 1``.
-- **Phrases** in double quotes match their tokens consecutively:
-  ``"intent to award"`` does not match ``award ... intent to``.
+- **Operators** are ``AND``, ``OR``, ``NOT`` and ``NEAR/n`` in capitals; ``and``,
+  ``or``, ``not``, ``near`` are ordinary words. ``NEAR`` binds tightest, then
+  ``NOT``, then ``AND``, then ``OR``: ``a OR b c`` means ``a OR (b AND c)`` and
+  ``NOT a NEAR/3 b`` means ``NOT (a NEAR/3 b)``. Parentheses nest up to 100 deep.
+  ``a NEAR/5 b NEAR/5 c`` is ``(a NEAR/5 b) AND (b NEAR/5 c)``. A field prefix
+  before the first side of a NEAR scopes both sides.
+- **Words** match whole tokens, ignoring case and accents (see ``fold.py``), in any
+  form of the same word in the item's language (Snowball stems, see ``stem.py``):
+  ``fine`` matches ``Fine``, ``fines`` and ``fined`` but not ``define``;
+  ``cafe`` matches ``Café``. A token is a run of letters and digits, so a word
+  with punctuation inside is a phrase: ``sole-source`` matches ``sole source``,
+  ``Sole-Source`` and ``sole-sourced``; ``6.302-1`` is the phrase ``6 302 1``.
+- **Phrases** in double quotes match their tokens exactly and consecutively:
+  ``"intent to award"`` does not match ``award ... intent to``, ``"fine"`` does not
+  match ``fines``.
 - **Wildcard**: a trailing ``*`` makes the last token a prefix: ``sanction*``
   matches ``sanction``, ``sanctions``, ``sanctioned``; ``"intent to award*"`` works
   too. A ``*`` anywhere else, or not right after a letter or digit, is an error.
 - **Fields**: ``title:`` ``summary:`` ``content:`` (or the fields the caller allows)
-  restrict a word, phrase or group: ``title:(clearview OR "clear view")``. An
-  unscoped term searches title, summary and content. A different field inside a
+  restrict a word, phrase, regex or group: ``title:(clearview OR "clear view")``.
+  An unscoped term searches title, summary and content. A different field inside a
   scoped group (``title:(summary:x)``) is an error because it could never match.
+  Money fields (``schema.py``) take comparisons, not words.
+- **Regexes** are RE2 (linear time: no input can stall the matcher), case and
+  accent insensitive (the text and the pattern's non-ASCII letters are folded).
+  Backreferences and lookaround (which need backtracking), patterns that do not
+  compile or that match the empty text are errors.
+- **Comparisons** work on number, money and date fields (``schema.py`` knows their
+  kinds; a field it does not know accepts both), on ``published`` and on
+  ``amount`` (money found in the text, ``money.py``). ``30d`` is 30 days from the
+  matcher's clock, ``-7d`` seven days before it. Comparing a text field, a date
+  field with a number or a number field with a date, and an unknown currency code,
+  are errors.
 - ``-word`` is an error rather than a silently positive word: write ``NOT word``.
 - ``NOT NOT x`` is ``x``. Every query needs a term that is not negated, and each
   alternative of an ``OR`` needs one too: ``NOT x`` or ``a OR NOT b`` would fire on
   items that contain none of the query's words, and every alert must be able to
-  say which words made it fire.
+  say what made it fire.
 
 A bad query raises :class:`monitor.errors.QueryError` with the 0-based position of
 the problem: the unclosed ``(`` or stray ``)``, the opening quote of an unterminated
-phrase, the operator that lacks an operand, the unknown field, the misplaced ``*``.
+phrase or regex, the operator that lacks an operand, the unknown field, the
+misplaced ``*``, the bad value or currency of a comparison.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import NoReturn
 
+import re2
+
 from monitor.errors import QueryError
-from monitor.matching.fold import tokenize
+from monitor.matching.currencies import CODES
+from monitor.matching.fold import fold_non_ascii, tokenize
 from monitor.matching.lexer import Kind, Lexeme, lex
-from monitor.matching.nodes import And, Node, Not, Or, Query, Term
+from monitor.matching.nodes import And, Compare, Leaf, Near, Node, Not, Or, Query, Regex, Term
+from monitor.matching.schema import ANY, BUILTIN_COMPARABLE, DATE, MONEY, NUMBER, TEXT, kind_of
+from monitor.matching.values import parse_date
 
 __all__ = ["DEFAULT_FIELDS", "MAX_DEPTH", "UNSCOPED_FIELDS", "parse_query"]
 
@@ -61,8 +95,21 @@ DEFAULT_FIELDS: frozenset[str] = frozenset({"title", "summary", "content"})
 # What a term without a field prefix searches, whatever fields the parser allows.
 UNSCOPED_FIELDS: tuple[str, ...] = ("title", "summary", "content")
 MAX_DEPTH = 100
+MAX_NEAR = 1000
+# RE2 compiles into bounded memory; a bigger program is refused rather than slow.
+REGEX_MAX_MEM = 8 << 20
 
-_OPERAND_START = frozenset({Kind.WORD, Kind.PHRASE, Kind.LPAREN, Kind.NOT, Kind.FIELD})
+_OPERAND_START = frozenset(
+    {Kind.WORD, Kind.PHRASE, Kind.LPAREN, Kind.NOT, Kind.FIELD, Kind.REGEX, Kind.COMPARE}
+)
+_LEAF_START = (Kind.WORD, Kind.PHRASE, Kind.LPAREN, Kind.REGEX, Kind.COMPARE)
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_RELATIVE = re.compile(r"([+-]?)(\d{1,5})([hdw])")
+_ISO_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?"
+)
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_BACKTRACKING = re.compile(r"\\[1-9]|\(\?<?[=!]|\\k<|\(\?P=")
 
 
 def parse_query(text: str, *, fields: frozenset[str] = DEFAULT_FIELDS) -> Query:
@@ -130,7 +177,22 @@ class _Parser:
                 break
         return _combine(And, children)
 
-    def _unary(self, context: Lexeme | None) -> Node:
+    def _near(self, left: Node, operator: Lexeme, chained: bool) -> Node:
+        """``left NEAR/n right``; in a chain ``a NEAR/5 b NEAR/5 c`` each adjacent pair."""
+        right = self._unary(operator, near=False)
+        previous = left
+        if chained:  # left is Near or And(..., Near): continue from its right side
+            last = left.children[-1] if isinstance(left, And) else left
+            assert isinstance(last, Near)
+            previous = last.right
+        if not isinstance(previous, Term) or not isinstance(right, Term):
+            self._fail(operator.position, "NEAR joins two words or phrases, nothing else")
+        if operator.number > MAX_NEAR:
+            self._fail(operator.position, f"NEAR allows at most {MAX_NEAR} words between")
+        near = Near(previous, right, operator.number, position=previous.position)
+        return _combine(And, [left, near]) if chained else near
+
+    def _unary(self, context: Lexeme | None, *, near: bool = True) -> Node:
         """NOTs, an optional field prefix, then a word, a phrase or a group.
 
         One method for all of it so each nesting level costs three frames (with
@@ -148,15 +210,32 @@ class _Parser:
             context = self._take()
             self._field = self._scope(context)
         lexeme = self._peek()
-        if lexeme is None or lexeme.kind not in (Kind.WORD, Kind.PHRASE, Kind.LPAREN):
+        if lexeme is None or lexeme.kind not in _LEAF_START:
             self._missing_operand(context, lexeme)
         self._take()
+        operand: Node
         if lexeme.kind is Kind.LPAREN:
             self._open(lexeme)
             operand = self._or(lexeme)
             self._close(lexeme)
+        elif lexeme.kind is Kind.REGEX:
+            operand = self._regex(lexeme)
+        elif lexeme.kind is Kind.COMPARE:
+            operand = self._compare(lexeme)
         else:
+            if self._field is not None and kind_of(self._field) == MONEY:
+                self._fail(
+                    lexeme.position,
+                    f"'{self._field}' holds money, not words; compare it: {self._field}>=1000000",
+                )
             operand = _term(self._query, lexeme, self._field)
+        # NEAR binds tighter than NOT (NOT a NEAR/3 b is NOT (a NEAR/3 b)); handled
+        # here, not in a precedence level of its own, so that each nesting level
+        # still costs three frames.
+        chained = False
+        while near and self._at(Kind.NEAR):
+            operand = self._near(operand, self._take(), chained)
+            chained = True
         self._field = outer
         if first is not None and count % 2:
             return Not(operand, position=first.position)
@@ -171,6 +250,125 @@ class _Parser:
         if self._field is not None and name != self._field:
             self._fail(prefix.position, f"'{name}:' inside '{self._field}:(...)' can never match")
         return name
+
+    def _regex(self, lexeme: Lexeme) -> Regex:
+        """Compile ``/pattern/`` with RE2: linear time, so no input can stall it."""
+        pattern = lexeme.text
+        if not pattern:
+            self._fail(lexeme.position, "empty regex '//'; put a pattern between the slashes")
+        if self._field is not None and kind_of(self._field) not in (TEXT, ANY):
+            self._fail(lexeme.position, f"a regex searches text and '{self._field}' is not text")
+        if _BACKTRACKING.search(pattern):
+            self._fail(
+                lexeme.position,
+                "backreferences and lookaround need backtracking, which can stall the matcher; "
+                "rewrite the regex without them (RE2 syntax)",
+            )
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False
+        options.max_mem = REGEX_MAX_MEM
+        try:
+            # Texts are searched folded (see index.py), so accents in the pattern fold too.
+            compiled = re2.compile(fold_non_ascii(pattern), options)
+        except re2.error as e:
+            detail = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+            self._fail(lexeme.position, f"the regex does not compile: {detail}")
+        if compiled.search("") is not None:
+            self._fail(
+                lexeme.position,
+                "this regex matches an empty text, so it would match every item; "
+                "make it require at least one character",
+            )
+        return Regex(pattern, self._field, compiled, position=lexeme.position)
+
+    def _compare(self, lexeme: Lexeme) -> Compare:
+        """``field OP value [CURRENCY]``, checked against what the field holds."""
+        if self._field is not None:
+            self._fail(lexeme.position, f"a comparison names its own field; drop '{self._field}:'")
+        match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(>=|<=|>|<|=)(.*)", lexeme.text)
+        assert match is not None  # the lexer only emits comparisons of this shape
+        name, op, raw = match.groups()
+        at = lexeme.position + len(name) + len(op)
+        if name not in self._fields and name not in BUILTIN_COMPARABLE:
+            known = ", ".join(sorted(self._fields | BUILTIN_COMPARABLE))
+            self._fail(lexeme.position, f"unknown field '{name}'; known fields: {known}")
+        kind = kind_of(name)
+        if kind not in (NUMBER, MONEY, DATE, ANY):
+            self._fail(
+                lexeme.position,
+                f"'{name}' is a {kind} field: comparisons need a number, money or date field; "
+                f"search text with {name}:word",
+            )
+        if not raw:
+            self._fail(at, f"'{name}{op}' needs a value: a number, a date or a duration like 30d")
+        relative = _RELATIVE.fullmatch(raw)
+        dated = raw == "now" or relative is not None or _ISO_DATE.fullmatch(raw) is not None
+        currency = self._currency(amount=not dated)
+        if raw == "now" or relative:
+            if relative:
+                sign = -1 if relative.group(1) == "-" else 1
+                offset = _UNITS[relative.group(3)] * int(relative.group(2)) * sign
+            else:
+                offset = timedelta(0)
+            self._check_kind(name, kind, DATE, at)
+            self._no_currency(currency)
+            return Compare(name, op, "relative", offset=offset, text=lexeme.text, position=at)
+        if _ISO_DATE.fullmatch(raw):
+            if parse_date(raw) is None:
+                self._fail(at, f"'{raw}' is not a valid date; write YYYY-MM-DD")
+            self._check_kind(name, kind, DATE, at)
+            self._no_currency(currency)
+            return Compare(name, op, "date", value=raw, text=lexeme.text, position=at)
+        try:
+            number = float(raw.replace("_", ""))
+        except ValueError:
+            self._fail(
+                at,
+                f"'{raw}' is not a number, a date (2026-01-01) or a duration from now (30d, -7d)",
+            )
+        if number != number or number in (float("inf"), float("-inf")):
+            self._fail(at, f"'{raw}' is not a finite number")
+        self._check_kind(name, kind, NUMBER, at)
+        text = lexeme.text if currency is None else f"{lexeme.text} {currency.text}"
+        code = None if currency is None else currency.text
+        return Compare(name, op, "number", value=number, currency=code, text=text, position=at)
+
+    def _currency(self, *, amount: bool) -> Lexeme | None:
+        """The ISO code right after a comparison (``amount>=1e6 EUR``), if any."""
+        lexeme = self._peek()
+        if lexeme is None or lexeme.kind is not Kind.WORD:
+            return None
+        if amount and lexeme.text.upper() in CODES and not _CURRENCY.fullmatch(lexeme.text):
+            # "amount>=1e6 eur" would otherwise search for the word "eur".
+            self._fail(
+                lexeme.position,
+                f"write the currency in capitals ({lexeme.text.upper()}), "
+                f"or AND {lexeme.text} to search for the word",
+            )
+        if not _CURRENCY.fullmatch(lexeme.text):
+            return None
+        self._take()
+        if lexeme.text not in CODES:
+            self._fail(
+                lexeme.position,
+                f"unknown currency '{lexeme.text}'; use an ISO 4217 code such as EUR, USD or GBP",
+            )
+        return lexeme
+
+    def _no_currency(self, currency: Lexeme | None) -> None:
+        if currency is not None:
+            self._fail(currency.position, "a currency only goes with an amount, not a date")
+
+    def _check_kind(self, name: str, kind: str, wanted: str, at: int) -> None:
+        if kind == ANY:
+            return
+        if wanted == DATE and kind != DATE:
+            self._fail(at, f"'{name}' holds {kind} values; compare it with a number, not a date")
+        if wanted == NUMBER and kind == DATE:
+            self._fail(
+                at, f"'{name}' holds dates; compare it with a date (2026-01-01) or a duration (30d)"
+            )
 
     def _open(self, opening: Lexeme) -> None:
         self._depth += 1
@@ -211,6 +409,8 @@ class _Parser:
 def _needs(kind: Kind) -> str:
     if kind is Kind.NOT:
         return "NOT needs a term after it"
+    if kind is Kind.NEAR:
+        return "NEAR needs a word or phrase on both sides"
     return f"{kind.value} needs a term on both sides"
 
 
@@ -249,7 +449,8 @@ def _term(query: str, lexeme: Lexeme, field: str | None) -> Term:
     if prefix and tokens[-1].end != len(stem):
         raise QueryError(query, offset + star, "'*' must come right after a letter or digit")
     words = tuple(token.text for token in tokens)
-    return Term(words, prefix=prefix, field=field, text=raw, position=lexeme.position)
+    exact = lexeme.kind is Kind.PHRASE
+    return Term(words, prefix=prefix, field=field, exact=exact, text=raw, position=lexeme.position)
 
 
 def _check_positive(query: str, root: Node) -> None:
@@ -273,10 +474,10 @@ def _check_positive(query: str, root: Node) -> None:
 def _unanchored(node: Node) -> Node | None:
     """The node that can be true without any positive term occurring, if any.
 
-    A term anchors itself; an AND is anchored by any anchored child; an OR needs
+    A leaf anchors itself; an AND is anchored by any anchored child; an OR needs
     every child anchored; a NOT anchors nothing. Depth is bounded by the parser.
     """
-    if isinstance(node, Term):
+    if isinstance(node, Term | Near | Regex | Compare):
         return None
     if isinstance(node, Not):
         return node
@@ -290,13 +491,13 @@ def _unanchored(node: Node) -> Node | None:
     return culprits[0] if culprits else None  # an AND got here only if all had one
 
 
-def _positive_terms(root: Node) -> tuple[Term, ...]:
-    """Terms not under a NOT, in query order, each once (iterative walk)."""
-    found: dict[Term, None] = {}
+def _positive_terms(root: Node) -> tuple[Leaf, ...]:
+    """Leaves not under a NOT, in query order, each once (iterative walk)."""
+    found: dict[Leaf, None] = {}
     stack: list[Node] = [root]
     while stack:
         node = stack.pop()
-        if isinstance(node, Term):
+        if isinstance(node, Term | Near | Regex | Compare):
             found.setdefault(node)
         elif isinstance(node, And | Or):
             stack.extend(reversed(node.children))

@@ -1,0 +1,167 @@
+"""Money in text: ``€30.5 million``, ``30,5 miljoen euro``, ``USD 1.2bn`` -> amounts.
+
+An amount is a number next to a currency: a symbol or ISO code before it
+(``€30.5 million``, ``$224,000``, ``USD 1.2bn``, ``£7.5m``, ``EUR 20.000.000``,
+``CHF 1'200'000``) or a symbol, code or currency word after it, optionally through
+``de``/``d'``/``di`` (``30,5 miljoen euro``, ``5,2 millions d'euros``,
+``20 millions €``, ``1,5 Mio. Euro``, ``3 millones de euros``, ``2 milioni di
+euro``, ``500 k€``, ``20 000 000 EUR``). Scale words in the six languages multiply
+(thousand/k/mille/duizend/Tausend/mila/mil, million/m/mn/mio/mln/miljoen/Millionen/
+milioni/millones, billion/bn/milliard/miljard/Milliarden/Mrd/miliardi/mld/
+mil millones).
+
+Separators: with both ``.`` and ``,`` the last one is the decimal mark; a single
+separator followed by exactly three digits groups thousands (``$224,000``,
+``20.000 EUR``) unless a scale word follows (``1,250 million`` is 1.25 million);
+repeated separators, spaces and ``'`` always group. A number glued to other digits
+or dashes (``6.302-1``, ``12.03.2024``, ``2016/679``) is not an amount, and a
+number without a currency next to it never is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.matching.currencies import CODES, NAMES, SYMBOLS
+from monitor.models import Item
+
+__all__ = ["AMOUNTS_FIELD", "Amount", "extract_amounts", "parse_number", "with_amounts"]
+
+AMOUNTS_FIELD = "amounts"
+_TEXT_FIELDS = ("title", "summary", "content")
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """One amount found in a text: its value, ISO currency and original span."""
+
+    value: float
+    currency: str
+    text: str
+    start: int
+    end: int
+
+    def money(self) -> dict[str, Any]:
+        return {"amount": self.value, "currency": self.currency}
+
+    def as_dict(self, field: str) -> dict[str, Any]:
+        """Money as Item.fields types it, plus where it was written."""
+        return {"amount": self.value, "currency": self.currency, "text": self.text, "field": field}
+
+
+def with_amounts(item: Item) -> Item:
+    """``item`` with an ``amounts`` field listing the money in its title, summary and
+    content (unchanged when there is none, or when its source already set one)."""
+    if AMOUNTS_FIELD in item.fields:
+        return item
+    texts = item.text_fields()
+    found = [
+        amount.as_dict(name) for name in _TEXT_FIELDS for amount in extract_amounts(texts[name])
+    ]
+    if not found:
+        return item
+    return dataclasses.replace(item, fields={**item.fields, AMOUNTS_FIELD: found})
+
+
+_SCALES: dict[str, float] = {
+    **dict.fromkeys(
+        ["thousand", "thousands", "k", "mille", "duizend", "tausend", "tsd", "mila", "mil"], 1e3
+    ),
+    **dict.fromkeys(
+        [
+            "million", "millions", "m", "mn", "mm", "mio", "mln", "miljoen", "miljoenen",
+            "millionen", "milione", "milioni", "millon", "millones", "millón",
+        ],
+        1e6,
+    ),
+    **dict.fromkeys(
+        [
+            "billion", "billions", "bn", "b", "milliard", "milliards", "md", "mds", "miljard",
+            "miljarden", "milliarde", "milliarden", "mrd", "miliardo", "miliardi", "mld",
+            "mil millones",
+        ],
+        1e9,
+    ),
+}  # fmt: skip
+
+
+def _alternation(words: list[str]) -> str:
+    # Longest first so "mil millones" wins over "mil" and "US$" over "$".
+    return "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+
+
+_NUMBER = (
+    r"(?<![\w.,/'-])"  # not the tail of 6.302, 2016/679 or a word
+    r"(?P<num>\d{1,3}(?:[.,\u00a0\u202f ']\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)"
+    r"(?![.,]?\d)"
+)
+_SCALE = rf"(?:[ \u00a0]?(?P<scale>(?i:{_alternation(list(_SCALES))}))\.?)?"
+_CODE = rf"(?:{'|'.join(sorted(CODES))})"
+_SYMBOL = _alternation(list(SYMBOLS))
+_WORD = _alternation(list(NAMES))
+# After the number: no further digits, dashes or slashes (6.302-1, 2016/679).
+_END = r"(?![\w-]*\d)(?!/)"
+_BEFORE = re.compile(
+    rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b)[ \u00a0]?{_NUMBER}{_SCALE}(?![^\W\d_])(?!-\d){_END}"
+)
+_AFTER = re.compile(
+    rf"{_NUMBER}{_SCALE}[ \u00a0]?(?:(?:de|di|d['’])[ \u00a0]?)?"
+    rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b|(?i:\b(?:{_WORD})\b))",
+)
+
+
+def extract_amounts(text: str) -> list[Amount]:
+    """Every amount in ``text``, in text order, overlapping readings removed."""
+    found: list[Amount] = []
+    taken: list[tuple[int, int]] = []
+    for pattern in (_BEFORE, _AFTER):
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if any(start < stop and begin < end for begin, stop in taken):
+                continue
+            amount = _amount(match)
+            if amount is not None:
+                found.append(amount)
+                taken.append((start, end))
+    return sorted(found, key=lambda amount: amount.start)
+
+
+def _amount(match: re.Match[str]) -> Amount | None:
+    scale_word = match.group("scale")
+    scale = _SCALES[scale_word.lower()] if scale_word else 1.0
+    number = parse_number(match.group("num"), scaled=scale_word is not None)
+    if number is None:
+        return None
+    currency = _currency(match.group("cur"))
+    start, end = match.span()
+    return Amount(number * scale, currency, match.group(), start, end)
+
+
+def _currency(text: str) -> str:
+    if text in SYMBOLS:
+        return SYMBOLS[text]
+    if text in CODES:
+        return text
+    return NAMES[text.lower().replace("’", "'")]
+
+
+def parse_number(raw: str, *, scaled: bool = False) -> float | None:
+    """``raw`` digits with separators as a number (see the module docstring)."""
+    digits = raw.replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("'", "")
+    if "." in digits and "," in digits:
+        decimal = "." if digits.rfind(".") > digits.rfind(",") else ","
+        group = "," if decimal == "." else "."
+        digits = digits.replace(group, "").replace(decimal, ".")
+    else:
+        mark = "." if "." in digits else "," if "," in digits else None
+        if mark is not None:
+            head, _, tail = digits.rpartition(mark)
+            grouped = digits.count(mark) > 1 or (len(tail) == 3 and not scaled)
+            digits = digits.replace(mark, "") if grouped else f"{head.replace(mark, '')}.{tail}"
+    try:
+        return float(digits)
+    except ValueError:
+        return None
