@@ -238,3 +238,52 @@ def test_the_store_never_overspends_a_key(tmp_path: Path) -> None:
     assert counter.spend_request("sam:abc", day + timedelta(days=1), 3)  # a new UTC day
     assert not counter.spend_request("sam:abc", day, 0)
     store.engine.dispose()
+
+
+def test_field_rules_fetch_descriptions_only_when_a_rule_reads_them(env: Env) -> None:
+    """The seed example end to end: a Special Notice whose *description* (a metered
+    document) names the vendor and FAR 6.302-1, matched by field-scoped terms."""
+    quiet = record("bb01", "Special Notice", "s", title="Notice of intent: licences")
+    telling = record("bb02", "Special Notice", "s", title="Notice of intent: software renewal")
+    award = record(
+        "bb03", "Award Notice", "a", title="Award: software renewal",
+        award={"date": "2026-11-19", "amount": "2500000.00",
+               "awardee": {"name": "CLEARVIEW AI INC", "ueiSAM": "CV0000000001"}},
+    )  # fmt: skip
+    for rec in (quiet, telling):
+        rec["description"] = env.sam.description_url(rec["noticeId"])
+    env.sam.descriptions = {
+        "bb01": "<p>Brand-name licences for office software.</p>",
+        "bb02": "<p>DHS intends to award a sole source contract to Clearview AI, Inc. under "
+        "FAR 6.302-1 (only one responsible source).</p>",
+    }
+    env.sam.records = [quiet, telling, award]
+    env.write_config(
+        page_size=10,
+        extra="""
+        [[rules]]
+        name = "seed"
+        query = '''notice_type:"Special Notice" AND description:("6.302-1" OR "sole source")
+                   AND description:clearview'''
+
+        [[rules]]
+        name = "big-award"
+        query = 'awardee:clearview AND award_amount>=1000000'
+        """,
+    )
+    first = env.cli("poll")
+    assert first.returncode == 0, first.stderr + first.stdout
+    described = sorted(r.query["noticeid"] for r in env.sam.requests if "noticeid" in r.query)
+    assert described == ["bb01", "bb02"]  # one request each; the award has no description
+    deliveries = env.receiver.wait_for(2)
+    by_key = {d.payload["data"]["item"]["key"]: d.payload["data"] for d in deliveries}
+    assert set(by_key) == {"id:bb02", "id:bb03"}
+    assert {m["rule"] for m in by_key["id:bb02"]["matches"]} == {"seed"}
+    assert "Clearview AI" in by_key["id:bb02"]["item"]["fields"]["description"]
+    assert by_key["id:bb03"]["rules"] == ["big-award"]
+    assert by_key["id:bb03"]["item"]["fields"]["award_amount"] == 2500000.0
+
+    requests = len(env.sam.requests)
+    assert "sam-dhs: unchanged" in env.cli("poll").stdout
+    assert len(env.sam.requests) == requests + 1  # the search only: no description again
+    env.assert_key_not_stored()
