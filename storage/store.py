@@ -8,7 +8,6 @@ that two writers (or a retried poll) never create duplicates.
 from __future__ import annotations
 
 import enum
-import html
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from sqlmodel import Session, col, select
 from monitor.alerts import AlertDraft
 from monitor.dedupe import DedupeOutcome, History
 from monitor.errors import StorageError
+from monitor.history import item_from_row
 from monitor.models import Item
 from monitor.sources.base import Fetched, FetchState
 from monitor.system import (
@@ -122,7 +122,7 @@ class Store(DeliveryRecords):
                     ItemRow.source == source,
                     col(ItemRow.item_key).in_(keys[start : start + _CHUNK]),
                 )
-                found.update({row.item_key: _as_item(row) for row in s.exec(query)})
+                found.update({row.item_key: item_from_row(row) for row in s.exec(query)})
         return found
 
     def alerted_notifiers(self, source: str, keys: Sequence[str]) -> dict[str, set[str]]:
@@ -621,23 +621,6 @@ class Store(DeliveryRecords):
 def _utc(value: datetime | str) -> datetime:
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _as_item(row: ItemRow) -> Item:
-    """An Item rebuilt from its row; its text reads as the stored plain text did."""
-    return Item(
-        source=row.source,
-        source_type=row.source_type,
-        key=row.item_key,
-        content_hash=row.content_hash,
-        title=row.title,
-        url=row.url,
-        published=row.published,
-        summary_html=row.summary_html,
-        content_html=html.escape(row.content),
-        language=row.language,
-        fields=dict(row.fields),
-    )
 
 
 def _history(query: Any, since: datetime | None, source: str | None) -> Any:
