@@ -28,6 +28,7 @@ from monitor.durations import Duration
 from monitor.env import Expansion, expand
 from monitor.errors import ConfigError, QueryError
 from monitor.matching import DEFAULT_FIELDS, Rule, compile_rule, parse_query
+from monitor.matching.schema import TEXT
 from monitor.sources import SOURCE_TYPES
 from monitor.system import DEFAULT_FAILING_AFTER, SOURCE_HEALTH
 from notifiers import NOTIFIER_TYPES
@@ -238,14 +239,14 @@ class _Checker:
         """Compile one rule; its field names must be ones its sources provide."""
         fields = rule_fields(config.sources, sources)
         try:
-            query = parse_query(config.query, fields=fields)
+            query = parse_query(config.query, fields=frozenset(fields), kinds=fields)
         except QueryError as e:
             self.problems.append(f"{place}: query: {e.message}")
             query = None
         exclude = None
         if config.exclude is not None:
             try:
-                exclude = parse_query(config.exclude, fields=fields)
+                exclude = parse_query(config.exclude, fields=frozenset(fields), kinds=fields)
             except QueryError as e:
                 self.problems.append(f"{place}: exclude: {e.message}")
         if query is None or (config.exclude is not None and exclude is None):
@@ -326,17 +327,18 @@ def _literal_passwords(entries: Any) -> list[str]:
 
 def rule_fields(
     names: Sequence[str] | None, sources: Mapping[str, SourceConfig | None]
-) -> frozenset[str]:
-    """The fields a rule may name: the text fields plus what its sources' types provide.
+) -> dict[str, str]:
+    """The fields a rule may name, with their kinds: the text fields plus what its
+    sources' types provide (see ``SourceType.fields``).
 
     A rule without ``sources`` may name any field some configured source provides.
     """
     chosen = [sources.get(n) for n in names] if names is not None else list(sources.values())
-    found = set(DEFAULT_FIELDS)
+    found = dict.fromkeys(DEFAULT_FIELDS, TEXT)
     for source in chosen:
         if source is not None and source.type in SOURCE_TYPES:
-            found |= SOURCE_TYPES[source.type].fields
-    return frozenset(found)
+            found.update(SOURCE_TYPES[source.type].fields)
+    return found
 
 
 def _place(section: str, index: int, entry: Any) -> str:

@@ -122,7 +122,8 @@ def choose_rule(config: Config, name: str | None, query: str | None, exclude: st
         raise ConfigError(f"--rule: no rule named {name!r}; known rules: {known}")
     assert query is not None  # argparse requires one of --rule / --query
     sources = {source.name: source for source in config.sources}
-    return compile_rule("query", query, fields=rule_fields(None, dict(sources)), exclude=exclude)
+    fields = rule_fields(None, dict(sources))
+    return compile_rule("query", query, fields=frozenset(fields), kinds=fields, exclude=exclude)
 
 
 def test_rule(

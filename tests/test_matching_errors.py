@@ -14,7 +14,9 @@ from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import SourceType
 from monitor.sources.rss import RssSourceConfig
 
-FIELDS = frozenset({"title", "summary", "content", "award_amount", "posted", "agency"})
+# What a procurement source type declares (SourceType.fields).
+KINDS = {"award_amount": "money", "posted": "date", "agency": "text"}
+FIELDS = frozenset({"title", "summary", "content", *KINDS})
 
 # query -> (position, words the reason must contain)
 BAD = [
@@ -67,7 +69,7 @@ BAD = [
 @pytest.mark.parametrize(("text", "position", "reason"), BAD)
 def test_bad_queries(text: str, position: int, reason: str) -> None:
     with pytest.raises(QueryError) as caught:
-        parse_query(text, fields=FIELDS)
+        parse_query(text, fields=FIELDS, kinds=KINDS)
     assert reason in caught.value.reason
     assert caught.value.position == position
 
@@ -127,7 +129,7 @@ def test_every_bad_rule_is_reported_with_rule_and_position_and_good_rules_load()
 
 def test_field_rules_follow_the_source_types_of_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     rss = SOURCE_TYPES["rss"]
-    fake = SourceType("sam", SamLikeConfig, rss.build, "test", frozenset({"naics"}))
+    fake = SourceType("sam", SamLikeConfig, rss.build, "test", {"naics": "text"})
     monkeypatch.setattr("monitor.config.SOURCE_TYPES", {"rss": rss, "sam": fake})
     doc = {
         "sources": [

@@ -19,7 +19,7 @@ Only the rules whose words occur in the item are evaluated (see ``compiled.py``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,6 +28,7 @@ from monitor.matching.compiled import Prefilter
 from monitor.matching.index import MAX_PER_FIELD, Hit, ItemIndex
 from monitor.matching.nodes import And, Compare, Near, Node, Not, Or, Query, Regex, Term
 from monitor.matching.query import DEFAULT_FIELDS, UNSCOPED_FIELDS, parse_query
+from monitor.matching.schema import NO_KINDS
 from monitor.matching.stem import Stems
 from monitor.models import Item, Match
 
@@ -56,6 +57,7 @@ def compile_rule(
     sources: Iterable[str] | None = None,
     *,
     fields: frozenset[str] = DEFAULT_FIELDS,
+    kinds: Mapping[str, str] = NO_KINDS,
     exclude: str | Query | None = None,
 ) -> Rule:
     """Parse ``query`` (and ``exclude``) into a :class:`Rule`; QueryError if bad.
@@ -73,8 +75,8 @@ def compile_rule(
         raise ConfigError(
             f"rule '{name}': sources is empty", hint="leave it out to match every source"
         )
-    parsed = query if isinstance(query, Query) else parse_query(query, fields=fields)
-    veto = parse_query(exclude, fields=fields) if isinstance(exclude, str) else exclude
+    parsed = query if isinstance(query, Query) else parse_query(query, fields=fields, kinds=kinds)
+    veto = parse_query(exclude, fields=fields, kinds=kinds) if isinstance(exclude, str) else exclude
     return Rule(name=name, query=parsed, sources=chosen, exclude=veto)
 
 

@@ -50,17 +50,17 @@ Grammar (lowest precedence first)::
   restrict a word, phrase, regex or group: ``title:(clearview OR "clear view")``.
   An unscoped term searches title, summary and content. A different field inside a
   scoped group (``title:(summary:x)``) is an error because it could never match.
-  Money fields (``schema.py``) take comparisons, not words.
+  Money fields take comparisons, not words.
 - **Regexes** are RE2 (linear time: no input can stall the matcher), case and
   accent insensitive (the text and the pattern's non-ASCII letters are folded).
   Backreferences and lookaround (which need backtracking), patterns that do not
   compile or that match the empty text are errors.
-- **Comparisons** work on number, money and date fields (``schema.py`` knows their
-  kinds; a field it does not know accepts both), on ``published`` and on
-  ``amount`` (money found in the text, ``money.py``). ``30d`` is 30 days from the
-  matcher's clock, ``-7d`` seven days before it. Comparing a text field, a date
-  field with a number or a number field with a date, and an unknown currency code,
-  are errors.
+- **Comparisons** work on number, money and date fields (each source type declares
+  its fields' kinds, ``SourceType.fields``; a field of unknown kind accepts both),
+  on ``published`` and on ``amount`` (money found in the text, ``money.py``).
+  ``30d`` is 30 days from the matcher's clock, ``-7d`` seven days before it.
+  Comparing a text field, a date field with a number or a number field with a
+  date, and an unknown currency code, are errors.
 - ``-word`` is an error rather than a silently positive word: write ``NOT word``.
 - ``NOT NOT x`` is ``x``. Every query needs a term that is not negated, and each
   alternative of an ``OR`` needs one too: ``NOT x`` or ``a OR NOT b`` would fire on
@@ -76,6 +76,7 @@ misplaced ``*``, the bad value or currency of a comparison.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import NoReturn
 
@@ -86,7 +87,16 @@ from monitor.matching.currencies import CODES
 from monitor.matching.fold import fold_non_ascii, tokenize
 from monitor.matching.lexer import Kind, Lexeme, lex
 from monitor.matching.nodes import And, Compare, Leaf, Near, Node, Not, Or, Query, Regex, Term
-from monitor.matching.schema import ANY, BUILTIN_COMPARABLE, DATE, MONEY, NUMBER, TEXT, kind_of
+from monitor.matching.schema import (
+    ANY,
+    BUILTIN_COMPARABLE,
+    DATE,
+    MONEY,
+    NO_KINDS,
+    NUMBER,
+    TEXT,
+    kind_of,
+)
 from monitor.matching.values import parse_date
 
 __all__ = ["DEFAULT_FIELDS", "MAX_DEPTH", "UNSCOPED_FIELDS", "parse_query"]
@@ -112,13 +122,19 @@ _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=
 _BACKTRACKING = re.compile(r"\\[1-9]|\(\?<?[=!]|\\k<|\(\?P=")
 
 
-def parse_query(text: str, *, fields: frozenset[str] = DEFAULT_FIELDS) -> Query:
+def parse_query(
+    text: str,
+    *,
+    fields: frozenset[str] = DEFAULT_FIELDS,
+    kinds: Mapping[str, str] = NO_KINDS,
+) -> Query:
     """Parse ``text`` into a :class:`Query`; raises QueryError on any problem.
 
     ``fields`` are the names allowed before a colon (``title:``); an unknown one is
-    an error that lists them.
+    an error that lists them. ``kinds`` says what the non-built-in ones hold (text,
+    number, money, date, bool: see ``schema.py``), as their source types declare.
     """
-    root = _Parser(text, lex(text), fields).parse()
+    root = _Parser(text, lex(text), fields, kinds).parse()
     _check_positive(text, root)
     return Query(text=text, root=root, terms=_positive_terms(root))
 
@@ -126,10 +142,17 @@ def parse_query(text: str, *, fields: frozenset[str] = DEFAULT_FIELDS) -> Query:
 class _Parser:
     """Recursive descent over the lexemes; recursion is bounded by MAX_DEPTH."""
 
-    def __init__(self, query: str, lexemes: list[Lexeme], fields: frozenset[str]) -> None:
+    def __init__(
+        self,
+        query: str,
+        lexemes: list[Lexeme],
+        fields: frozenset[str],
+        kinds: Mapping[str, str],
+    ) -> None:
         self._query = query
         self._lexemes = lexemes
         self._fields = fields
+        self._kinds = kinds
         self._next = 0
         self._depth = 0
         self._field: str | None = None
@@ -223,7 +246,7 @@ class _Parser:
         elif lexeme.kind is Kind.COMPARE:
             operand = self._compare(lexeme)
         else:
-            if self._field is not None and kind_of(self._field) == MONEY:
+            if self._field is not None and kind_of(self._field, self._kinds) == MONEY:
                 self._fail(
                     lexeme.position,
                     f"'{self._field}' holds money, not words; compare it: {self._field}>=1000000",
@@ -256,7 +279,7 @@ class _Parser:
         pattern = lexeme.text
         if not pattern:
             self._fail(lexeme.position, "empty regex '//'; put a pattern between the slashes")
-        if self._field is not None and kind_of(self._field) not in (TEXT, ANY):
+        if self._field is not None and kind_of(self._field, self._kinds) not in (TEXT, ANY):
             self._fail(lexeme.position, f"a regex searches text and '{self._field}' is not text")
         if _BACKTRACKING.search(pattern):
             self._fail(
@@ -293,7 +316,7 @@ class _Parser:
         if name not in self._fields and name not in BUILTIN_COMPARABLE:
             known = ", ".join(sorted(self._fields | BUILTIN_COMPARABLE))
             self._fail(lexeme.position, f"unknown field '{name}'; known fields: {known}")
-        kind = kind_of(name)
+        kind = kind_of(name, self._kinds)
         if kind not in (NUMBER, MONEY, DATE, ANY):
             self._fail(
                 lexeme.position,

@@ -8,7 +8,7 @@ docstring that doubles as user help, and a class implementing :class:`Source`:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
@@ -109,12 +109,13 @@ class SourceType:
     """A registry entry: the config model users write and how to build the source.
 
     ``fields`` names the structured ``Item.fields`` the type provides (beyond title,
-    summary and content), so a rule searching a field no configured source has can
-    be reported as a config error.
+    summary and content) with the kind of value each holds (``text``, ``number``,
+    ``money``, ``date``, ``bool``: ``monitor.matching.schema``), so that a rule naming a
+    field no configured source has, or comparing a text field, is a config error.
     """
 
     name: str
     config_model: type[SourceConfig]
     build: Callable[[SourceConfig, FetchLimits], Source]
     help: str
-    fields: frozenset[str] = frozenset()
+    fields: Mapping[str, str] = field(default_factory=dict)

@@ -26,8 +26,10 @@ import html
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
@@ -37,6 +39,7 @@ from monitor.config_base import SourceConfig
 from monitor.durations import Duration, format_duration
 from monitor.errors import FetchError, ParseError
 from monitor.identity import content_hash, item_key
+from monitor.matching.schema import DATE, MONEY, TEXT
 from monitor.models import Item
 from monitor.sources import values as v
 from monitor.sources.api import check_http_url, load_page
@@ -45,8 +48,19 @@ from monitor.sources.http import fetch_url, redact_url
 
 log = logging.getLogger("noticewatch.sources.ocds")
 
-OCDS_FIELDS = frozenset(
-    {"ocid", "buyer", "tag", "status", "value", "suppliers", "deadline", "cpv", "release_id"}
+# The fields items of this type carry, and what each holds (for rules on them).
+OCDS_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "ocid": TEXT,
+        "buyer": TEXT,
+        "tag": TEXT,
+        "status": TEXT,
+        "value": MONEY,
+        "suppliers": TEXT,
+        "deadline": DATE,
+        "cpv": TEXT,
+        "release_id": TEXT,
+    }
 )
 _VERSION_SUFFIX = re.compile(r"-\d+$")
 _NOTICE_DOCUMENTS = ("tenderNotice", "awardNotice", "contractNotice", "marketEngagementNotice")

@@ -10,35 +10,38 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from monitor.errors import ParseError
 from monitor.identity import content_hash, item_key
+from monitor.matching.schema import BOOL, DATE, MONEY, TEXT
 from monitor.models import Item
 from monitor.sources import values as v
 from monitor.sources.api import load_page
 
-SAM_FIELDS = frozenset(
+# The fields items of this type carry, and what each holds (for rules on them).
+SAM_FIELDS: Mapping[str, str] = MappingProxyType(
     {
-        "notice_id",
-        "solicitation_number",
-        "notice_type",
-        "base_type",
-        "agency",
-        "office",
-        "posted",
-        "response_deadline",
-        "naics",
-        "psc",
-        "set_aside",
-        "active",
-        "award_amount",
-        "award_date",
-        "awardee",
-        "awardee_uei",
-        "ui_link",
-        "description",  # filled by enrich() when a rule reads it
-        "description_url",  # where the description is (never with the key)
+        "notice_id": TEXT,
+        "solicitation_number": TEXT,
+        "notice_type": TEXT,
+        "base_type": TEXT,
+        "agency": TEXT,
+        "office": TEXT,
+        "posted": DATE,
+        "response_deadline": DATE,
+        "naics": TEXT,
+        "psc": TEXT,
+        "set_aside": TEXT,
+        "active": BOOL,
+        "award_amount": MONEY,
+        "award_date": DATE,
+        "awardee": TEXT,
+        "awardee_uei": TEXT,
+        "ui_link": TEXT,
+        "description": TEXT,  # filled by enrich() when a rule reads it
+        "description_url": TEXT,  # where the description is (never with the key)
     }
 )
 DESCRIPTION_URL = "description_url"

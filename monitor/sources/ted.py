@@ -26,8 +26,10 @@ from __future__ import annotations
 import html
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
@@ -37,6 +39,7 @@ from monitor.config_base import SourceConfig
 from monitor.durations import Duration
 from monitor.errors import FetchError, SourceConfigError
 from monitor.identity import content_hash, item_key
+from monitor.matching.schema import DATE, MONEY, TEXT
 from monitor.models import Item
 from monitor.sources import values as v
 from monitor.sources.api import check_http_url, load_page, post_json
@@ -44,8 +47,17 @@ from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
 from monitor.sources.http import redact_url
 
 SEARCH_PATH = "/v3/notices/search"
-TED_FIELDS = frozenset(
-    {"publication_number", "notice_type", "buyer", "country", "cpv", "value", "deadline"}
+# The fields items of this type carry, and what each holds (for rules on them).
+TED_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "publication_number": TEXT,
+        "notice_type": TEXT,
+        "buyer": TEXT,
+        "country": TEXT,
+        "cpv": TEXT,
+        "value": MONEY,
+        "deadline": DATE,
+    }
 )
 REQUESTED = (
     "publication-number",
