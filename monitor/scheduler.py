@@ -58,6 +58,9 @@ class Service:
         self.watcher = watcher
         self.on_secrets = on_secrets
         self.own_secrets = list(own_secrets)  # e.g. the API token: scrubbed, never in config
+        # Every secret seen since start stays scrubbed: a line about an old subscription
+        # or a removed notifier may still be logged after the reload that dropped it.
+        self._secrets: dict[str, None] = {}
         self.stop = asyncio.Event()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -156,8 +159,7 @@ class Service:
             self.scheduler.remove_job(f"deliver:{name}")
         for name in notifiers_added:
             self._add_delivery_job(name)
-        if self.on_secrets is not None:
-            self.on_secrets(config_secrets(new.config) + [sub.secret for sub in new.subscriptions])
+        self._share_secrets()
         return Changes(added, removed, rescheduled, notifiers_added, notifiers_removed)
 
     def request_reload(self) -> None:
@@ -169,7 +171,9 @@ class Service:
         if self.on_secrets is not None:
             app = self.app
             subscriptions = [s.secret for s in app.subscriptions]
-            self.on_secrets(config_secrets(app.config) + subscriptions + self.own_secrets)
+            current = config_secrets(app.config) + subscriptions + self.own_secrets
+            self._secrets.update(dict.fromkeys(current))
+            self.on_secrets(list(self._secrets))
 
     async def refresh(self) -> Changes:
         """Re-read the stored subscriptions (the API changed them) and apply them."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,13 @@ async def serving(
     web: Web | None = None,
     token: str | None = TOKEN,
     on_secrets: Callable[[list[str]], None] | None = None,
+    own_secrets: Sequence[str] = (),
 ) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
     web = web or Web(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
     tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "sources.toml"
     path.write_text(config_text(tmp_path / "nw.db", source_toml("ap")))
-    async with running(path, web, on_secrets=on_secrets) as service:
+    async with running(path, web, on_secrets=on_secrets, own_secrets=own_secrets) as service:
         asgi = build_web(service, WebSettings(token, resolver=fake_resolver))
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://nw") as client:
@@ -332,3 +333,20 @@ async def test_a_subscription_secret_is_scrubbed_from_logs_from_then_on(tmp_path
         secret = reply.json()["secret"]
     assert secret in scrubbed[-1]
     assert WEBHOOK_SECRET in scrubbed[-1]  # the config's own secrets stay in the list
+
+
+async def test_the_api_token_and_deleted_secrets_stay_scrubbed_after_changes(
+    tmp_path: Path,
+) -> None:
+    scrubbed: list[list[str]] = []
+    async with serving(tmp_path, on_secrets=scrubbed.append, own_secrets=[TOKEN]) as (
+        service,
+        client,
+    ):
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        created = reply.json()
+        assert TOKEN in scrubbed[-1]
+        await client.delete(f"/api/subscriptions/{created['id']}", headers=AUTH)
+        await service.reload(force=True)
+    assert TOKEN in scrubbed[-1]  # the token is no config secret, yet never forgotten
+    assert created["secret"] in scrubbed[-1]  # late log lines about it are scrubbed too

@@ -4,7 +4,7 @@ feeds and webhooks, and the test clock. Shared by the reload and HTTP API tests.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,12 +75,13 @@ async def running(
     web: Web,
     clock: Clock | None = None,
     on_secrets: Callable[[list[str]], None] | None = None,
+    own_secrets: Sequence[str] = (),
 ) -> AsyncIterator[Service]:
     """A Service on ``path`` with a paused scheduler: jobs exist, tests run them by hand."""
     clock = clock or Clock(FIXED_NOW)
     config = load_config(path, ENV)
     async with open_app(config, clock=clock, transport=httpx.MockTransport(web.handler)) as app:
-        service = Service(app, ConfigWatcher(path, ENV, clock), on_secrets)
+        service = Service(app, ConfigWatcher(path, ENV, clock), on_secrets, own_secrets)
         service._schedule()
         service.scheduler.start(paused=True)
         try:
