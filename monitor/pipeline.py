@@ -17,7 +17,13 @@ from datetime import datetime, timedelta
 import httpx
 
 from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts, plan_updates
-from monitor.dedupe import DedupeOutcome, DedupePolicy, dedupe_batch, item_fingerprint
+from monitor.dedupe import (
+    DedupeOutcome,
+    DedupePolicy,
+    dedupe_batch,
+    item_fingerprint,
+    settle_amended,
+)
 from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.matching.money import with_amounts
@@ -116,6 +122,8 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     drafts = _plan(name, changes, ctx) if alerting else []
     # No await from here to the commit: concurrent sources cannot both take one
     # event's copy for its first.
+    if ctx.dedupe is not None:
+        drafts = _settle_amended(name, changes, drafts, ctx)
     dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
     if dedupe is not None:
         drafts = dedupe.drafts
@@ -198,6 +206,20 @@ def _dedupe(
     lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
     history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
+
+
+def _settle_amended(
+    source: str,
+    changes: Sequence[tuple[Item, Change]],
+    drafts: list[AlertDraft],
+    ctx: PipelineContext,
+) -> list[AlertDraft]:
+    """An amended item is still the event it was: no second alert for a notifier that
+    heard of it through another copy, and its alerts keep listing the other copies."""
+    updated = [item.key for item, change in changes if change is Change.UPDATED]
+    if not updated or not drafts:
+        return drafts
+    return settle_amended(drafts, ctx.store.dedupe_events(source, updated))
 
 
 def _dry_counts(

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
-from monitor.dedupe import DedupeOutcome, History, Seen, fingerprint
+from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
 from monitor.dedupe.fingerprint import MIN_SHARED_BANDS
 from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
 
@@ -34,39 +34,7 @@ def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
     ids = _candidates(s, set(lookup), since)
     if not ids:
         return History()
-    root_of = {i: i for i in ids}
-    for chunk in _chunks(sorted(ids)):
-        links = select(Duplicate.item_id, Duplicate.original_id).where(
-            col(Duplicate.item_id).in_(chunk)
-        )
-        root_of.update(dict(s.exec(links).all()))
-    roots = set(root_of.values())
-    copies: list[Duplicate] = []
-    for chunk in _chunks(sorted(roots)):
-        later = select(Duplicate).where(col(Duplicate.original_id).in_(chunk))
-        copies.extend(s.exec(later.order_by(col(Duplicate.at), col(Duplicate.item_id))).all())
-    group_of = {**root_of, **{d.item_id: d.original_id for d in copies}}
-    members = roots | ids | {d.item_id for d in copies}
-    rows = {row.id: row for chunk in _chunks(sorted(members)) for row in _items(s, chunk)}
-    history = History()
-    for root in sorted(roots):
-        if root in rows:
-            history.members[f"item:{root}"] = [_entry(rows[root], "first", None)]
-    for copy in copies:
-        if copy.item_id in rows:
-            entry = _entry(rows[copy.item_id], copy.match, copy.similarity)
-            history.members.setdefault(f"item:{copy.original_id}", []).append(entry)
-    for chunk in _chunks(sorted(members)):
-        alerts = (
-            select(AlertRow.id, AlertRow.item_id, AlertRow.notifier)
-            .where(col(AlertRow.item_id).in_(chunk))
-            .order_by(col(AlertRow.created_at), col(AlertRow.id))
-        )
-        for alert_id, alerted, notifier in s.exec(alerts).all():
-            if alerted is None:  # system messages are about no item
-                continue
-            group = history.alerts.setdefault(f"item:{group_of.get(alerted, alerted)}", {})
-            group.setdefault(notifier, alert_id)
+    root_of, rows, history = _events(s, ids)
     signatures: dict[int, tuple[int, ...]] = {}
     for chunk in _chunks(sorted(ids)):
         stored = select(DedupeSignature).where(col(DedupeSignature.item_id).in_(chunk))
@@ -87,6 +55,76 @@ def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
             entry = _entry(row, "first" if root_of[ident] == ident else "copy", None)
             history.seen.append(Seen(f"item:{ident}", f"item:{root_of[ident]}", entry, print_))
     return history
+
+
+def load_events(s: Session, source: str, keys: Sequence[str]) -> dict[str, Event]:
+    """The events the stored items ``keys`` of ``source`` belong to, by item key: who
+    heard of each event (through any of its copies) and the event's other copies."""
+    ids: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(keys))):
+        query = select(ItemRow.id, ItemRow.item_key).where(
+            ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
+        )
+        ids.update({ident: key for ident, key in s.exec(query).all() if ident is not None})
+    if not ids:
+        return {}
+    root_of, rows, history = _events(s, set(ids))
+    events: dict[str, Event] = {}
+    for ident, key in ids.items():
+        group = f"item:{root_of[ident]}"
+        own = rows.get(ident)
+        others = [
+            entry
+            for entry in history.members.get(group, [])
+            if own is None
+            or (entry["source"], entry["url"], entry["title"]) != (own.source, own.url, own.title)
+        ]
+        events[key] = Event(dict(history.alerts.get(group, {})), others)
+    return events
+
+
+def _events(s: Session, ids: set[int]) -> tuple[dict[int, int], dict[int, ItemRow], History]:
+    """For the stored items ``ids``: the first copy of each one's event, the rows read,
+    and a History with each event's members and the alert each notifier got of it."""
+    root_of = {i: i for i in ids}
+    for chunk in _chunks(sorted(ids)):
+        links = select(Duplicate.item_id, Duplicate.original_id).where(
+            col(Duplicate.item_id).in_(chunk)
+        )
+        root_of.update(dict(s.exec(links).all()))
+    roots = set(root_of.values())
+    copies: list[Duplicate] = []
+    for chunk in _chunks(sorted(roots)):
+        later = select(Duplicate).where(col(Duplicate.original_id).in_(chunk))
+        copies.extend(s.exec(later.order_by(col(Duplicate.at), col(Duplicate.item_id))).all())
+    group_of = {**root_of, **{d.item_id: d.original_id for d in copies}}
+    members = roots | ids | {d.item_id for d in copies}
+    rows: dict[int, ItemRow] = {
+        row.id: row
+        for chunk in _chunks(sorted(members))
+        for row in _items(s, chunk)
+        if row.id is not None
+    }
+    history = History()
+    for root in sorted(roots):
+        if root in rows:
+            history.members[f"item:{root}"] = [_entry(rows[root], "first", None)]
+    for copy in copies:
+        if copy.item_id in rows:
+            entry = _entry(rows[copy.item_id], copy.match, copy.similarity)
+            history.members.setdefault(f"item:{copy.original_id}", []).append(entry)
+    for chunk in _chunks(sorted(members)):
+        alerts = (
+            select(AlertRow.id, AlertRow.item_id, AlertRow.notifier)
+            .where(col(AlertRow.item_id).in_(chunk))
+            .order_by(col(AlertRow.created_at), col(AlertRow.id))
+        )
+        for alert_id, alerted, notifier in s.exec(alerts).all():
+            if alerted is None:  # system messages are about no item
+                continue
+            group = history.alerts.setdefault(f"item:{group_of.get(alerted, alerted)}", {})
+            group.setdefault(notifier, alert_id)
+    return root_of, rows, history
 
 
 def record_outcome(
@@ -212,4 +250,4 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-__all__ = ["load_history", "recent_events", "record_outcome"]
+__all__ = ["load_events", "load_history", "recent_events", "record_outcome"]

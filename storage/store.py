@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor.alerts import AlertDraft
-from monitor.dedupe import DedupeOutcome, History
+from monitor.dedupe import DedupeOutcome, Event, History
 from monitor.errors import StorageError
 from monitor.history import item_from_row
 from monitor.models import Item
@@ -35,7 +35,7 @@ from monitor.system import (
     source_recovered_data,
 )
 from storage.db import storage_hint
-from storage.dedupe import load_history, recent_events, record_outcome
+from storage.dedupe import load_events, load_history, recent_events, record_outcome
 from storage.outbox import DeliveryRecords
 from storage.tables import (
     AlertRow,
@@ -487,6 +487,11 @@ class Store(DeliveryRecords):
         """The stored items that share a key in ``lookup`` (since ``since``) and their events."""
         with self.session() as s:
             return load_history(s, lookup, since)
+
+    def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:
+        """The events the stored items ``keys`` of ``source`` belong to, by item key."""
+        with self.session() as s:
+            return load_events(s, source, keys)
 
     def recent_events(
         self, since: datetime, limit: int = 10

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from monitor.alerts import AlertDraft
+from monitor.alerts import EVENT_UPDATED, AlertDraft
 from monitor.app import dedupe_policy
 from monitor.config import parse_config
 from monitor.dedupe import (
     DedupePolicy,
+    Event,
     History,
     Seen,
     dedupe_batch,
@@ -21,6 +22,7 @@ from monitor.dedupe import (
     fingerprint,
     item_entry,
     item_fingerprint,
+    settle_amended,
 )
 from monitor.dedupe.fingerprint import names, similarity
 from monitor.errors import ConfigError
@@ -336,6 +338,26 @@ def test_drafts_of_items_that_are_not_new_pass_through() -> None:
     updated = draft(a, "newsroom")
     outcome = dedupe_batch([], {}, [updated], History(), POLICY, FIXED_NOW)
     assert outcome.drafts == [updated]
+
+
+def test_an_amended_item_stays_its_event() -> None:
+    a = item("news", NEAR_MISSES["same vendor, different regulator"][0], "url:a")
+    other = {"source": "reg", "match": "first"}
+    event = Event({"newsroom": "msg_reg_newsroom"}, [other])
+    told, new, amended = draft(a, "newsroom"), draft(a, "legal"), draft(a, "ops")
+    amended = replace(amended, event_type=EVENT_UPDATED)
+    elsewhere = draft(
+        item("news", NEAR_MISSES["same vendor, different regulator"][1], "url:b"), "x"
+    )
+    kept = settle_amended([told, new, amended, elsewhere], {"url:a": event})
+    # newsroom heard of the event through the regulator's copy: no second alert.created
+    assert [(d.notifier, d.event_type) for d in kept] == [
+        ("legal", "alert.created"),
+        ("ops", "alert.updated"),
+        ("x", "alert.created"),
+    ]
+    assert kept[0].data["also_seen_in"] == kept[1].data["also_seen_in"] == [other]
+    assert kept[2] == elsewhere  # not an amended item: untouched
 
 
 def test_item_entry_shape() -> None:

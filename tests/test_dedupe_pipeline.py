@@ -285,3 +285,57 @@ async def test_status_lists_events_seen_more_than_once(
     assert "    also seen in: gnews (1 later copies)" in report
     with Session(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")) as s:
         assert len(s.exec(select(ItemRow)).all()) == 5
+
+
+RELEASE = (
+    "Clearview AI: decision published today",
+    "https://reg.example.org/en/clearview-decision",
+    "The regulator publishes its decision on Clearview AI and the biometric data it holds "
+    "on residents, following complaints from several associations.",
+)
+
+
+async def test_an_amended_copy_does_not_alert_a_notifier_that_heard_of_the_event(
+    world: World, feed_server: FeedServer
+) -> None:
+    copy = (RELEASE[0], RELEASE[1] + "?utm_source=newsletter", RELEASE[2])
+    feed_server.serve("/reg", wire_feed(RELEASE))
+    feed_server.serve("/news", wire_feed(copy))
+    await run_source(rss_source("reg", feed_server.url("/reg")), world.ctx())
+    world.clock.advance(timedelta(minutes=5))
+    await run_source(rss_source("news", feed_server.url("/news")), world.ctx())
+    assert [a.notifier for a in world.alerts()] == ["newsroom"]
+    # the news site edits its copy: the item is amended, the event is the same one
+    world.clock.advance(timedelta(hours=1))
+    feed_server.serve("/news", wire_feed((copy[0], copy[1], copy[2] + " Updated at 11:00.")))
+    run = await run_source(rss_source("news", feed_server.url("/news")), world.ctx())
+    assert run.counts.updated == 1, run.error
+    assert [a.notifier for a in world.alerts()] == ["newsroom"]
+
+
+async def test_an_amended_original_does_not_alert_a_notifier_told_through_a_copy(
+    world: World, feed_server: FeedServer
+) -> None:
+    copy = (RELEASE[0], RELEASE[1] + "?utm_source=newsletter", RELEASE[2] + " Clearview was fined.")
+    feed_server.serve("/reg", wire_feed(RELEASE))
+    feed_server.serve("/news", wire_feed(copy))
+    await run_source(rss_source("reg", feed_server.url("/reg")), world.ctx())
+    world.clock.advance(timedelta(minutes=5))
+    await run_source(rss_source("news", feed_server.url("/news")), world.ctx())
+    assert [a.notifier for a in world.alerts()] == ["newsroom", "legal"]
+    # the regulator amends its release, which now matches "legal" too: legal already
+    # heard of this event through the copy; newsroom hears of the amendment
+    world.clock.advance(timedelta(hours=1))
+    amended = (RELEASE[0], RELEASE[1], RELEASE[2] + " Clearview was fined.")
+    feed_server.serve("/reg", wire_feed(amended))
+    run = await run_source(rss_source("reg", feed_server.url("/reg")), world.ctx())
+    assert run.counts.updated == 1, run.error
+    alerts = world.alerts()
+    assert [(a.notifier, a.event_type) for a in alerts] == [
+        ("newsroom", "alert.created"),
+        ("legal", "alert.created"),
+        ("newsroom", "alert.updated"),
+    ]
+    # the amendment still says where else the event was seen
+    [also] = alerts[2].data["also_seen_in"]
+    assert also["source"] == "news"

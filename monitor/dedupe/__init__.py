@@ -13,11 +13,13 @@ from monitor.dedupe.plan import (
     CopyLink,
     DedupeOutcome,
     DedupePolicy,
+    Event,
     History,
     Seen,
     dedupe_batch,
     find_original,
     item_entry,
+    settle_amended,
 )
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "CopyLink",
     "DedupeOutcome",
     "DedupePolicy",
+    "Event",
     "Fingerprint",
     "History",
     "Seen",
@@ -35,4 +38,5 @@ __all__ = [
     "fingerprint",
     "item_entry",
     "item_fingerprint",
+    "settle_amended",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.alerts import AlertDraft, iso_utc
+from monitor.alerts import EVENT_ALERT, AlertDraft, iso_utc
 from monitor.dedupe.fingerprint import MIN_SHARED_BANDS, Fingerprint, conflicting, similarity
 from monitor.models import Item
 
@@ -61,6 +61,15 @@ class History:
     seen: list[Seen] = field(default_factory=list)
     alerts: dict[str, dict[str, str]] = field(default_factory=dict)  # group -> notifier -> id
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group -> entries
+
+
+@dataclass(frozen=True)
+class Event:
+    """The event a stored item belongs to: the alert each notifier got of it (through
+    any of its copies) and what ``also_seen_in`` shows of its other copies."""
+
+    alerts: dict[str, str]  # notifier -> alert id
+    others: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,22 @@ def dedupe_batch(
     return DedupeOutcome(kept, dict(fingerprints), links, attachments, now - policy.window)
 
 
+def settle_amended(drafts: Sequence[AlertDraft], events: Mapping[str, Event]) -> list[AlertDraft]:
+    """The drafts of amended items (``events`` by item key) as one alert per event: a
+    notifier that already heard of the event through another copy gets no second
+    ``alert.created``; every other draft lists the event's other copies in ``also_seen_in``."""
+    kept = []
+    for draft in drafts:
+        event = events.get(draft.item_key)
+        if event is None:
+            kept.append(draft)
+            continue
+        if draft.event_type == EVENT_ALERT and draft.notifier in event.alerts:
+            continue  # told of this event already; an amended copy is not a new event
+        kept.append(replace(draft, data={**draft.data, "also_seen_in": list(event.others)}))
+    return kept
+
+
 def _with_copy(draft: AlertDraft, entry: dict[str, Any]) -> AlertDraft:
     also = [*draft.data.get("also_seen_in", []), entry]
     return replace(draft, data={**draft.data, "also_seen_in": also})
@@ -196,9 +221,11 @@ __all__ = [
     "CopyLink",
     "DedupeOutcome",
     "DedupePolicy",
+    "Event",
     "History",
     "Seen",
     "dedupe_batch",
     "find_original",
     "item_entry",
+    "settle_amended",
 ]
