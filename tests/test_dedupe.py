@@ -179,6 +179,106 @@ NEAR_MISSES = {
 }
 
 
+IT_WIRE = (
+    "Il Garante per la privacy ha inflitto a Clearview AI una sanzione di 20 milioni di euro e "
+    "ha ordinato alla società di cancellare i dati relativi a persone che si trovano in Italia, "
+    "vietando ogni ulteriore raccolta."
+)
+NL_WIRE = (
+    "De Autoriteit Persoonsgegevens (AP) heeft Uber een boete opgelegd van 290 miljoen euro "
+    "omdat het bedrijf persoonsgegevens van Europese taxichauffeurs heeft doorgegeven naar de "
+    "Verenigde Staten zonder passende bescherming."
+)
+FR_WIRE = (
+    "La formation restreinte de la CNIL a sanctionné la société GOOGLE d'une amende de 150 "
+    "millions d'euros pour ne pas avoir permis aux utilisateurs de refuser les cookies aussi "
+    "facilement que de les accepter."
+)
+TRUE_PAIRS |= {
+    "italian wire copy, reworded title": (
+        Copy("Privacy: Garante sanziona Clearview AI per 20 milioni di euro",
+             "https://www.ansa.it/sito/notizie/tecnologia/clearview.html", IT_WIRE),
+        Copy("Garante privacy sanziona Clearview AI per 20 milioni",
+             "https://www.ilsole24ore.com/art/clearview-garante",
+             IT_WIRE.replace("per la privacy ", "").replace("ogni ulteriore", "qualsiasi")),
+    ),
+    "dutch copy on another news site": (
+        Copy("Uber krijgt boete van 290 miljoen euro van privacywaakhond AP",
+             "https://nos.nl/artikel/2487165-uber-boete", NL_WIRE),
+        Copy("Uber krijgt boete van 290 miljoen van privacywaakhond",
+             "https://www.nu.nl/tech/6322570/uber-boete.html", NL_WIRE.replace("Europese ", "")),
+    ),
+    "french copy, reworded title and accents": (
+        Copy("Cookies : la CNIL sanctionne GOOGLE d'une amende de 150 millions d'euros",
+             "https://www.lemonde.fr/pixels/article/cnil-google.html", FR_WIRE),
+        Copy("Cookies: la Cnil inflige 150 millions d'euros d'amende à Google",
+             "https://www.20minutes.fr/high-tech/cnil-google",
+             FR_WIRE.replace("formation restreinte de la ", "")),
+    ),
+}  # fmt: skip
+
+
+def _news_pair(title: str, text: str, a: str, b: str, sites: tuple[str, str]) -> tuple[Copy, Copy]:
+    """One templated story about ``a`` and about ``b``, on two news sites."""
+    return (
+        Copy(title.format(a), f"https://{sites[0]}/a", text.format(a, company=a)),
+        Copy(title.format(b), f"https://{sites[1]}/b", text.format(b, company=b)),
+    )
+
+
+NL_FINE = (
+    "De Autoriteit Persoonsgegevens heeft {} een boete van 5 miljoen euro opgelegd omdat het "
+    "bedrijf cookies plaatste zonder toestemming van gebruikers en weigeren moeilijker maakte."
+)
+FR_FINE = (
+    "La formation restreinte de la CNIL a prononcé une amende de 5 millions d'euros à "
+    "l'encontre de la société {} pour avoir déposé des cookies publicitaires sans le "
+    "consentement des utilisateurs."
+)
+IT_FINE = (
+    "Il Garante per la protezione dei dati personali ha inflitto a {} una sanzione di 5 milioni "
+    "di euro per il trattamento illecito dei dati dei rider."
+)
+NEAR_MISSES |= {
+    "same regulator, same week, a lowercase brand (eBay) and another company": _news_pair(
+        "CNIL fines {} 5 million euros for cookie violations", CNIL_TEMPLATE,
+        "eBay", "Globex", ("www.euractiv.com", "iapp.org"),
+    ),
+    "same regulator, same week, two camel-case brands (iRobot, eBay)": _news_pair(
+        "CNIL fines {} 5 million euros for cookie violations", CNIL_TEMPLATE,
+        "iRobot", "eBay", ("www.euractiv.com", "iapp.org"),
+    ),
+    "dutch: same regulator, same week, a domain-name brand (bol.com) and another company": (
+        _news_pair("AP legt {} boete op van 5 miljoen euro voor cookies", NL_FINE,
+                   "bol.com", "Coolblue", ("nos.nl", "www.nu.nl"))
+    ),
+    "french: same regulator, same week, different company, two news sites": _news_pair(
+        "La CNIL sanctionne la société {} d'une amende de 5 millions d'euros", FR_FINE,
+        "ACME", "GLOBEX", ("www.lemonde.fr", "www.lefigaro.fr"),
+    ),
+    "italian: same regulator, same week, different company, same amount": _news_pair(
+        "Il Garante privacy sanziona {} per 5 milioni di euro", IT_FINE,
+        "Foodinho", "Deliveroo", ("www.repubblica.it", "www.corriere.it"),
+    ),
+    "french: same vendor, different regulator": (
+        Copy("Le Garante italien inflige une amende de 20 millions d'euros à Clearview AI",
+             "https://www.lemonde.fr/a", "L'autorité a infligé une amende de 20 millions "
+             "d'euros à Clearview AI pour la collecte de données biométriques sans base légale."),
+        Copy("La CNIL inflige une amende de 20 millions d'euros à Clearview AI",
+             "https://www.lefigaro.fr/b", "L'autorité a infligé une amende de 20 millions "
+             "d'euros à Clearview AI pour la collecte de données biométriques sans base légale."),
+    ),
+    "dutch: same vendor, different regulator": (
+        Copy("Italiaanse privacytoezichthouder beboet Clearview AI met 20 miljoen euro",
+             "https://nos.nl/a", "De toezichthouder legde Clearview AI een boete van 20 "
+             "miljoen euro op wegens het verzamelen van biometrische gegevens zonder rechtsgrond."),
+        Copy("Griekse privacytoezichthouder beboet Clearview AI met 20 miljoen euro",
+             "https://www.nu.nl/b", "De toezichthouder legde Clearview AI een boete van 20 "
+             "miljoen euro op wegens het verzamelen van biometrische gegevens zonder rechtsgrond."),
+    ),
+}  # fmt: skip
+
+
 def fp(copy: Copy) -> Any:
     return fingerprint(copy.title, copy.summary, "", copy.url, copy.fields)
 
@@ -206,6 +306,12 @@ def test_near_misses_are_never_merged(case: str) -> None:
     [
         "same regulator, same week, different company, reported by two news sites",
         "same vendor, different regulator",
+        "same regulator, same week, a lowercase brand (eBay) and another company",
+        "same regulator, same week, two camel-case brands (iRobot, eBay)",
+        "dutch: same regulator, same week, a domain-name brand (bol.com) and another company",
+        "french: same regulator, same week, different company, two news sites",
+        "italian: same regulator, same week, different company, same amount",
+        "dutch: same vendor, different regulator",
     ],
 )
 def test_near_misses_read_alike_and_only_the_names_keep_them_apart(case: str) -> None:

@@ -50,6 +50,8 @@ _COEFFICIENTS = tuple(
 )
 _NUMBER = re.compile(r"\d[\d.,']*\d|\d")
 _WORD = re.compile(r"[^\W_]+")
+# A brand written as its domain ("bol.com"): the name is the label before the dot.
+_DOMAIN_NAME = re.compile(r"(?<![\w.])([^\W_][\w-]*)\.[a-z]{2,}\b")
 
 
 @dataclass(frozen=True)
@@ -163,13 +165,16 @@ def similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
 
 
 def names(title: str) -> frozenset[str]:
-    """The folded tokens of ``title`` that name something: numbers and capitalised words.
+    """The folded tokens of ``title`` that name something: numbers, words with a capital
+    anywhere (``CNIL``, ``Clearview``, ``eBay``, ``iRobot``) and brands written as a
+    domain (``bol.com``).
 
     In a Title Case headline that is every word; the check in :func:`conflicting`
     only needs them to appear in the *other* item, which a true copy's text does.
     """
     found = {_number(n) for n in _NUMBER.findall(title)}
-    found.update(fold(t) for t in _WORD.findall(title) if t[0].isalpha() and t[0].isupper())
+    found.update(fold(t) for t in _WORD.findall(title) if t[0].isalpha() and not t.islower())
+    found.update(fold(m) for m in _DOMAIN_NAME.findall(title) if m[0].isalpha())
     return frozenset(found)
 
 
