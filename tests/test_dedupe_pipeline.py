@@ -339,3 +339,30 @@ async def test_an_amended_original_does_not_alert_a_notifier_told_through_a_copy
     # the amendment still says where else the event was seen
     [also] = alerts[2].data["also_seen_in"]
     assert also["source"] == "news"
+
+
+async def test_a_copy_in_the_same_poll_as_its_original_attaches_to_the_earliest(
+    world: World, feed_server: FeedServer
+) -> None:
+    # A news query feed lists newest first: the syndicated copy (11:00) comes before
+    # the regulator's release it copies (09:00). The release is the first copy.
+    release = "https://www.reuters.com/technology/clearview-fined-uk-2022-05-23/"
+    title = "Clearview AI fined more than 7.5 million pounds by UK privacy watchdog"
+    items = "".join(
+        f"<item><title>{escape(title)}</title><link>{link}</link>"
+        f"<pubDate>Mon, 23 May 2022 {hour}:00:00 GMT</pubDate>"
+        f"<description>{escape(WIRE)}</description></item>"
+        for link, hour in ((release.replace("reuters", "usnews"), "11"), (release, "09"))
+    )
+    feed_server.serve("/query", _rss(items))
+    run = await run_source(rss_source("query", feed_server.url("/query")), world.ctx())
+    assert (run.counts.new, run.counts.alerts) == (2, 2), run.error
+    alerts = world.alerts()
+    assert {a.data["item"]["url"] for a in alerts} == {release}
+    for alert in alerts:
+        [copy] = alert.data["also_seen_in"]
+        assert copy["url"] == release.replace("reuters", "usnews") and copy["match"] == "near"
+    with Session(world.store.engine) as s:
+        [link] = s.exec(select(Duplicate)).all()
+        original = s.get(ItemRow, link.original_id)
+    assert original is not None and original.url == release

@@ -13,7 +13,8 @@ the database), and returns the drafts to write plus what to record:
   the event (the first copy matched none of its rules) gets an alert, whose
   ``also_seen_in`` lists the copies seen before.
 
-Items are taken in order, so two copies in one poll are one event too.
+Items are taken earliest published first, so two copies in one poll are one event too,
+first seen as the earlier of the two.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def dedupe_batch(
     planned: dict[str, AlertDraft] = {}  # drafts of this batch by alert id
     attachments: list[Attachment] = []
     links: list[CopyLink] = []
-    for item in items:
+    for item in _earliest_first(items):
         fp = fingerprints[item.key]
         verdict = find_original(fp, seen, policy)
         entry = item_entry(item, now)
@@ -209,6 +210,12 @@ def settle_amended(drafts: Sequence[AlertDraft], events: Mapping[str, Event]) ->
             continue  # told of this event already; an amended copy is not a new event
         kept.append(replace(draft, data={**draft.data, "also_seen_in": list(event.others)}))
     return kept
+
+
+def _earliest_first(items: Sequence[Item]) -> list[Item]:
+    """Feeds list newest first, so a copy can precede the original in one poll: the
+    earliest published is the first copy; undated items keep their order, after them."""
+    return sorted(items, key=lambda i: (i.published is None, i.published or datetime.min))
 
 
 def _with_copy(draft: AlertDraft, entry: dict[str, Any]) -> AlertDraft:
