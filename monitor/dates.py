@@ -21,6 +21,10 @@ abbreviated; the names do not collide between these languages, so one table serv
 them all and a French page quoting an English date still parses. A date in another
 language, a relative date ("yesterday") or a month without a day gives None, so the
 item is kept without a date rather than dated wrongly. A date-only value is midnight UTC.
+
+The first date in the text wins, whatever its format. A time printed right after a
+named-month date is kept (``Mon, 23 May 2022 09:00:00 GMT``, ``20 octobre 2022 à 14h15``,
+``January 16, 2025 at 4:05 PM``); without a zone it is taken as UTC, as ISO's is.
 """
 
 from __future__ import annotations
@@ -60,6 +64,13 @@ _DAY_MONTH_YEAR = re.compile(
 )
 _MONTH_DAY_YEAR = re.compile(rf"\b([a-z]+)\.?\s+(\d{{1,2}}){_ORDINAL},?\s+(\d{{4}})\b")
 _NUMERIC = re.compile(r"\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b")
+# A time right after a named-month date: "09:00:00 GMT", "a 14h15", "at 4:05 pm", "om 10.30".
+_TIME = re.compile(
+    r",?\s*(?:-\s*|a\s+|at\s+|om\s+|alle\s+|ore\s+|um\s+|a las\s+)?"
+    r"(\d{1,2})(?:[:h]|\.(?=\d{2}\b))(\d{2})(?::(\d{2}))?(?!\d)\s*(am|pm)?\b"
+    r"\s*(gmt|utc|z|[+-]\d{2}:?\d{2})?"
+)
+Found = tuple[int, datetime]  # where in the text a date starts, and the date
 
 
 def parse_date(text: str | None, language: str | None = None) -> datetime | None:
@@ -71,11 +82,17 @@ def parse_date(text: str | None, language: str | None = None) -> datetime | None
     if not text:
         return None
     folded = _fold(text)
-    for reader in (_iso, _year_first, _day_month_year, _month_day_year):
-        found = reader(folded)
-        if found is not None:
-            return found
-    return _numeric(folded, month_first=_month_first(language))
+    month_first = _month_first(language)
+    found = [
+        _iso(folded),
+        _year_first(folded),
+        _day_month_year(folded),
+        _month_day_year(folded),
+        _numeric(folded, month_first=month_first),
+    ]
+    dated = [f for f in found if f is not None]
+    # The earliest in the text wins ("16/01/2025 - decision of 3 December 2024").
+    return min(dated, key=lambda f: f[0])[1] if dated else None
 
 
 def _fold(text: str) -> str:
@@ -88,55 +105,75 @@ def _month_first(language: str | None) -> bool:
     return (language or "").strip().replace("_", "-").lower() in MONTH_FIRST_LANGUAGES
 
 
-def _iso(text: str) -> datetime | None:
+def _iso(text: str) -> Found | None:
     for m in _ISO.finditer(text):
         year, month, day, hour, minute, second, zone = m.groups()
         moment = _date(int(year), int(month), int(day))
         if moment is None:
             continue
         if hour is None:
-            return moment
+            return m.start(), moment
         try:
             local = moment.replace(hour=int(hour), minute=int(minute), second=int(second or 0))
         except ValueError:
-            return moment
-        return (local.replace(tzinfo=_zone(zone)) if zone else local).astimezone(UTC)
+            return m.start(), moment
+        return m.start(), (local.replace(tzinfo=_zone(zone)) if zone else local).astimezone(UTC)
     return None
 
 
 def _zone(text: str) -> timezone:
-    if text == "z":
+    if text in ("z", "gmt", "utc"):
         return UTC
     digits = text[1:].replace(":", "")
     offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
     return timezone(-offset if text[0] == "-" else offset)
 
 
-def _year_first(text: str) -> datetime | None:
+def _year_first(text: str) -> Found | None:
     for m in _YEAR_FIRST.finditer(text):
         if found := _date(int(m.group(1)), int(m.group(2)), int(m.group(3))):
-            return found
+            return m.start(), found
     return None
 
 
-def _day_month_year(text: str) -> datetime | None:
+def _day_month_year(text: str) -> Found | None:
     return _named_month(_DAY_MONTH_YEAR, text, day=1, month=2)
 
 
-def _month_day_year(text: str) -> datetime | None:
+def _month_day_year(text: str) -> Found | None:
     return _named_month(_MONTH_DAY_YEAR, text, day=2, month=1)
 
 
-def _named_month(pattern: re.Pattern[str], text: str, *, day: int, month: int) -> datetime | None:
-    """The first match of ``pattern`` whose month group is a month name and that is a real day."""
+def _named_month(pattern: re.Pattern[str], text: str, *, day: int, month: int) -> Found | None:
+    """The first match of ``pattern`` whose month group is a month name and that is a real
+    day, with the time of day printed right after it, if any."""
     for m in pattern.finditer(text):
         number = MONTHS.get(m.group(month))
         if number and (found := _date(int(m.group(3)), number, int(m.group(day)))):
-            return found
+            return m.start(), _with_time(found, text[m.end() :])
     return None
 
 
-def _numeric(text: str, *, month_first: bool) -> datetime | None:
+def _with_time(moment: datetime, rest: str) -> datetime:
+    """``moment`` at the time ``rest`` starts with (``09:00:00 GMT``, ``a 14h15``,
+    ``at 4:05 pm``); a time without a zone is taken as UTC, like ISO's."""
+    m = _TIME.match(rest)
+    if m is None:
+        return moment
+    hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    if m.group(4) == "pm" and hour < 12:
+        hour += 12
+    elif m.group(4) == "am" and hour == 12:
+        hour = 0
+    try:
+        local = moment.replace(hour=hour, minute=minute, second=second)
+    except ValueError:
+        return moment
+    zone = m.group(5)
+    return (local.replace(tzinfo=_zone(zone)) if zone else local).astimezone(UTC)
+
+
+def _numeric(text: str, *, month_first: bool) -> Found | None:
     for m in _NUMERIC.finditer(text):
         first, second, year = int(m.group(1)), int(m.group(3)), int(m.group(4))
         if len(m.group(4)) == 2:
@@ -144,7 +181,7 @@ def _numeric(text: str, *, month_first: bool) -> datetime | None:
         day, month = (second, first) if month_first else (first, second)
         found = _date(year, month, day) or _date(year, day, month)
         if found:
-            return found
+            return m.start(), found
     return None
 
 

@@ -51,7 +51,19 @@ CASES = [
     ("2025-01-16T10:30:00+01:00", None, datetime(2025, 1, 16, 9, 30, tzinfo=UTC)),
     ("2025-01-16 23:30-05:00", None, datetime(2025, 1, 17, 4, 30, tzinfo=UTC)),
     ("2025-01-16T10:30", None, datetime(2025, 1, 16, 10, 30, tzinfo=UTC)),
-]
+    # the first date in the text, whatever its format
+    ("16/01/2025 - decision of 3 December 2024", "en-GB", day(2025, 1, 16)),
+    ("Published 3 December 2024, updated 2025-01-16", "en-GB", day(2024, 12, 3)),
+    ("Provvedimento del 10 febbraio 2022 - doc. web n. 9751362 del 2022-03-09", "it",
+     day(2022, 2, 10)),
+    # a time after a named-month date is kept (RFC 822 style and the way pages print it)
+    ("Mon, 23 May 2022 09:00:00 GMT", None, datetime(2022, 5, 23, 9, 0, tzinfo=UTC)),
+    ("Mon, 23 May 2022 09:00:00 +0200", None, datetime(2022, 5, 23, 7, 0, tzinfo=UTC)),
+    ("16 January 2025 10:30", "en-GB", datetime(2025, 1, 16, 10, 30, tzinfo=UTC)),
+    ("20 octobre 2022 à 14h15", "fr", datetime(2022, 10, 20, 14, 15, tzinfo=UTC)),
+    ("January 16, 2025 at 4:05 PM", "en-US", datetime(2025, 1, 16, 16, 5, tzinfo=UTC)),
+    ("16 January 2025 - 12 actions", "en-GB", day(2025, 1, 16)),  # not a time
+]  # fmt: skip
 
 NO_DATE = [
     ("", "en"),
