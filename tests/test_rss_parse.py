@@ -416,6 +416,27 @@ def test_language_falls_back_from_entry_to_feed_to_config() -> None:
     assert make_source(language="nl").parse(fetched(body))[0].language == "fr"
 
 
+@pytest.mark.parametrize(
+    ("pub_date", "language", "expected"),
+    [
+        ("Mon, 23 May 2022 09:00:00 GMT", None, "2022-05-23T09:00:00+00:00"),
+        ("mer., 20 oct. 2022 10:00:00 +0200", "fr", "2022-10-20T08:00:00+00:00"),
+        ("10 febbraio 2022", "it", "2022-02-10T00:00:00+00:00"),
+        ("vr 13 september 2024 10:00", "nl", "2024-09-13T10:00:00+00:00"),
+        ("13/09/2024", "nl", "2024-09-13T00:00:00+00:00"),
+        ("le mois dernier", "fr", None),  # unreadable: kept, undated
+    ],
+)
+def test_a_date_feedparser_cannot_read_is_read_in_the_feed_language(
+    pub_date: str, language: str | None, expected: str | None
+) -> None:
+    body = rss(
+        f"<item><title>x</title><link>https://e.org/1</link><pubDate>{pub_date}</pubDate></item>"
+    )
+    [item] = make_source(language=language).parse(fetched(body))
+    assert (item.published.isoformat() if item.published else None) == expected
+
+
 # --- Config, registry, fetch ------------------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ Example::
     timeout = "30s"      # overall deadline of one fetch, redirects and body included
     max_bytes = "10MiB"  # a larger response fails the fetch
 
-Each entry becomes one item: its title, link, date (published, else updated), summary
+Each entry becomes one item: its title, link, date (published, else updated; a date
+feedparser cannot read is read in the entry's language by ``monitor.dates``), summary
 and longest content. Items are keyed by guid / Atom id, else by link, else by a hash of
 title and summary; tracking decorations (``utm_*``, ``#ref=rss``, Google News ``oc=5``)
 do not make an item new. For Google News feeds, the publisher (``<source>``) is kept
@@ -37,6 +38,7 @@ import httpx
 from pydantic import AfterValidator, ByteSize, Field
 
 from monitor.config_base import SourceConfig
+from monitor.dates import parse_date
 from monitor.durations import Duration
 from monitor.errors import ParseError
 from monitor.identity import content_hash, item_key
@@ -177,7 +179,7 @@ class RssSource:
             content_hash=content_hash(title, summary_html, content_html, link, fields),
             title=title,
             url=link,
-            published=_published(entry),
+            published=_published(entry, _language(entry) or feed_language),
             summary_html=summary_html,
             content_html=content_html,
             language=_language(entry) or feed_language,
@@ -234,7 +236,7 @@ def _base_url(entry: Any, link: str | None, feed_url: str) -> str:
     return link or feed_url
 
 
-def _published(entry: Any) -> datetime | None:
+def _published(entry: Any, language: str | None) -> datetime | None:
     for key in ("published_parsed", "updated_parsed"):
         value = entry.get(key)
         if value:
@@ -242,6 +244,11 @@ def _published(entry: Any) -> datetime | None:
                 return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
             except (TypeError, ValueError, OverflowError):
                 continue
+    # feedparser reads RFC 822 and ISO only; a feed dating in its own language
+    # ("mer., 20 oct. 2022", "13/09/2024") is read as a listing page's dates are.
+    for key in ("published", "updated"):
+        if found := parse_date(_text(entry.get(key)), language):
+            return found
     return None
 
 
