@@ -154,6 +154,41 @@ async def test_follow_is_bounded_per_poll() -> None:
     assert [bool(i.content) for i in enriched] == [True, True, False]
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/",
+        "http://localhost:8080/admin",
+        "http://127.1/",
+        "http://[::1]/status",
+        "http://10.0.0.7/internal",
+    ],
+)
+async def test_a_public_listing_never_makes_us_fetch_an_internal_address(
+    link: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+    source = HtmlSource(config(), FetchLimits())
+    page = LISTING.replace(b'href="/n/1"', f'href="{link}"'.encode())
+    items = source.parse(Fetched("https://reg.example.org/news", 200, page))
+    assert items[0].url is not None and items[0].url.startswith(link.rstrip("/"))
+    async with httpx.AsyncClient(transport=handler({}, seen)) as client:
+        enriched = await source.enrich(client, items[:1], WANTED)
+    assert seen == [] and enriched == items[:1]  # kept as listed, nothing fetched
+    assert "source=reg" in caplog.text and "not a public address" in caplog.text
+
+
+async def test_a_listing_on_an_internal_host_may_follow_links_on_internal_hosts() -> None:
+    seen: list[str] = []
+    source = HtmlSource(config(url="http://10.0.0.8/news"), FetchLimits())
+    page = LISTING.replace(b'href="/n/1"', b'href="http://10.0.0.7/n/1"')
+    items = source.parse(Fetched("http://10.0.0.8/news", 200, page))
+    routes = {"/n/1": html(DETAIL % b"Notice 1")}
+    async with httpx.AsyncClient(transport=handler(routes, seen)) as client:
+        enriched = await source.enrich(client, items[:1], WANTED)
+    assert seen == ["/n/1"] and enriched[0].content
+
+
 async def test_no_detail_fetch_when_no_rule_reads_content() -> None:
     seen: list[str] = []
     source = HtmlSource(config(), FetchLimits())

@@ -28,7 +28,9 @@ nothing on the page; ``date`` or ``summary`` matching in none of two or more ent
 With ``follow = true``, at most ``follow_limit`` (default 20) new or changed entries
 per poll have their page fetched, with the same timeout and size cap as the listing,
 and only when a rule reads the ``content`` field. A detail page that fails, is too
-large or is not HTML (a PDF) leaves its item as the listing had it.
+large or is not HTML (a PDF) leaves its item as the listing had it; so does a link
+from a public listing to a loopback, private or cloud-metadata address written as
+such (``http://169.254.169.254/``, ``http://localhost:8080/``).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from monitor.sources.htmlpage import (
     soup,
 )
 from monitor.sources.http import fetch_url, redact_url
+from notifiers.netguard import host_problem
 
 log = logging.getLogger("noticewatch.sources.html")
 
@@ -131,6 +134,9 @@ class HtmlSource:
         self.summary = parse_selector(config.summary) if config.summary else None
         detail = [config.detail_selector] if config.detail_selector else list(_MAIN)
         self.detail = [parse_selector(spec) for spec in detail]
+        # A page on the internet must not steer us to the cloud metadata service or an
+        # admin port on our own network; a listing on an intranet may link within it.
+        self.public = host_problem(urlsplit(config.url).hostname or "") is None
 
     @property
     def name(self) -> str:
@@ -237,6 +243,16 @@ class HtmlSource:
 
     async def _with_detail(self, client: httpx.AsyncClient, item: Item) -> Item:
         assert item.url is not None
+        problem = host_problem(urlsplit(item.url).hostname or "") if self.public else None
+        if problem:
+            log.warning(
+                "source=%s detail page %s skipped, item kept as listed: %s, "
+                "not a public address like the listing's",
+                self.name,
+                redact_url(item.url),
+                problem,
+            )
+            return item
         try:
             fetched = await fetch_url(
                 client, item.url, source=self.name, limits=self.limits, accept=ACCEPT
