@@ -67,7 +67,7 @@ _NUMERIC = re.compile(r"\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b")
 # A time right after a named-month date: "09:00:00 GMT", "a 14h15", "at 4:05 pm", "om 10.30".
 _TIME = re.compile(
     r",?\s*(?:-\s*|a\s+|at\s+|om\s+|alle\s+|ore\s+|um\s+|a las\s+)?"
-    r"(\d{1,2})(?:[:h]|\.(?=\d{2}\b))(\d{2})(?::(\d{2}))?(?!\d)\s*(am|pm)?\b"
+    r"(\d{1,2})(?:[:h]|\.(?=\d{2}\b))(\d{2})(?::(\d{2}))?(?!\d)\s*(?:([ap])\.?m\b\.?)?"
     r"\s*(gmt|utc|z|[+-]\d{2}:?\d{2})?"
 )
 Found = tuple[int, datetime]  # where in the text a date starts, and the date
@@ -161,9 +161,9 @@ def _with_time(moment: datetime, rest: str) -> datetime:
     if m is None:
         return moment
     hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-    if m.group(4) == "pm" and hour < 12:
+    if m.group(4) == "p" and hour < 12:
         hour += 12
-    elif m.group(4) == "am" and hour == 12:
+    elif m.group(4) == "a" and hour == 12:
         hour = 0
     try:
         local = moment.replace(hour=hour, minute=minute, second=second)

@@ -62,6 +62,8 @@ CASES = [
     ("16 January 2025 10:30", "en-GB", datetime(2025, 1, 16, 10, 30, tzinfo=UTC)),
     ("20 octobre 2022 à 14h15", "fr", datetime(2022, 10, 20, 14, 15, tzinfo=UTC)),
     ("January 16, 2025 at 4:05 PM", "en-US", datetime(2025, 1, 16, 16, 5, tzinfo=UTC)),
+    ("January 16, 2025 4:05 p.m.", "en-US", datetime(2025, 1, 16, 16, 5, tzinfo=UTC)),
+    ("January 16, 2025, 12:30 a.m.", "en-US", datetime(2025, 1, 16, 0, 30, tzinfo=UTC)),
     ("16 January 2025 - 12 actions", "en-GB", day(2025, 1, 16)),  # not a time
 ]  # fmt: skip
 
