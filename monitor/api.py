@@ -212,7 +212,9 @@ class _Api:
             attempt=1,
         )
         try:
-            result = await notifier.send(app.http, delivery, now)
+            # The notifiers' client, whose transport refuses private addresses at connect
+            # time (DNS may have changed since the subscription was checked).
+            result = await notifier.send(app.notify_http, delivery, now)
         except MonitorError as e:
             return error(502, f"delivery: {e}")
         body = {

@@ -350,3 +350,30 @@ async def test_the_api_token_and_deleted_secrets_stay_scrubbed_after_changes(
         await service.reload(force=True)
     assert TOKEN in scrubbed[-1]  # the token is no config secret, yet never forgotten
     assert created["secret"] in scrubbed[-1]  # late log lines about it are scrubbed too
+
+
+async def test_a_test_event_goes_through_the_delivery_guard_like_real_deliveries(
+    tmp_path: Path,
+) -> None:
+    """DNS can change after a subscription is made: the test event, like every delivery,
+    must go through the notifier client that refuses private addresses at connect time."""
+    from dataclasses import replace
+
+    from notifiers.netguard import DeliveryTransport
+
+    async def now_private(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]  # hooks.example.org was public at creation, is loopback now
+
+    web = Web(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
+    async with serving(tmp_path, web) as (service, client):
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        ident = reply.json()["id"]
+        guarded = httpx.AsyncClient(transport=DeliveryTransport(now_private))
+        service.app = replace(service.app, notify_http=guarded)
+        try:
+            test = await client.post(f"/api/subscriptions/{ident}/test", headers=AUTH)
+        finally:
+            await guarded.aclose()
+        assert test.status_code == 502 and test.json()["delivered"] is False
+        assert "127.0.0.1" in test.json()["error"]
+        assert not web.sent  # nothing went out over the unguarded source client
