@@ -141,6 +141,7 @@ def assemble(
     for source in sources.values():
         if isinstance(source, Metered):  # requests counted per key per day, in the db
             source.attach(RequestCounter(store), clock)
+    metrics.track_sources(sources)
     return App(
         config=config,
         store=store,

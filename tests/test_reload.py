@@ -189,3 +189,28 @@ async def test_a_new_start_clears_a_stale_status_left_by_the_previous_run(
         service.stop.set()  # run() records the status, then stops at once
         await service.run()
         assert "running, loaded" in status_report(app)
+
+
+async def test_a_removed_source_leaves_no_metrics_behind(tmp_path: Path, web: Web) -> None:
+    """A failing source that is removed must not keep a failure gauge (and alerts on it)
+    firing forever; its counters go too. The registry is the same one: no re-registration."""
+    db = tmp_path / "nw.db"
+    path = write(tmp_path / "sources.toml", config_text(db, source_toml("ap"), source_toml("gone")))
+    async with running(path, web) as service:
+        await run(service, "ap")
+        await run(service, "gone")  # no feed served at that URL: a failure
+        metrics = service.app.metrics
+        before = metrics.render().decode()
+        assert 'noticewatch_source_consecutive_failures{source="gone"} 1.0' in before
+        assert 'noticewatch_fetches_total{outcome="error",source="gone"} 1.0' in before
+        write(path, config_text(db, source_toml("ap")))
+        await service.reload()
+        assert service.app.metrics is metrics
+        after = metrics.render().decode()
+        assert 'source="gone"' not in after
+        assert 'noticewatch_source_consecutive_failures{source="ap"} 0.0' in after
+        assert 'noticewatch_fetches_total{outcome="baseline",source="ap"} 1.0' in after
+        write(path, config_text(db, source_toml("ap"), source_toml("gone")))
+        await service.reload()  # back again: its stored state is reported again
+        again = metrics.render().decode()
+        assert 'noticewatch_source_consecutive_failures{source="gone"} 1.0' in again
