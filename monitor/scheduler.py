@@ -27,6 +27,7 @@ from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.pipeline import run_source
 from monitor.reload import STATUS_KEY, ConfigWatcher, needs_restart
+from monitor.subscriptions import missing_rules
 
 log = logging.getLogger("noticewatch.scheduler")
 
@@ -69,6 +70,7 @@ class Service:
         """Run until ``self.stop`` is set, then stop cleanly within ~STOP_GRACE."""
         self._share_secrets()
         self._record_status()  # replaces what a previous run may have left (e.g. STALE)
+        self._warn_missing_rules()
         self._schedule()
         self.scheduler.start()
         log.info(
@@ -211,7 +213,21 @@ class Service:
             ",".join(changes.rescheduled) or "-", ",".join(changes.notifiers_added) or "-",
             ",".join(changes.notifiers_removed) or "-",
         )  # fmt: skip
+        self._warn_missing_rules()
         return changes
+
+    def _warn_missing_rules(self) -> None:
+        """Name each API subscription left without a rule it asked for (a config edit
+        removed or renamed it): it stays, but gets no alerts for that rule."""
+        app = self.app
+        rules = [rule.name for rule in app.config.rules]
+        for ident, names in missing_rules(app.subscriptions, rules).items():
+            log.warning(
+                "notifier=%s outcome=missing_rules the subscription is for rule %s, which "
+                "%s no longer has: it gets no alerts for it; restore the rule, or "
+                "DELETE /api/subscriptions/%s and subscribe again",
+                ident, ", ".join(names), app.config.path, ident,
+            )  # fmt: skip
 
     def _record_status(self) -> None:
         """Leave the config status where ``noticewatch status`` (another process) finds it."""

@@ -114,6 +114,19 @@ def check_rules(rules: object, known: Sequence[str]) -> list[str] | None:
     return list(dict.fromkeys(rules))
 
 
+def missing_rules(
+    subscriptions: Sequence[Subscription], rules: Sequence[str]
+) -> dict[str, list[str]]:
+    """Subscription id -> the rules it names that the configuration no longer has.
+
+    Rules are checked when a subscription is made, but a later edit of sources.toml may
+    remove one: the subscription then stays valid but gets nothing for that rule.
+    """
+    known = set(rules)
+    found = {sub.id: [r for r in sub.rules or () if r not in known] for sub in subscriptions}
+    return {ident: names for ident, names in found.items() if names}
+
+
 def make_subscription(
     url: str, rules: list[str] | None, description: str, now: datetime
 ) -> Subscription:

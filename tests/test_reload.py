@@ -214,3 +214,29 @@ async def test_a_removed_source_leaves_no_metrics_behind(tmp_path: Path, web: We
         await service.reload()  # back again: its stored state is reported again
         again = metrics.render().decode()
         assert 'noticewatch_source_consecutive_failures{source="gone"} 1.0' in again
+
+
+async def test_a_reload_that_drops_a_subscribed_rule_says_which_subscription_goes_quiet(
+    tmp_path: Path, web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    from monitor.subscriptions import make_subscription
+
+    db = tmp_path / "nw.db"
+    path = write(tmp_path / "sources.toml", config_text(db, source_toml("ap")))
+    async with running(path, web) as service:
+        sub = make_subscription("https://hooks.example.org/sub", ["cv"], "desk", FIXED_NOW)
+        service.app.store.add_subscription(sub)
+        await service.refresh()
+        write(path, config_text(db, source_toml("ap")).replace('name = "cv"', 'name = "cookie"'))
+        with caplog.at_level(logging.WARNING):
+            changes = await service.reload()
+        assert changes is not None  # the edit itself is valid and applied
+        warned = [r.getMessage() for r in caplog.records if sub.id in r.getMessage()]
+        assert len(warned) == 1
+        assert f"notifier={sub.id}" in warned[0] and "rule cv" in warned[0]
+        assert f"DELETE /api/subscriptions/{sub.id}" in warned[0]
+        caplog.clear()
+        write(path, config_text(db, source_toml("ap")))  # the rule is back: no warning
+        with caplog.at_level(logging.WARNING):
+            await service.reload()
+        assert not [r for r in caplog.records if sub.id in r.getMessage()]
