@@ -240,3 +240,48 @@ async def test_a_reload_that_drops_a_subscribed_rule_says_which_subscription_goe
         with caplog.at_level(logging.WARNING):
             await service.reload()
         assert not [r for r in caplog.records if sub.id in r.getMessage()]
+
+
+async def test_a_reload_keeps_every_policy_the_config_sets(tmp_path: Path, web: Web) -> None:
+    """The App a reload builds has the same wiring as the one built at start: SAM.gov
+    metering, dedupe and health policies, the digest time zone, the email notifier."""
+    db = tmp_path / "nw.db"
+    extra = """
+[[sources]]
+name = "sam-dhs"
+type = "sam"
+api_key = "sam-key-for-tests-0123"
+every = "6h"
+daily_quota = 10
+
+[[notifiers]]
+name = "team-mail"
+type = "email"
+to = ["procurement@example.org"]
+from = "noticewatch@example.org"
+smtp_host = "smtp.example.org"
+digest = "daily 08:00"
+"""
+    head = config_text(db, source_toml("ap"), extra)
+    head = head.replace(
+        "http_port = 0\n",
+        'http_port = 0\ntimezone = "Europe/Amsterdam"\nfailing_after = 7\ndedupe_threshold = 0.8\n',
+    )
+    path = write(tmp_path / "sources.toml", head)
+    async with running(path, web) as service:
+        first = service.app
+        write(path, head.replace('query = "clearview"', 'query = "cookie"'))
+        assert await service.reload() is not None
+        app = service.app
+        assert app is not first and app.config.rules[0].name == "cv"
+        for built in (first, app):
+            assert "requests today (UTC): 0 of daily_quota 10" in (
+                built.sources["sam-dhs"].quota_status()  # type: ignore[attr-defined]
+            )  # metered: a detached source raises instead
+            assert built.pipeline.dedupe is not None
+            assert built.pipeline.dedupe.threshold == 0.8
+            assert built.pipeline.health is not None
+            assert built.pipeline.health.failing_after == 7
+            assert str(built.deliverer.zone) == "Europe/Amsterdam"
+            assert built.notifiers["team-mail"].config.type == "email"
+        assert "deliver:team-mail" in jobs(service)
