@@ -34,6 +34,7 @@ from monitor.subscriptions import (
     check_url_syntax,
     make_subscription,
 )
+from monitor.system import SOURCE_HEALTH, SYSTEM_EVENTS
 from notifiers.base import Delivery, Outcome, mask_secret
 from storage.tables import AlertRow, Subscription
 
@@ -148,7 +149,7 @@ class _Api:
         except ValueError as e:
             return error(400, str(e))
         rule = params.get("rule") or None
-        if rule is not None and not _RULE_NAME.match(rule):
+        if rule is not None and rule != SOURCE_HEALTH and not _RULE_NAME.match(rule):
             return error(400, f"rule: {rule!r} is not a rule name (lowercase letters, digits, -)")
         rows = await run_in_threadpool(self.app.store.recent_alerts, since, limit, rule)
         # The SQL filter is a text match on the JSON list; this keeps it exact.
@@ -174,7 +175,9 @@ class _Api:
             url = check_url_syntax(body.get("url"))
             if not self.app.config.monitor.subscriptions_allow_private:
                 await check_public(url, self.resolver)
-            rules = check_rules(body.get("rules"), [r.name for r in self.app.config.rules])
+            # The reserved source_health rule, as a [[notifiers]] table may list it.
+            known = [r.name for r in self.app.config.rules] + [SOURCE_HEALTH]
+            rules = check_rules(body.get("rules"), known)
             if not isinstance(description, str) or len(description) > 500:
                 raise SubscriptionError("description: must be text of at most 500 characters")
         except SubscriptionError as e:
@@ -268,7 +271,7 @@ def _limit(value: str | None) -> int:
 
 def _alert(row: AlertRow) -> dict[str, Any]:
     data = row.data or {}
-    return {
+    found: dict[str, Any] = {
         "id": row.id,
         "notifier": row.notifier,
         "event_type": row.event_type,
@@ -280,6 +283,9 @@ def _alert(row: AlertRow) -> dict[str, Any]:
         "item": data.get("item"),
         "matches": data.get("matches", []),
     }
+    if row.event_type in SYSTEM_EVENTS:  # about no item: what happened, to which source
+        found["details"] = {k: v for k, v in data.items() if k not in ("alert_id", "rules")}
+    return found
 
 
 def _subscription(row: Subscription) -> dict[str, Any]:

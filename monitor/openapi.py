@@ -44,12 +44,17 @@ _ALERT = {
         "notifier": {"type": "string"},
         "event_type": {"type": "string"},
         "rules": {"type": "array", "items": {"type": "string"}},
-        "status": {"enum": ["pending", "delivered", "dead"]},
+        "status": {"enum": ["pending", "delivered", "dead", "digested"]},
         "attempts": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
         "delivered_at": {"type": ["string", "null"], "format": "date-time"},
-        "item": {"type": "object"},
+        "item": {"type": ["object", "null"], "description": "Null for a system message."},
         "matches": {"type": "array", "items": {"type": "object"}},
+        "details": {
+            "type": "object",
+            "description": "Only on system messages (source.failing, source.recovered, "
+            "notifier.disabled): the source or notifier and what happened.",
+        },
     },
 }
 _SOURCE = {
@@ -142,7 +147,8 @@ def openapi_document(*, api_enabled: bool) -> dict[str, Any]:
                         "properties": {
                             "url": {"type": "string", "format": "uri"},
                             "rules": {"type": "array", "items": {"type": "string"},
-                                      "description": "Rule names; every rule when left out."},
+                                      "description": "Rule names (source_health for health "
+                                      "messages); every rule when left out."},
                             "description": {"type": "string", "maxLength": 500},
                         }}}}},
                     "responses": {"201": _json({"$ref": "#/components/schemas/Subscription"},

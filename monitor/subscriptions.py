@@ -22,6 +22,7 @@ from datetime import datetime
 import httpx
 from pydantic import SecretStr
 
+from monitor.system import SOURCE_HEALTH
 from notifiers.netguard import blocked_kind, host_problem, literal_address
 from notifiers.webhook import SECRET_PREFIX, WebhookConfig
 from storage.tables import Subscription
@@ -122,7 +123,7 @@ def missing_rules(
     Rules are checked when a subscription is made, but a later edit of sources.toml may
     remove one: the subscription then stays valid but gets nothing for that rule.
     """
-    known = set(rules)
+    known = {*rules, SOURCE_HEALTH}  # the reserved rule needs no [[rules]] entry
     found = {sub.id: [r for r in sub.rules or () if r not in known] for sub in subscriptions}
     return {ident: names for ident, names in found.items() if names}
 

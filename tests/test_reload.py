@@ -225,7 +225,9 @@ async def test_a_reload_that_drops_a_subscribed_rule_says_which_subscription_goe
     path = write(tmp_path / "sources.toml", config_text(db, source_toml("ap")))
     async with running(path, web) as service:
         sub = make_subscription("https://hooks.example.org/sub", ["cv"], "desk", FIXED_NOW)
+        health = make_subscription("https://hooks.example.org/h", ["source_health"], "", FIXED_NOW)
         service.app.store.add_subscription(sub)
+        service.app.store.add_subscription(health)  # the reserved rule is never missing
         await service.refresh()
         write(path, config_text(db, source_toml("ap")).replace('name = "cv"', 'name = "cookie"'))
         with caplog.at_level(logging.WARNING):
@@ -233,6 +235,7 @@ async def test_a_reload_that_drops_a_subscribed_rule_says_which_subscription_goe
         assert changes is not None  # the edit itself is valid and applied
         warned = [r.getMessage() for r in caplog.records if sub.id in r.getMessage()]
         assert len(warned) == 1
+        assert not [r for r in caplog.records if health.id in r.getMessage()]
         assert f"notifier={sub.id}" in warned[0] and "rule cv" in warned[0]
         assert f"DELETE /api/subscriptions/{sub.id}" in warned[0]
         caplog.clear()

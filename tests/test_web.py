@@ -377,3 +377,24 @@ async def test_a_test_event_goes_through_the_delivery_guard_like_real_deliveries
         assert test.status_code == 502 and test.json()["delivered"] is False
         assert "127.0.0.1" in test.json()["error"]
         assert not web.sent  # nothing went out over the unguarded source client
+
+
+async def test_a_subscription_to_source_health_gets_the_health_messages(tmp_path: Path) -> None:
+    """Like a config notifier with rules = ["source_health"]: the API takes the reserved
+    rule, the subscription gets source.failing, and /api/alerts finds it with its details."""
+    web = Web(feeds={})  # the feed is gone: every poll of "ap" fails
+    async with serving(tmp_path, web) as (service, client):
+        reply = await client.post(
+            "/api/subscriptions", json={"url": PUBLIC, "rules": ["source_health"]}, headers=AUTH
+        )
+        assert reply.status_code == 201, reply.text
+        ident = reply.json()["id"]
+        for _ in range(3):  # failing_after = 3 by default
+            await service._source("ap")
+        assert service.app.store.alert_counts() == {(ident, "pending"): 1}
+        listed = await client.get("/api/alerts?rule=source_health", headers=AUTH)
+        assert listed.status_code == 200, listed.text
+        (alert,) = listed.json()["alerts"]
+        assert (alert["notifier"], alert["event_type"]) == (ident, "source.failing")
+        assert alert["details"]["source"] == "ap"
+        assert alert["details"]["consecutive_failures"] == 3
