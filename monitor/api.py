@@ -205,7 +205,13 @@ class _Api:
         app = self.app
         if not any(sub.id == ident for sub in app.subscriptions):
             return error(404, f"id: no subscription {ident!r}")
-        notifier = app.notifiers[ident]
+        notifier = app.notifiers.get(ident)
+        if notifier is None:  # stored, but the config no longer lets it be built
+            return error(
+                409,
+                f"id: subscription {ident!r} is not in use: its URL is a private address and "
+                "[monitor] subscriptions_allow_private is off; turn it on or delete it",
+            )
         now = app.clock()
         delivery = Delivery(
             delivery_id="msg_test_" + secrets.token_hex(8),

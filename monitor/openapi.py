@@ -20,6 +20,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or wrong bearer token.",
         403: "The API is off: NOTICEWATCH_API_TOKEN is not set.",
         404: "No such subscription.",
+        409: "The subscription is stored but not in use (a private URL, now not allowed).",
         422: "A field was refused; the error names it and says what to fix.",
         502: "The endpoint did not accept the test event.",
     }
@@ -164,7 +165,7 @@ def openapi_document(*, api_enabled: bool) -> dict[str, Any]:
                 "summary": "Send a signed noticewatch.test event to the endpoint now.",
                 "parameters": sub_id,
                 "responses": {"200": {"description": "delivered"},
-                              **_errors(401, 403, 404, 502)},
+                              **_errors(401, 403, 404, 409, 502)},
             }},
         },
     }  # fmt: skip

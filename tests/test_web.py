@@ -398,3 +398,44 @@ async def test_a_subscription_to_source_health_gets_the_health_messages(tmp_path
         assert (alert["notifier"], alert["event_type"]) == (ident, "source.failing")
         assert alert["details"]["source"] == "ap"
         assert alert["details"]["consecutive_failures"] == 3
+
+
+async def test_turning_private_subscriptions_off_skips_them_instead_of_breaking_the_service(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A subscription made while subscriptions_allow_private was on cannot be built once
+    it is off: the reload (and every later start) must still work, naming it."""
+    import logging
+
+    from monitor.app import open_app
+    from monitor.config import load_config
+    from tests.support.running import ENV
+
+    async with serving(tmp_path) as (service, client):
+        assert service.watcher is not None
+        path = service.watcher.path
+        plain = path.read_text()
+        path.write_text(
+            plain.replace("http_port = 0", "http_port = 0\nsubscriptions_allow_private = true")
+        )
+        await service.reload()
+        reply = await client.post(
+            "/api/subscriptions", json={"url": "http://10.0.0.8/hook"}, headers=AUTH
+        )
+        ident = reply.json()["id"]
+        assert ident in service.app.notifiers
+        path.write_text(plain)  # private subscriptions off again
+        with caplog.at_level(logging.ERROR):
+            changes = await service.reload()
+        assert changes is not None and changes.notifiers_removed == (ident,)
+        assert not service.watcher.status.stale
+        (line,) = [r.getMessage() for r in caplog.records if ident in r.getMessage()]
+        assert f"notifier={ident}" in line and "subscriptions_allow_private" in line
+        assert f"DELETE /api/subscriptions/{ident}" in line
+        listed = (await client.get("/api/subscriptions", headers=AUTH)).json()["subscriptions"]
+        assert [s["id"] for s in listed] == [ident]  # kept: turning the setting on restores it
+        test = await client.post(f"/api/subscriptions/{ident}/test", headers=AUTH)
+        assert test.status_code == 409 and test.json()["error"].startswith("id: ")
+        assert "subscriptions_allow_private" in test.json()["error"]
+    async with open_app(load_config(path, ENV)) as app:  # the next start works too
+        assert ident not in app.notifiers and "newsroom" in app.notifiers
