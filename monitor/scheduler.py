@@ -254,9 +254,22 @@ class Service:
         run = await run_source(source, app.pipeline)
         c = run.counts
         app.metrics.observe_run(name, run.outcome, run.duration, c.new, c.updated, c.seen)
+        if c.alerts:
+            self._retire_deleted(app)
         if c.alerts and not self.stop.is_set():
             for notifier in self.app.notifiers:
                 await self._trigger_delivery(notifier)
+
+    def _retire_deleted(self, began: App) -> None:
+        """A subscription deleted while this run went on may have got alerts from it
+        (the run routed with the App it began with); nothing would ever send them."""
+        current = {sub.id for sub in self.app.subscriptions}
+        for sub in began.subscriptions:
+            if sub.id not in current:
+                try:
+                    self.app.store.retire_pending(sub.id)
+                except MonitorError as e:
+                    log.error("notifier=%s outcome=error could not retire alerts: %s", sub.id, e)
 
     async def _deliver(self, name: str) -> None:
         app = self.app

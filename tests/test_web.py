@@ -439,3 +439,46 @@ async def test_turning_private_subscriptions_off_skips_them_instead_of_breaking_
         assert "subscriptions_allow_private" in test.json()["error"]
     async with open_app(load_config(path, ENV)) as app:  # the next start works too
         assert ident not in app.notifiers and "newsroom" in app.notifiers
+
+
+async def test_a_subscription_deleted_during_a_fetch_gets_no_alert_left_pending(
+    tmp_path: Path,
+) -> None:
+    """A fetch that began before DELETE still routes to the subscription; what it queues
+    for it must not sit in the outbox (and the backlog metrics) for ever."""
+    import asyncio
+
+    gate = asyncio.Event()
+
+    class SlowWeb(Web):
+        def handler(self, request: httpx.Request) -> Any:
+            answer = super().handler(request)
+            if request.method != "GET" or gate.is_set():
+                return answer
+
+            async def later() -> httpx.Response:
+                await gate.wait()
+                return answer
+
+            return later()
+
+    web = SlowWeb(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
+    async with serving(tmp_path, web) as (service, client):
+        gate.set()
+        await service._source("ap")  # baseline
+        gate.clear()
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        ident = reply.json()["id"]
+        web.feeds[FEED.format(name="ap")] = rss(
+            Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
+        )
+        fetch = asyncio.create_task(service._source("ap"))
+        await asyncio.sleep(0)  # the fetch is waiting for the feed
+        assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204
+        gate.set()
+        await fetch
+        counts = service.app.store.alert_counts()
+        assert (ident, "pending") not in counts
+        assert sum(n for (name, _), n in counts.items() if name == "newsroom") == 1  # intact
+        dead = service.app.store.alert_counts()[(ident, "dead")]
+        assert dead == 1  # kept for the record, like those the DELETE itself retired
