@@ -261,8 +261,9 @@ class Service:
                 await self._trigger_delivery(notifier)
 
     def _retire_deleted(self, began: App) -> None:
-        """A subscription deleted while this run went on may have got alerts from it
-        (the run routed with the App it began with); nothing would ever send them."""
+        """A subscription deleted while this run went on may have got alerts from it, or
+        an alert back to pending after a failed attempt (the run used the App it began
+        with); nothing would ever send them."""
         current = {sub.id for sub in self.app.subscriptions}
         for sub in began.subscriptions:
             if sub.id not in current:
@@ -277,6 +278,8 @@ class Service:
             return
         counts = await app.deliverer.deliver_due(name, self.stop)
         app.metrics.observe_deliveries(name, counts.delivered, counts.retried, counts.dead)
+        if counts.retried:  # a retry puts an alert back to pending
+            self._retire_deleted(app)
 
     def _spawn(self, key: str, work: Coroutine[Any, Any, Any]) -> None:
         running = self.tasks.get(key)

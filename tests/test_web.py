@@ -482,3 +482,42 @@ async def test_a_subscription_deleted_during_a_fetch_gets_no_alert_left_pending(
         assert sum(n for (name, _), n in counts.items() if name == "newsroom") == 1  # intact
         dead = service.app.store.alert_counts()[(ident, "dead")]
         assert dead == 1  # kept for the record, like those the DELETE itself retired
+
+
+async def test_a_subscription_deleted_during_its_delivery_is_not_left_pending(
+    tmp_path: Path,
+) -> None:
+    """DELETE while a delivery to it is in flight: a failed attempt would put the alert
+    back to pending, for a notifier that no longer exists."""
+    import asyncio
+
+    gate = asyncio.Event()
+
+    class SlowHook(Web):
+        def handler(self, request: httpx.Request) -> Any:
+            if request.method == "GET" or str(request.url) != PUBLIC:
+                return super().handler(request)
+
+            async def later() -> httpx.Response:
+                await gate.wait()
+                return httpx.Response(503)  # the endpoint fails: a retry is planned
+
+            return later()
+
+    web = SlowHook(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
+    async with serving(tmp_path, web) as (service, client):
+        await service._source("ap")  # baseline
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        ident = reply.json()["id"]
+        web.feeds[FEED.format(name="ap")] = rss(
+            Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
+        )
+        await service._source("ap")
+        delivery = asyncio.create_task(service._deliver(ident))
+        for _ in range(20):  # until the request is in flight
+            await asyncio.sleep(0)
+        assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204
+        gate.set()
+        await delivery
+        counts = service.app.store.alert_counts()
+        assert (ident, "pending") not in counts and counts[(ident, "dead")] == 1
