@@ -491,7 +491,7 @@ async def test_a_subscription_deleted_during_its_delivery_is_not_left_pending(
     back to pending, for a notifier that no longer exists."""
     import asyncio
 
-    gate = asyncio.Event()
+    gate, in_flight = asyncio.Event(), asyncio.Event()
 
     class SlowHook(Web):
         def handler(self, request: httpx.Request) -> Any:
@@ -499,6 +499,7 @@ async def test_a_subscription_deleted_during_its_delivery_is_not_left_pending(
                 return super().handler(request)
 
             async def later() -> httpx.Response:
+                in_flight.set()
                 await gate.wait()
                 return httpx.Response(503)  # the endpoint fails: a retry is planned
 
@@ -514,8 +515,7 @@ async def test_a_subscription_deleted_during_its_delivery_is_not_left_pending(
         )
         await service._source("ap")
         delivery = asyncio.create_task(service._deliver(ident))
-        for _ in range(20):  # until the request is in flight
-            await asyncio.sleep(0)
+        await asyncio.wait_for(in_flight.wait(), timeout=30)
         assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204
         gate.set()
         await delivery
