@@ -448,7 +448,7 @@ async def test_a_subscription_deleted_during_a_fetch_gets_no_alert_left_pending(
     for it must not sit in the outbox (and the backlog metrics) for ever."""
     import asyncio
 
-    gate = asyncio.Event()
+    gate, in_flight = asyncio.Event(), asyncio.Event()
 
     class SlowWeb(Web):
         def handler(self, request: httpx.Request) -> Any:
@@ -457,6 +457,7 @@ async def test_a_subscription_deleted_during_a_fetch_gets_no_alert_left_pending(
                 return answer
 
             async def later() -> httpx.Response:
+                in_flight.set()
                 await gate.wait()
                 return answer
 
@@ -473,7 +474,7 @@ async def test_a_subscription_deleted_during_a_fetch_gets_no_alert_left_pending(
             Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
         )
         fetch = asyncio.create_task(service._source("ap"))
-        await asyncio.sleep(0)  # the fetch is waiting for the feed
+        await asyncio.wait_for(in_flight.wait(), timeout=30)  # the fetch waits for the feed
         assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204
         gate.set()
         await fetch
