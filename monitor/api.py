@@ -34,6 +34,7 @@ from monitor.subscriptions import (
     check_url_syntax,
     make_subscription,
 )
+from monitor.system import SOURCE_HEALTH, SYSTEM_EVENTS
 from notifiers.base import Delivery, Outcome, mask_secret
 from storage.tables import AlertRow, Subscription
 
@@ -148,7 +149,7 @@ class _Api:
         except ValueError as e:
             return error(400, str(e))
         rule = params.get("rule") or None
-        if rule is not None and not _RULE_NAME.match(rule):
+        if rule is not None and rule != SOURCE_HEALTH and not _RULE_NAME.match(rule):
             return error(400, f"rule: {rule!r} is not a rule name (lowercase letters, digits, -)")
         rows = await run_in_threadpool(self.app.store.recent_alerts, since, limit, rule)
         # The SQL filter is a text match on the JSON list; this keeps it exact.
@@ -174,7 +175,9 @@ class _Api:
             url = check_url_syntax(body.get("url"))
             if not self.app.config.monitor.subscriptions_allow_private:
                 await check_public(url, self.resolver)
-            rules = check_rules(body.get("rules"), [r.name for r in self.app.config.rules])
+            # The reserved source_health rule, as a [[notifiers]] table may list it.
+            known = [r.name for r in self.app.config.rules] + [SOURCE_HEALTH]
+            rules = check_rules(body.get("rules"), known)
             if not isinstance(description, str) or len(description) > 500:
                 raise SubscriptionError("description: must be text of at most 500 characters")
         except SubscriptionError as e:
@@ -202,7 +205,13 @@ class _Api:
         app = self.app
         if not any(sub.id == ident for sub in app.subscriptions):
             return error(404, f"id: no subscription {ident!r}")
-        notifier = app.notifiers[ident]
+        notifier = app.notifiers.get(ident)
+        if notifier is None:  # stored, but the config no longer lets it be built
+            return error(
+                409,
+                f"id: subscription {ident!r} is not in use: its URL is a private address and "
+                "[monitor] subscriptions_allow_private is off; turn it on or delete it",
+            )
         now = app.clock()
         delivery = Delivery(
             delivery_id="msg_test_" + secrets.token_hex(8),
@@ -212,7 +221,9 @@ class _Api:
             attempt=1,
         )
         try:
-            result = await notifier.send(app.http, delivery, now)
+            # The notifiers' client, whose transport refuses private addresses at connect
+            # time (DNS may have changed since the subscription was checked).
+            result = await notifier.send(app.notify_http, delivery, now)
         except MonitorError as e:
             return error(502, f"delivery: {e}")
         body = {
@@ -266,7 +277,7 @@ def _limit(value: str | None) -> int:
 
 def _alert(row: AlertRow) -> dict[str, Any]:
     data = row.data or {}
-    return {
+    found: dict[str, Any] = {
         "id": row.id,
         "notifier": row.notifier,
         "event_type": row.event_type,
@@ -278,6 +289,9 @@ def _alert(row: AlertRow) -> dict[str, Any]:
         "item": data.get("item"),
         "matches": data.get("matches", []),
     }
+    if row.event_type in SYSTEM_EVENTS:  # about no item: what happened, to which source
+        found["details"] = {k: v for k, v in data.items() if k not in ("alert_id", "rules")}
+    return found
 
 
 def _subscription(row: Subscription) -> dict[str, Any]:

@@ -7,6 +7,7 @@ reload or a new API subscription builds a fresh App around the same long-lived p
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -37,6 +38,8 @@ from storage.store import Store
 from storage.tables import Subscription
 
 Clock = Callable[[], datetime]
+
+log = logging.getLogger("noticewatch.app")
 
 
 def utcnow() -> datetime:
@@ -76,12 +79,24 @@ def build_notifiers(
 ) -> dict[str, Notifier]:
     """The config's notifiers, then the API subscriptions (built as webhook notifiers)."""
     built = {n.name: NOTIFIER_TYPES[n.type].build(n) for n in config.notifiers}
+    allow = config.monitor.subscriptions_allow_private
     for sub in subscriptions:
-        if sub.id not in built:  # a config notifier of the same name wins
-            allow = config.monitor.subscriptions_allow_private
-            built[sub.id] = NOTIFIER_TYPES["webhook"].build(
-                notifier_config(sub, allow_private=allow)
-            )
+        if sub.id in built:  # a config notifier of the same name wins
+            continue
+        try:
+            webhook = notifier_config(sub, allow_private=allow)
+        except ValueError as e:
+            # E.g. a private URL accepted while subscriptions_allow_private was on: one
+            # stored row must not stop the service (or a reload) from starting.
+            detail = str(e).split("Value error, ", 1)[-1].splitlines()[0]
+            log.error(
+                "notifier=%s outcome=skipped the subscription cannot be used (%s); it gets "
+                "no alerts until [monitor] subscriptions_allow_private = true is set again, "
+                "or DELETE /api/subscriptions/%s",
+                sub.id, detail, sub.id,
+            )  # fmt: skip
+            continue
+        built[sub.id] = NOTIFIER_TYPES["webhook"].build(webhook)
     return built
 
 
@@ -141,6 +156,7 @@ def assemble(
     for source in sources.values():
         if isinstance(source, Metered):  # requests counted per key per day, in the db
             source.attach(RequestCounter(store), clock)
+    metrics.track_sources(sources)
     return App(
         config=config,
         store=store,

@@ -60,7 +60,28 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-        r.register(StoredState(store, clock))
+        self.state = StoredState(store, clock)
+        r.register(self.state)
+
+    def track_sources(self, names: Iterable[str]) -> None:
+        """The sources running now (at start and after each reload): the series of a
+        removed source go, so that e.g. its last failure count does not alert forever."""
+        keep = frozenset(names)
+        self.state.sources = keep
+        per_source = (
+            (self.fetches, ("source", "outcome")),
+            (self.items, ("source", "kind")),
+            (self.fetch_seconds, ("source",)),
+        )
+        for metric, labelnames in per_source:
+            gone = {
+                tuple(sample.labels[n] for n in labelnames)
+                for family in metric.collect()
+                for sample in family.samples
+                if sample.labels.get("source") not in keep
+            }
+            for values in gone:
+                metric.remove(*values)
 
     def observe_run(
         self, source: str, outcome: str, duration: float, new: int, updated: int, seen: int
@@ -90,6 +111,7 @@ class StoredState(Collector):
     def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.clock = clock
+        self.sources: frozenset[str] | None = None  # None: every source with stored state
 
     def describe(self) -> Iterable[Metric]:
         return list(self._families())
@@ -127,4 +149,6 @@ class StoredState(Collector):
         for notifier, created in sorted(self.store.oldest_pending().items()):
             oldest.add_metric([notifier], max(0.0, (now - created).total_seconds()))
         for state in self.store.source_states():
+            if self.sources is not None and state.name not in self.sources:
+                continue  # removed from the config: no longer fetched, nothing to alert on
             failures.add_metric([state.name], state.consecutive_failures)

@@ -20,6 +20,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "Missing or wrong bearer token.",
         403: "The API is off: NOTICEWATCH_API_TOKEN is not set.",
         404: "No such subscription.",
+        409: "The subscription is stored but not in use (a private URL, now not allowed).",
         422: "A field was refused; the error names it and says what to fix.",
         502: "The endpoint did not accept the test event.",
     }
@@ -44,12 +45,17 @@ _ALERT = {
         "notifier": {"type": "string"},
         "event_type": {"type": "string"},
         "rules": {"type": "array", "items": {"type": "string"}},
-        "status": {"enum": ["pending", "delivered", "dead"]},
+        "status": {"enum": ["pending", "delivered", "dead", "digested"]},
         "attempts": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
         "delivered_at": {"type": ["string", "null"], "format": "date-time"},
-        "item": {"type": "object"},
+        "item": {"type": ["object", "null"], "description": "Null for a system message."},
         "matches": {"type": "array", "items": {"type": "object"}},
+        "details": {
+            "type": "object",
+            "description": "Only on system messages (source.failing, source.recovered, "
+            "notifier.disabled): the source or notifier and what happened.",
+        },
     },
 }
 _SOURCE = {
@@ -142,7 +148,8 @@ def openapi_document(*, api_enabled: bool) -> dict[str, Any]:
                         "properties": {
                             "url": {"type": "string", "format": "uri"},
                             "rules": {"type": "array", "items": {"type": "string"},
-                                      "description": "Rule names; every rule when left out."},
+                                      "description": "Rule names (source_health for health "
+                                      "messages); every rule when left out."},
                             "description": {"type": "string", "maxLength": 500},
                         }}}}},
                     "responses": {"201": _json({"$ref": "#/components/schemas/Subscription"},
@@ -158,7 +165,7 @@ def openapi_document(*, api_enabled: bool) -> dict[str, Any]:
                 "summary": "Send a signed noticewatch.test event to the endpoint now.",
                 "parameters": sub_id,
                 "responses": {"200": {"description": "delivered"},
-                              **_errors(401, 403, 404, 502)},
+                              **_errors(401, 403, 404, 409, 502)},
             }},
         },
     }  # fmt: skip

@@ -27,6 +27,7 @@ from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.pipeline import run_source
 from monitor.reload import STATUS_KEY, ConfigWatcher, needs_restart
+from monitor.subscriptions import missing_rules
 
 log = logging.getLogger("noticewatch.scheduler")
 
@@ -69,6 +70,7 @@ class Service:
         """Run until ``self.stop`` is set, then stop cleanly within ~STOP_GRACE."""
         self._share_secrets()
         self._record_status()  # replaces what a previous run may have left (e.g. STALE)
+        self._warn_missing_rules()
         self._schedule()
         self.scheduler.start()
         log.info(
@@ -211,7 +213,21 @@ class Service:
             ",".join(changes.rescheduled) or "-", ",".join(changes.notifiers_added) or "-",
             ",".join(changes.notifiers_removed) or "-",
         )  # fmt: skip
+        self._warn_missing_rules()
         return changes
+
+    def _warn_missing_rules(self) -> None:
+        """Name each API subscription left without a rule it asked for (a config edit
+        removed or renamed it): it stays, but gets no alerts for that rule."""
+        app = self.app
+        rules = [rule.name for rule in app.config.rules]
+        for ident, names in missing_rules(app.subscriptions, rules).items():
+            log.warning(
+                "notifier=%s outcome=missing_rules the subscription is for rule %s, which "
+                "%s no longer has: it gets no alerts for it; restore the rule, or "
+                "DELETE /api/subscriptions/%s and subscribe again",
+                ident, ", ".join(names), app.config.path, ident,
+            )  # fmt: skip
 
     def _record_status(self) -> None:
         """Leave the config status where ``noticewatch status`` (another process) finds it."""
@@ -238,9 +254,23 @@ class Service:
         run = await run_source(source, app.pipeline)
         c = run.counts
         app.metrics.observe_run(name, run.outcome, run.duration, c.new, c.updated, c.seen)
+        if c.alerts:
+            self._retire_deleted(app)
         if c.alerts and not self.stop.is_set():
             for notifier in self.app.notifiers:
                 await self._trigger_delivery(notifier)
+
+    def _retire_deleted(self, began: App) -> None:
+        """A subscription deleted while this run went on may have got alerts from it, or
+        an alert back to pending after a failed attempt (the run used the App it began
+        with); nothing would ever send them."""
+        current = {sub.id for sub in self.app.subscriptions}
+        for sub in began.subscriptions:
+            if sub.id not in current:
+                try:
+                    self.app.store.retire_pending(sub.id)
+                except MonitorError as e:
+                    log.error("notifier=%s outcome=error could not retire alerts: %s", sub.id, e)
 
     async def _deliver(self, name: str) -> None:
         app = self.app
@@ -248,6 +278,8 @@ class Service:
             return
         counts = await app.deliverer.deliver_due(name, self.stop)
         app.metrics.observe_deliveries(name, counts.delivered, counts.retried, counts.dead)
+        if counts.retried:  # a retry puts an alert back to pending
+            self._retire_deleted(app)
 
     def _spawn(self, key: str, work: Coroutine[Any, Any, Any]) -> None:
         running = self.tasks.get(key)

@@ -22,6 +22,7 @@ from datetime import datetime
 import httpx
 from pydantic import SecretStr
 
+from monitor.system import SOURCE_HEALTH
 from notifiers.netguard import blocked_kind, host_problem, literal_address
 from notifiers.webhook import SECRET_PREFIX, WebhookConfig
 from storage.tables import Subscription
@@ -112,6 +113,19 @@ def check_rules(rules: object, known: Sequence[str]) -> list[str] | None:
             f"rules: no rule named {', '.join(unknown)}; known rules: {', '.join(known)}"
         )
     return list(dict.fromkeys(rules))
+
+
+def missing_rules(
+    subscriptions: Sequence[Subscription], rules: Sequence[str]
+) -> dict[str, list[str]]:
+    """Subscription id -> the rules it names that the configuration no longer has.
+
+    Rules are checked when a subscription is made, but a later edit of sources.toml may
+    remove one: the subscription then stays valid but gets nothing for that rule.
+    """
+    known = {*rules, SOURCE_HEALTH}  # the reserved rule needs no [[rules]] entry
+    found = {sub.id: [r for r in sub.rules or () if r not in known] for sub in subscriptions}
+    return {ident: names for ident, names in found.items() if names}
 
 
 def make_subscription(

@@ -602,13 +602,16 @@ class Store(DeliveryRecords):
             if row is None:
                 return False
             s.delete(row)
-            s.execute(
-                update(AlertRow)
-                .where(col(AlertRow.notifier) == ident, col(AlertRow.status) == "pending")
-                .values(status="dead", last_error="subscription deleted")
-            )
+            _retire_pending(s, ident)
             s.commit()
             return True
+
+    def retire_pending(self, ident: str) -> None:
+        """Mark the pending alerts of a deleted subscription dead (a fetch that began
+        before the delete may have queued some after it)."""
+        with self.session() as s:
+            _retire_pending(s, ident)
+            s.commit()
 
     def get_meta(self, key: str) -> str | None:
         with self.session() as s:
@@ -649,3 +652,11 @@ def _item_values(item: Item) -> dict[str, Any]:
         "language": item.language,
         "fields": dict(item.fields),
     }
+
+
+def _retire_pending(s: Session, notifier: str) -> None:
+    s.execute(
+        update(AlertRow)
+        .where(col(AlertRow.notifier) == notifier, col(AlertRow.status) == "pending")
+        .values(status="dead", last_error="subscription deleted")
+    )

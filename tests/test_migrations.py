@@ -219,3 +219,58 @@ def test_run_on_a_read_only_volume_stops_at_once_with_a_clear_error(
     err = capsys.readouterr().err
     assert "read-only" in err and "mount the data volume read-write" in err
     assert path.read_bytes() == before
+
+
+def test_0002_with_rows_in_every_table_upgrades_to_head_keeping_them(tmp_path: Path) -> None:
+    """A database of the issue-7 release (0002: subscriptions) holding real rows: the 0003
+    batch rebuilds of alerts, notifier_state and source_state keep every row and key."""
+    from alembic import command
+
+    path = tmp_path / "nw.db"
+    first_schema_db(path)
+    with create_engine(f"sqlite:///{path}").begin() as conn:
+        command.stamp(migrations.alembic_config(conn), "0001")
+        command.upgrade(migrations.alembic_config(conn), "0002")
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            INSERT INTO notifier_state VALUES ('newsroom', 'fp-1',
+              '2026-11-21 10:00:00.000000', 'HTTP 410 for 5 days');
+            INSERT INTO subscriptions VALUES ('sub-0123456789ab', 'https://hooks.example.org/x',
+              'whsec_c2VjcmV0', '["clearview-fines"]', 'desk', '2026-11-21 09:30:00.000000');
+            INSERT INTO alerts VALUES ('msg_2', 1, 'sub-0123456789ab', 'alert.created',
+              '["clearview-fines"]', '{"alert_id": "msg_2"}', 'delivered', 1,
+              '2026-11-21 09:00:00.000000', '2026-11-21 09:00:00.000000',
+              '2026-11-21 09:00:02.000000', 204, NULL);
+            INSERT INTO delivery_attempts VALUES (2, 'msg_2', 'sub-0123456789ab', 1,
+              '2026-11-21 09:00:02.000000', 'delivered', 204, NULL, 80);
+            """
+        )
+    engine = create_db_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert migrations.current(conn) == migrations.head()
+    store = Store(engine)
+    (sub,) = store.subscriptions()
+    assert (sub.id, sub.secret, sub.rules) == (
+        "sub-0123456789ab", "whsec_c2VjcmV0", ["clearview-fines"],
+    )  # fmt: skip
+    assert store.disabled_notifiers() == {"newsroom": "HTTP 410 for 5 days"}
+    counts = store.alert_counts()
+    assert counts == {("newsroom", "pending"): 1, ("sub-0123456789ab", "delivered"): 1}
+    (state,) = store.source_states()
+    assert (state.consecutive_failures, state.failing_since) == (2, None)
+    assert store.get_meta("schema_version") == "1"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        attempts = conn.execute("SELECT alert_id, outcome FROM delivery_attempts ORDER BY id")
+        assert attempts.fetchall() == [("msg_1", "failed"), ("msg_2", "delivered")]
+        # 0003 dropped unique (item_id, notifier): an amended notice's second alert fits.
+        conn.execute(
+            "INSERT INTO alerts SELECT 'msg_3', item_id, notifier, 'alert.updated', rules, data,"
+            " 'pending', 0, created_at, next_attempt_at, NULL, NULL, NULL, NULL"
+            " FROM alerts WHERE id = 'msg_1'"
+        )
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []

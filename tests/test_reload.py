@@ -189,3 +189,102 @@ async def test_a_new_start_clears_a_stale_status_left_by_the_previous_run(
         service.stop.set()  # run() records the status, then stops at once
         await service.run()
         assert "running, loaded" in status_report(app)
+
+
+async def test_a_removed_source_leaves_no_metrics_behind(tmp_path: Path, web: Web) -> None:
+    """A failing source that is removed must not keep a failure gauge (and alerts on it)
+    firing forever; its counters go too. The registry is the same one: no re-registration."""
+    db = tmp_path / "nw.db"
+    path = write(tmp_path / "sources.toml", config_text(db, source_toml("ap"), source_toml("gone")))
+    async with running(path, web) as service:
+        await run(service, "ap")
+        await run(service, "gone")  # no feed served at that URL: a failure
+        metrics = service.app.metrics
+        before = metrics.render().decode()
+        assert 'noticewatch_source_consecutive_failures{source="gone"} 1.0' in before
+        assert 'noticewatch_fetches_total{outcome="error",source="gone"} 1.0' in before
+        write(path, config_text(db, source_toml("ap")))
+        await service.reload()
+        assert service.app.metrics is metrics
+        after = metrics.render().decode()
+        assert 'source="gone"' not in after
+        assert 'noticewatch_source_consecutive_failures{source="ap"} 0.0' in after
+        assert 'noticewatch_fetches_total{outcome="baseline",source="ap"} 1.0' in after
+        write(path, config_text(db, source_toml("ap"), source_toml("gone")))
+        await service.reload()  # back again: its stored state is reported again
+        again = metrics.render().decode()
+        assert 'noticewatch_source_consecutive_failures{source="gone"} 1.0' in again
+
+
+async def test_a_reload_that_drops_a_subscribed_rule_says_which_subscription_goes_quiet(
+    tmp_path: Path, web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    from monitor.subscriptions import make_subscription
+
+    db = tmp_path / "nw.db"
+    path = write(tmp_path / "sources.toml", config_text(db, source_toml("ap")))
+    async with running(path, web) as service:
+        sub = make_subscription("https://hooks.example.org/sub", ["cv"], "desk", FIXED_NOW)
+        health = make_subscription("https://hooks.example.org/h", ["source_health"], "", FIXED_NOW)
+        service.app.store.add_subscription(sub)
+        service.app.store.add_subscription(health)  # the reserved rule is never missing
+        await service.refresh()
+        write(path, config_text(db, source_toml("ap")).replace('name = "cv"', 'name = "cookie"'))
+        with caplog.at_level(logging.WARNING):
+            changes = await service.reload()
+        assert changes is not None  # the edit itself is valid and applied
+        warned = [r.getMessage() for r in caplog.records if sub.id in r.getMessage()]
+        assert len(warned) == 1
+        assert not [r for r in caplog.records if health.id in r.getMessage()]
+        assert f"notifier={sub.id}" in warned[0] and "rule cv" in warned[0]
+        assert f"DELETE /api/subscriptions/{sub.id}" in warned[0]
+        caplog.clear()
+        write(path, config_text(db, source_toml("ap")))  # the rule is back: no warning
+        with caplog.at_level(logging.WARNING):
+            await service.reload()
+        assert not [r for r in caplog.records if sub.id in r.getMessage()]
+
+
+async def test_a_reload_keeps_every_policy_the_config_sets(tmp_path: Path, web: Web) -> None:
+    """The App a reload builds has the same wiring as the one built at start: SAM.gov
+    metering, dedupe and health policies, the digest time zone, the email notifier."""
+    db = tmp_path / "nw.db"
+    extra = """
+[[sources]]
+name = "sam-dhs"
+type = "sam"
+api_key = "sam-key-for-tests-0123"
+every = "6h"
+daily_quota = 10
+
+[[notifiers]]
+name = "team-mail"
+type = "email"
+to = ["procurement@example.org"]
+from = "noticewatch@example.org"
+smtp_host = "smtp.example.org"
+digest = "daily 08:00"
+"""
+    head = config_text(db, source_toml("ap"), extra)
+    head = head.replace(
+        "http_port = 0\n",
+        'http_port = 0\ntimezone = "Europe/Amsterdam"\nfailing_after = 7\ndedupe_threshold = 0.8\n',
+    )
+    path = write(tmp_path / "sources.toml", head)
+    async with running(path, web) as service:
+        first = service.app
+        write(path, head.replace('query = "clearview"', 'query = "cookie"'))
+        assert await service.reload() is not None
+        app = service.app
+        assert app is not first and app.config.rules[0].name == "cv"
+        for built in (first, app):
+            assert "requests today (UTC): 0 of daily_quota 10" in (
+                built.sources["sam-dhs"].quota_status()  # type: ignore[attr-defined]
+            )  # metered: a detached source raises instead
+            assert built.pipeline.dedupe is not None
+            assert built.pipeline.dedupe.threshold == 0.8
+            assert built.pipeline.health is not None
+            assert built.pipeline.health.failing_after == 7
+            assert str(built.deliverer.zone) == "Europe/Amsterdam"
+            assert built.notifiers["team-mail"].config.type == "email"
+        assert "deliver:team-mail" in jobs(service)

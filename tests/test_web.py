@@ -350,3 +350,175 @@ async def test_the_api_token_and_deleted_secrets_stay_scrubbed_after_changes(
         await service.reload(force=True)
     assert TOKEN in scrubbed[-1]  # the token is no config secret, yet never forgotten
     assert created["secret"] in scrubbed[-1]  # late log lines about it are scrubbed too
+
+
+async def test_a_test_event_goes_through_the_delivery_guard_like_real_deliveries(
+    tmp_path: Path,
+) -> None:
+    """DNS can change after a subscription is made: the test event, like every delivery,
+    must go through the notifier client that refuses private addresses at connect time."""
+    from dataclasses import replace
+
+    from notifiers.netguard import DeliveryTransport
+
+    async def now_private(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]  # hooks.example.org was public at creation, is loopback now
+
+    web = Web(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
+    async with serving(tmp_path, web) as (service, client):
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        ident = reply.json()["id"]
+        guarded = httpx.AsyncClient(transport=DeliveryTransport(now_private))
+        service.app = replace(service.app, notify_http=guarded)
+        try:
+            test = await client.post(f"/api/subscriptions/{ident}/test", headers=AUTH)
+        finally:
+            await guarded.aclose()
+        assert test.status_code == 502 and test.json()["delivered"] is False
+        assert "127.0.0.1" in test.json()["error"]
+        assert not web.sent  # nothing went out over the unguarded source client
+
+
+async def test_a_subscription_to_source_health_gets_the_health_messages(tmp_path: Path) -> None:
+    """Like a config notifier with rules = ["source_health"]: the API takes the reserved
+    rule, the subscription gets source.failing, and /api/alerts finds it with its details."""
+    web = Web(feeds={})  # the feed is gone: every poll of "ap" fails
+    async with serving(tmp_path, web) as (service, client):
+        reply = await client.post(
+            "/api/subscriptions", json={"url": PUBLIC, "rules": ["source_health"]}, headers=AUTH
+        )
+        assert reply.status_code == 201, reply.text
+        ident = reply.json()["id"]
+        for _ in range(3):  # failing_after = 3 by default
+            await service._source("ap")
+        assert service.app.store.alert_counts() == {(ident, "pending"): 1}
+        listed = await client.get("/api/alerts?rule=source_health", headers=AUTH)
+        assert listed.status_code == 200, listed.text
+        (alert,) = listed.json()["alerts"]
+        assert (alert["notifier"], alert["event_type"]) == (ident, "source.failing")
+        assert alert["details"]["source"] == "ap"
+        assert alert["details"]["consecutive_failures"] == 3
+
+
+async def test_turning_private_subscriptions_off_skips_them_instead_of_breaking_the_service(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A subscription made while subscriptions_allow_private was on cannot be built once
+    it is off: the reload (and every later start) must still work, naming it."""
+    import logging
+
+    from monitor.app import open_app
+    from monitor.config import load_config
+    from tests.support.running import ENV
+
+    async with serving(tmp_path) as (service, client):
+        assert service.watcher is not None
+        path = service.watcher.path
+        plain = path.read_text()
+        path.write_text(
+            plain.replace("http_port = 0", "http_port = 0\nsubscriptions_allow_private = true")
+        )
+        await service.reload()
+        reply = await client.post(
+            "/api/subscriptions", json={"url": "http://10.0.0.8/hook"}, headers=AUTH
+        )
+        ident = reply.json()["id"]
+        assert ident in service.app.notifiers
+        path.write_text(plain)  # private subscriptions off again
+        with caplog.at_level(logging.ERROR):
+            changes = await service.reload()
+        assert changes is not None and changes.notifiers_removed == (ident,)
+        assert not service.watcher.status.stale
+        (line,) = [r.getMessage() for r in caplog.records if ident in r.getMessage()]
+        assert f"notifier={ident}" in line and "subscriptions_allow_private" in line
+        assert f"DELETE /api/subscriptions/{ident}" in line
+        listed = (await client.get("/api/subscriptions", headers=AUTH)).json()["subscriptions"]
+        assert [s["id"] for s in listed] == [ident]  # kept: turning the setting on restores it
+        test = await client.post(f"/api/subscriptions/{ident}/test", headers=AUTH)
+        assert test.status_code == 409 and test.json()["error"].startswith("id: ")
+        assert "subscriptions_allow_private" in test.json()["error"]
+    async with open_app(load_config(path, ENV)) as app:  # the next start works too
+        assert ident not in app.notifiers and "newsroom" in app.notifiers
+
+
+async def test_a_subscription_deleted_during_a_fetch_gets_no_alert_left_pending(
+    tmp_path: Path,
+) -> None:
+    """A fetch that began before DELETE still routes to the subscription; what it queues
+    for it must not sit in the outbox (and the backlog metrics) for ever."""
+    import asyncio
+
+    gate, in_flight = asyncio.Event(), asyncio.Event()
+
+    class SlowWeb(Web):
+        def handler(self, request: httpx.Request) -> Any:
+            answer = super().handler(request)
+            if request.method != "GET" or gate.is_set():
+                return answer
+
+            async def later() -> httpx.Response:
+                in_flight.set()
+                await gate.wait()
+                return answer
+
+            return later()
+
+    web = SlowWeb(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
+    async with serving(tmp_path, web) as (service, client):
+        gate.set()
+        await service._source("ap")  # baseline
+        gate.clear()
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        ident = reply.json()["id"]
+        web.feeds[FEED.format(name="ap")] = rss(
+            Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
+        )
+        fetch = asyncio.create_task(service._source("ap"))
+        await asyncio.wait_for(in_flight.wait(), timeout=30)  # the fetch waits for the feed
+        assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204
+        gate.set()
+        await fetch
+        counts = service.app.store.alert_counts()
+        assert (ident, "pending") not in counts
+        assert sum(n for (name, _), n in counts.items() if name == "newsroom") == 1  # intact
+        dead = service.app.store.alert_counts()[(ident, "dead")]
+        assert dead == 1  # kept for the record, like those the DELETE itself retired
+
+
+async def test_a_subscription_deleted_during_its_delivery_is_not_left_pending(
+    tmp_path: Path,
+) -> None:
+    """DELETE while a delivery to it is in flight: a failed attempt would put the alert
+    back to pending, for a notifier that no longer exists."""
+    import asyncio
+
+    gate, in_flight = asyncio.Event(), asyncio.Event()
+
+    class SlowHook(Web):
+        def handler(self, request: httpx.Request) -> Any:
+            if request.method == "GET" or str(request.url) != PUBLIC:
+                return super().handler(request)
+
+            async def later() -> httpx.Response:
+                in_flight.set()
+                await gate.wait()
+                return httpx.Response(503)  # the endpoint fails: a retry is planned
+
+            return later()
+
+    web = SlowHook(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
+    async with serving(tmp_path, web) as (service, client):
+        await service._source("ap")  # baseline
+        reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
+        ident = reply.json()["id"]
+        web.feeds[FEED.format(name="ap")] = rss(
+            Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
+        )
+        await service._source("ap")
+        delivery = asyncio.create_task(service._deliver(ident))
+        await asyncio.wait_for(in_flight.wait(), timeout=30)
+        assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204
+        gate.set()
+        await delivery
+        counts = service.app.store.alert_counts()
+        assert (ident, "pending") not in counts and counts[(ident, "dead")] == 1
