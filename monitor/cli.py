@@ -194,7 +194,8 @@ async def _deliver(app: App) -> None:
 
 def _describe(run: SourceRun) -> str:
     if run.outcome == "paused":
-        return f"{run.source}: paused until {_when(run.paused_until)}: the server asked to wait"
+        why = run.error or "the server asked to wait"  # a quota pause says which quota
+        return f"{run.source}: paused until {_when(run.paused_until)}: {why}"
     if run.failed:
         return f"{run.source}: FAILED: {run.error}"
     c = run.counts
@@ -267,7 +268,12 @@ def status_report(app: App) -> str:
         if row.last_error:
             lines.append(f"    last error: {row.last_error}")
         if row.paused_until and row.paused_until > app.clock():
-            lines.append(f"    paused until {_when(row.paused_until)} (the server asked to wait)")
+            why = (
+                "waiting for its quota"
+                if row.last_outcome != "error"
+                else "the server asked to wait"
+            )
+            lines.append(f"    paused until {_when(row.paused_until)} ({why})")
         source = app.sources.get(name)
         if isinstance(source, Metered):
             lines.append(f"    {source.quota_status()}")

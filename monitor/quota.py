@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from monitor.errors import FetchError
+
 Clock = Callable[[], datetime]
 
 _NEXT_ACCESS = re.compile(
@@ -28,6 +30,14 @@ _MONTHS = {
         ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
     )
 }
+
+
+class QuotaExhausted(FetchError):
+    """No request may be sent now: our ``daily_quota``, or the API's own throttle (429).
+
+    The source is paused until ``retry_after`` and says why; it is waiting, not failing,
+    so the pipeline does not count it towards ``source.failing``.
+    """
 
 
 class RequestLedger(Protocol):

@@ -150,6 +150,7 @@ class Store(DeliveryRecords):
         now: datetime,
         identity: str = "",
         health: HealthPolicy | None = None,
+        paused_until: datetime | None = None,
     ) -> None:
         """A successful fetch that changed nothing (304, or a byte-identical body)."""
         with self.session() as s:
@@ -158,6 +159,27 @@ class Store(DeliveryRecords):
             row.last_modified = fetched.last_modified or row.last_modified
             self._recovered(s, row, health, now)
             self._succeeded(row, outcome, now)
+            row.paused_until = paused_until
+            s.add(row)
+            s.commit()
+
+    def record_pause(
+        self,
+        source: str,
+        source_type: str,
+        reason: str,
+        now: datetime,
+        paused_until: datetime | None,
+        identity: str = "",
+    ) -> None:
+        """The source waits for its quota: paused with the reason, neither a failure
+        (no ``source.failing``) nor a success (a failure streak stays as it was)."""
+        with self.session() as s:
+            row = self._state(s, source, source_type, identity)
+            row.last_fetch_at = now
+            row.last_outcome = "paused"
+            row.last_error = reason
+            row.paused_until = paused_until
             s.add(row)
             s.commit()
 
@@ -211,6 +233,7 @@ class Store(DeliveryRecords):
         identity: str = "",
         health: HealthPolicy | None = None,
         dedupe: DedupeOutcome | None = None,
+        paused_until: datetime | None = None,
     ) -> IngestCounts:
         """Items, alerts and the source's new validators: one transaction, all or nothing.
 
@@ -248,6 +271,7 @@ class Store(DeliveryRecords):
             row.baselined = True
             self._recovered(s, row, health, now)
             self._succeeded(row, "ok", now)
+            row.paused_until = paused_until  # a result cut short by a quota
             s.add(row)
             s.commit()
         return IngestCounts(new=inserted, updated=len(updated), seen=len(seen_keys), alerts=alerts)
