@@ -198,3 +198,23 @@ async def test_a_real_tender_amendment_sends_alert_updated(pipeline: PipelineCon
     assert (created.event_type, updated.event_type) == ("alert.created", "alert.updated")
     assert set(updated.data["changes"]) == {"title", "tag", "release_id"}
     assert "2025" in updated.data["changes"]["title"]["new"]
+
+
+async def test_stopping_at_max_pages_with_more_to_read_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        n = int(request.url.params.get("page", "1"))
+        return httpx.Response(200, content=package(RELEASES[n : n + 1], f"{URL}?page={n + 1}"))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        await make_source(max_pages=2).fetch(http, FetchState())
+    assert "stopped after max_pages=2 pages" in caplog.text and "links.next" in caplog.text
+    caplog.clear()
+
+    def last_page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=package(RELEASES[:1]))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(last_page)) as http:
+        await make_source(max_pages=1).fetch(http, FetchState())
+    assert "max_pages" not in caplog.text  # the only page: nothing left unread

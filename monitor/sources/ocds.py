@@ -115,6 +115,13 @@ class OcdsSource:
                 )
             releases.extend(page)
             url = _next_link(package)
+        if url is not None and url not in visited:
+            # Silently reading part of the feed would hide notices: say which key to change.
+            log.warning(
+                "source=%s stopped after max_pages=%d pages with links.next still pointing "
+                "further; raise max_pages or poll more often (every) if notices are missed",
+                self.name, self.config.max_pages,
+            )  # fmt: skip
         assert first is not None
         return replace_body(first, releases)
 
