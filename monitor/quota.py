@@ -51,6 +51,10 @@ class RequestLedger(Protocol):
         """How many requests of ``key`` were counted on ``day``."""
         ...
 
+    def exhaust(self, key: str, day: date, limit: int) -> None:
+        """Mark ``key``'s ``day`` as spent (at least ``limit``): the API said so (429)."""
+        ...
+
 
 @runtime_checkable
 class Metered(Protocol):

@@ -67,6 +67,9 @@ class MemoryLedger:
     def requests_spent(self, key: str, day: date) -> int:
         return self.counts.get((key, day), 0)
 
+    def exhaust(self, key: str, day: date, limit: int) -> None:
+        self.counts[(key, day)] = max(self.counts.get((key, day), 0), limit)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())
@@ -561,3 +564,23 @@ async def test_a_window_larger_than_a_days_quota_completes_over_the_following_da
     assert asked == [(*window, str(offset)) for offset in range(7)]
     # complete: the next window starts the day before the completed window's end
     assert resume_from(state) == date(2026, 11, 21)
+
+
+async def test_a_throttled_description_stops_every_request_until_the_quota_is_back() -> None:
+    """After SAM.gov's 429 no request goes out before nextAccessTime: not the next
+    descriptions of this poll, and not the next poll's search (the day is marked spent)."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(429, content=THROTTLE.read_bytes())
+
+    ledger = MemoryLedger()
+    source = make_source(ledger, daily_quota=100)
+    items = [_described(f"n{i}") for i in range(3)]
+    async with client(handler) as http:
+        out = await source.enrich(http, items, frozenset({"description"}))
+        assert all("description" not in item.fields for item in out) and len(sent) == 1
+        with pytest.raises(FetchError, match="daily_quota of 100 requests"):
+            await source.fetch(http, FetchState())
+    assert len(sent) == 1

@@ -249,6 +249,13 @@ def test_the_store_never_overspends_a_key(tmp_path: Path) -> None:
     assert counter.requests_spent("sam:abc", day + timedelta(days=1)) == 0
     assert counter.spend_request("sam:abc", day + timedelta(days=1), 3)  # a new UTC day
     assert not counter.spend_request("sam:abc", day, 0)
+    # SAM.gov's 429 marks the day spent: raised to the limit, never lowered
+    later = day + timedelta(days=2)
+    counter.exhaust("sam:abc", later, 3)
+    assert counter.requests_spent("sam:abc", later) == 3
+    assert not counter.spend_request("sam:abc", later, 3)
+    counter.exhaust("sam:abc", day, 2)
+    assert counter.requests_spent("sam:abc", day) == 3
     store.engine.dispose()
 
 

@@ -283,6 +283,10 @@ class SamSource:
             passthrough=_THROTTLE_STATUSES,
         )
         if fetched.status == 429:
+            # SAM.gov says the key's quota is spent: mark today spent in the shared ledger,
+            # so no request of any kind (page, description, other process) goes out today.
+            ledger, now = self._metering()
+            ledger.exhaust(self._key_id, utc_day(now), self.config.daily_quota)
             raise self._throttled(fetched.body, url)
         if fetched.status in (401, 403):
             raise FetchError(
@@ -384,7 +388,12 @@ class SamSource:
                 out.append(item)
                 continue
             spare -= 1
-            out.append(await self._with_description(client, item, url))
+            try:
+                out.append(await self._with_description(client, item, url))
+            except QuotaExhausted as e:  # throttled: no more requests before it lifts
+                log.warning("source=%s descriptions stopped: %s", self.name, e.what)
+                spare = 0
+                out.append(item)
         skipped = sum(1 for item in out if "description" not in item.fields)
         if skipped:
             log.info(
@@ -399,6 +408,8 @@ class SamSource:
         try:
             fetched = await self._get(client, keyed)
             text = _description_text(fetched.body)
+        except QuotaExhausted:
+            raise
         except MonitorError as e:
             log.warning("source=%s notice=%s description not fetched: %s", self.name, item.key, e)
             return item
