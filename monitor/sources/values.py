@@ -38,14 +38,18 @@ def amount(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    raw = text(value)
-    if raw is None:
-        return None
-    try:
-        number = float(_AMOUNT_JUNK.sub("", raw))
-    except ValueError:
-        return None
+        try:  # json.loads reads NaN, Infinity and integers too large for a float
+            number = float(value)
+        except OverflowError:
+            return None
+    else:
+        raw = text(value)
+        if raw is None:
+            return None
+        try:
+            number = float(_AMOUNT_JUNK.sub("", raw))
+        except ValueError:
+            return None
     return number if number == number and abs(number) != float("inf") else None  # no NaN/inf
 
 
