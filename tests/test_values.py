@@ -41,6 +41,9 @@ def test_amount(raw: Any, expected: float | None) -> None:
         ("", None),
         ("next Tuesday", None),
         ("2026-02-30", None),
+        ("20260202", "2026-02-02"),  # a compact date is still a date, not a midnight
+        ("0001-01-01T00:00:00+05:00", None),  # out of range in UTC: no value, no crash
+        ("9999-12-31T23:00:00-05:00", None),
     ],
 )
 def test_when(raw: str, expected: str | None) -> None:
