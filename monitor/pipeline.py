@@ -175,6 +175,7 @@ def _plan(
     updated = [item.key for item, change in changes if change is Change.UPDATED]
     before = ctx.store.stored_items(source, updated) if updated else {}
     alerted = ctx.store.alerted_notifiers(source, updated) if updated else {}
+    versions = ctx.store.item_versions(source, updated) if updated else {}
     drafts: list[AlertDraft] = []
     for item, _ in changes:
         matches = ctx.matcher.match(item)
@@ -188,7 +189,10 @@ def _plan(
             drafts.extend(plan_alerts(item, matches, ctx.routes))
             continue
         told = frozenset(alerted.get(item.key, ()))
-        drafts.extend(plan_updates(item, old, matches, ctx.routes, told, ctx.quiet_on_update))
+        version = versions.get(item.key, 1) + 1  # the version this amendment is stored as
+        drafts.extend(
+            plan_updates(item, old, matches, ctx.routes, told, ctx.quiet_on_update, version)
+        )
     return drafts
 
 

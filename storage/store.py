@@ -104,14 +104,21 @@ class Store(DeliveryRecords):
 
     def known_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
         """content_hash by item_key for the keys already stored for ``source``."""
-        found: dict[str, str] = {}
+        return self._by_key(source, keys, col(ItemRow.content_hash))
+
+    def item_versions(self, source: str, keys: Sequence[str]) -> dict[str, int]:
+        """The stored version (1, then one more per amendment) of each of ``keys``."""
+        return self._by_key(source, keys, col(ItemRow.version))
+
+    def _by_key(self, source: str, keys: Sequence[str], column: Any) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         with self.session() as s:
             for start in range(0, len(keys), _CHUNK):
                 chunk = keys[start : start + _CHUNK]
-                query = select(ItemRow.item_key, ItemRow.content_hash).where(
+                query = select(ItemRow.item_key, column).where(
                     ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
                 )
-                found.update({key: digest for key, digest in s.exec(query)})
+                found.update({key: value for key, value in s.exec(query)})
         return found
 
     def stored_items(self, source: str, keys: Sequence[str]) -> dict[str, Item]:

@@ -93,7 +93,7 @@ async def test_an_amended_notice_that_still_matches_sends_alert_updated(harness:
         "deadline": {"old": "2026-12-01", "new": "2026-12-15"},
         "awardee": {"old": None, "new": "ACME"},
     }
-    assert updated.id == update_id("sam-dhs", "id:n1", "newsroom", amended.content_hash)
+    assert updated.id == update_id("sam-dhs", "id:n1", "newsroom", 2)  # version 2 of the item
     assert updated.data["alert_id"] == updated.id and updated.id != created.id
 
 
@@ -126,9 +126,12 @@ async def test_a_notice_that_stops_matching_sends_nothing(harness: Harness) -> N
 async def test_each_amendment_is_its_own_update(harness: Harness) -> None:
     for n, deadline in enumerate(["1", "2", "3", "2"]):
         await harness.serve(notice("sole source", deadline=deadline), body=str(n).encode())
-    events = [a.event_type for a in harness.alerts()]
-    # back to an earlier version: the same webhook-id as that version's update, not resent
-    assert events == ["alert.created", EVENT_UPDATED, EVENT_UPDATED]
+    alerts = harness.alerts()
+    events = [a.event_type for a in alerts]
+    # back to an earlier version is news too: the reader was last told "3"
+    assert events == ["alert.created", EVENT_UPDATED, EVENT_UPDATED, EVENT_UPDATED]
+    assert alerts[-1].data["changes"] == {"deadline": {"old": "3", "new": "2"}}
+    assert len({a.id for a in alerts}) == 4
 
 
 def test_changed_fields_ignores_fields_the_new_version_lacks() -> None:
