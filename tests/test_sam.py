@@ -584,3 +584,15 @@ async def test_a_throttled_description_stops_every_request_until_the_quota_is_ba
         with pytest.raises(FetchError, match="daily_quota of 100 requests"):
             await source.fetch(http, FetchState())
     assert len(sent) == 1
+
+
+async def test_an_answer_that_is_no_search_result_is_an_error_not_an_empty_window() -> None:
+    """A 200 answer without totalRecords or opportunitiesData (a gateway page, an error
+    document) must not pass for "no notices": the cursor would move past the window."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"errorMessage": "Internal error, try later"})
+
+    async with client(handler) as http:
+        with pytest.raises(ParseError, match=r"page at offset 0: not a SAM\.gov search result"):
+            await make_source().fetch(http, FetchState())

@@ -271,7 +271,17 @@ class SamSource:
         self._spend(ledger, now)
         url = self._search_url(posted_from, posted_to, offset, with_key=True)
         fetched = await self._get(client, url)
-        return load_page(fetched.body, self.name, where)
+        page = load_page(fetched.body, self.name, where)
+        if "totalRecords" not in page and "opportunitiesData" not in page:
+            # Taken for "no notices", an error document would move the cursor past them.
+            keys = ", ".join(sorted(page)[:5]) or "none"
+            raise ParseError(
+                self.name,
+                f"{where}: not a SAM.gov search result (no totalRecords or "
+                f"opportunitiesData; keys: {keys})",
+                hint="check base_url points at the SAM.gov API (or a mirror of it)",
+            )
+        return page
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> Fetched:
         fetched = await fetch_url(
