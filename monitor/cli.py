@@ -268,11 +268,10 @@ def status_report(app: App) -> str:
         if row.last_error:
             lines.append(f"    last error: {row.last_error}")
         if row.paused_until and row.paused_until > app.clock():
-            why = (
-                "waiting for its quota"
-                if row.last_outcome != "error"
-                else "the server asked to wait"
-            )
+            why = {
+                "paused": "waiting for its quota",
+                "error": "the server asked to wait",
+            }.get(row.last_outcome or "", "the last poll was cut short by a quota or throttle")
             lines.append(f"    paused until {_when(row.paused_until)} ({why})")
         source = app.sources.get(name)
         if isinstance(source, Metered):
