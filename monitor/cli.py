@@ -194,7 +194,8 @@ async def _deliver(app: App) -> None:
 
 def _describe(run: SourceRun) -> str:
     if run.outcome == "paused":
-        why = run.error or "the server asked to wait"  # a quota pause says which quota
+        # A pause met at the start of a run does not know its cause; status tells it.
+        why = run.error or "still waiting (a quota or the server's Retry-After; see status)"
         return f"{run.source}: paused until {_when(run.paused_until)}: {why}"
     if run.failed:
         return f"{run.source}: FAILED: {run.error}"
