@@ -41,9 +41,14 @@ def alert_id(source: str, item_key: str, notifier: str) -> str:
     return "msg_" + base64.b32encode(digest).decode("ascii").rstrip("=").lower()[:26]
 
 
-def update_id(source: str, item_key: str, notifier: str, content_hash: str) -> str:
-    """The ``webhook-id`` of one version of an item to one notifier (``alert.updated``)."""
-    return alert_id(source, f"{item_key}\0{content_hash}", notifier)
+def update_id(source: str, item_key: str, notifier: str, version: int) -> str:
+    """The ``webhook-id`` of one version of an item to one notifier (``alert.updated``).
+
+    Keyed by the stored version number, not the content: a notice that goes back to an
+    earlier content (a deadline moved, then moved back) is a new update, while planning
+    the same amendment twice (a crash before the commit) gives the same id.
+    """
+    return alert_id(source, f"{item_key}\0v{version}", notifier)
 
 
 def plan_alerts(
@@ -66,8 +71,10 @@ def plan_updates(
     routes: Iterable[NotifierRoute],
     alerted: frozenset[str],
     quiet: frozenset[str] = frozenset(),
+    version: int = 2,
 ) -> list[AlertDraft]:
-    """Drafts for an amended item (``before`` is the stored version it replaces).
+    """Drafts for an amended item (``before`` is the stored version it replaces, and
+    ``version`` the number the amended one is stored under).
 
     ``alerted`` names the notifiers already told about the item (it matched for them
     before). Those it still matches for get ``alert.updated`` with the changed fields,
@@ -87,7 +94,7 @@ def plan_updates(
             continue
         if all(r in quiet for r in rules) or not changes:
             continue
-        ident = update_id(item.source, item.key, route.name, item.content_hash)
+        ident = update_id(item.source, item.key, route.name, version)
         own = [m for m in matches if m.rule in rules]
         data = {**alert_data(ident, item, rules, own), "changes": changes}
         drafts.append(AlertDraft(ident, item.key, route.name, tuple(rules), data, EVENT_UPDATED))

@@ -194,7 +194,9 @@ async def _deliver(app: App) -> None:
 
 def _describe(run: SourceRun) -> str:
     if run.outcome == "paused":
-        return f"{run.source}: paused until {_when(run.paused_until)}: the server asked to wait"
+        # A pause met at the start of a run does not know its cause; status tells it.
+        why = run.error or "still waiting (a quota or the server's Retry-After; see status)"
+        return f"{run.source}: paused until {_when(run.paused_until)}: {why}"
     if run.failed:
         return f"{run.source}: FAILED: {run.error}"
     c = run.counts
@@ -267,7 +269,11 @@ def status_report(app: App) -> str:
         if row.last_error:
             lines.append(f"    last error: {row.last_error}")
         if row.paused_until and row.paused_until > app.clock():
-            lines.append(f"    paused until {_when(row.paused_until)} (the server asked to wait)")
+            why = {
+                "paused": "waiting for its quota",
+                "error": "the server asked to wait",
+            }.get(row.last_outcome or "", "the last poll was cut short by a quota or throttle")
+            lines.append(f"    paused until {_when(row.paused_until)} ({why})")
         source = app.sources.get(name)
         if isinstance(source, Metered):
             lines.append(f"    {source.quota_status()}")

@@ -28,6 +28,7 @@ from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.matching.money import with_amounts
 from monitor.models import Item
+from monitor.quota import QuotaExhausted
 from monitor.retry_after import parse_retry_after
 from monitor.sources.base import Enriching, Source
 from monitor.system import HealthPolicy
@@ -76,10 +77,12 @@ async def run_source(source: Source, ctx: PipelineContext, *, dry_run: bool = Fa
     started = time.monotonic()
     try:
         run = await _run(source, ctx, dry_run=dry_run, started=started)
+    except QuotaExhausted as e:
+        # Waiting for the quota is not a failure: paused, with the reason, uncounted.
+        run = _quota_paused(source, ctx, e, started, dry_run=dry_run)
     except FetchError as e:
         # The server asked us to come back later: not before then, whatever the schedule.
-        wait = parse_retry_after(e.retry_after, ctx.clock(), cap=MAX_PAUSE)
-        until = ctx.clock() + wait if wait else None
+        until = _pause_until(e.retry_after, ctx)
         run = _failed(source, ctx, str(e), started, dry_run=dry_run, paused_until=until)
     except MonitorError as e:
         run = _failed(source, ctx, str(e), started, dry_run=dry_run)
@@ -98,13 +101,16 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     if snapshot.paused_until is not None and ctx.clock() < snapshot.paused_until:
         return SourceRun(name, "paused", paused_until=snapshot.paused_until)
     fetched = await source.fetch(ctx.http, snapshot.fetch)
+    # A result cut short by a quota: keep it, and send nothing before the quota is back.
+    pause = _pause_until(fetched.retry_after, ctx)
     if fetched.not_modified or fetched.body_hash == snapshot.fetch.body_hash:
         # A server that ignores conditional GET still costs us no parse.
         outcome = "not_modified" if fetched.not_modified else "unchanged"
         if not dry_run:
             ctx.store.record_fetch(
-                name, kind, fetched, outcome, ctx.clock(), identity, health=ctx.health
-            )
+                name, kind, fetched, outcome, ctx.clock(), identity, health=ctx.health,
+                paused_until=pause,
+            )  # fmt: skip
         return SourceRun(name, outcome, duration=time.monotonic() - started)
 
     items = await asyncio.to_thread(source.parse, fetched)
@@ -142,6 +148,7 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
             identity=identity,
             health=ctx.health,
             dedupe=dedupe,
+            paused_until=pause,
         )
     return SourceRun(
         name,
@@ -176,6 +183,7 @@ def _plan(
     updated = [item.key for item, change in changes if change is Change.UPDATED]
     before = ctx.store.stored_items(source, updated) if updated else {}
     alerted = ctx.store.alerted_notifiers(source, updated) if updated else {}
+    versions = ctx.store.item_versions(source, updated) if updated else {}
     drafts: list[AlertDraft] = []
     for item, _ in changes:
         matches = ctx.matcher.match(item)
@@ -189,7 +197,10 @@ def _plan(
             drafts.extend(plan_alerts(item, matches, ctx.routes))
             continue
         told = frozenset(alerted.get(item.key, ()))
-        drafts.extend(plan_updates(item, old, matches, ctx.routes, told, ctx.quiet_on_update))
+        version = versions.get(item.key, 1) + 1  # the version this amendment is stored as
+        drafts.extend(
+            plan_updates(item, old, matches, ctx.routes, told, ctx.quiet_on_update, version)
+        )
     return drafts
 
 
@@ -257,9 +268,35 @@ def _failed(
     )
 
 
+def _pause_until(retry_after: str | None, ctx: PipelineContext) -> datetime | None:
+    """The moment a ``Retry-After`` value names (capped at MAX_PAUSE), or None."""
+    now = ctx.clock()
+    wait = parse_retry_after(retry_after, now, cap=MAX_PAUSE)
+    return now + wait if wait else None
+
+
+def _quota_paused(
+    source: Source, ctx: PipelineContext, e: QuotaExhausted, started: float, *, dry_run: bool
+) -> SourceRun:
+    until = _pause_until(e.retry_after, ctx)
+    if not dry_run:
+        try:
+            ctx.store.record_pause(
+                source.name, source.type, str(e), ctx.clock(), until,
+                identity=source.config.identity(),
+            )  # fmt: skip
+        except MonitorError as err:
+            log.error("source=%s outcome=paused could not record it: %s", source.name, err)
+    duration = time.monotonic() - started
+    return SourceRun(source.name, "paused", duration=duration, error=str(e), paused_until=until)
+
+
 def _log_run(run: SourceRun) -> None:
     if run.outcome == "paused":
-        log.info("source=%s outcome=paused until=%s", run.source, run.paused_until)
+        log.info(
+            "source=%s outcome=paused until=%s%s", run.source, run.paused_until,
+            f" reason={run.error}" if run.error else "",
+        )  # fmt: skip
         return
     if run.failed:
         log.warning(

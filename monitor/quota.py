@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from monitor.errors import FetchError
+
 Clock = Callable[[], datetime]
 
 _NEXT_ACCESS = re.compile(
@@ -30,6 +32,14 @@ _MONTHS = {
 }
 
 
+class QuotaExhausted(FetchError):
+    """No request may be sent now: our ``daily_quota``, or the API's own throttle (429).
+
+    The source is paused until ``retry_after`` and says why; it is waiting, not failing,
+    so the pipeline does not count it towards ``source.failing``.
+    """
+
+
 class RequestLedger(Protocol):
     """Where requests are counted (``storage.requests.RequestCounter``)."""
 
@@ -39,6 +49,10 @@ class RequestLedger(Protocol):
 
     def requests_spent(self, key: str, day: date) -> int:
         """How many requests of ``key`` were counted on ``day``."""
+        ...
+
+    def exhaust(self, key: str, day: date, limit: int) -> None:
+        """Mark ``key``'s ``day`` as spent (at least ``limit``): the API said so (429)."""
         ...
 
 

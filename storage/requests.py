@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import case
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.store import Store
@@ -45,3 +46,21 @@ class RequestCounter:
         with self.store.session() as s:
             row = s.get(RequestCount, (key, day.isoformat()))
         return row.count if row is not None else 0
+
+    def exhaust(self, key: str, day: date, limit: int) -> None:
+        """Raise ``key``'s count for ``day`` to at least ``limit`` (never lower it), so
+        no process sharing the database sends another request that day."""
+        engine = self.store.engine
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        table = RequestCount.__table__  # type: ignore[attr-defined]
+        stmt = (
+            dialect.insert(table)
+            .values(key=key, day=day.isoformat(), count=limit)
+            .on_conflict_do_update(
+                index_elements=["key", "day"],
+                set_={"count": case((table.c.count < limit, limit), else_=table.c.count)},
+            )
+        )
+        with self.store.session() as s:
+            s.execute(stmt)
+            s.commit()

@@ -40,6 +40,7 @@ from storage.outbox import DeliveryRecords
 from storage.tables import (
     AlertRow,
     DeliveryAttempt,
+    Duplicate,
     ItemRow,
     Meta,
     NotifierState,
@@ -103,14 +104,21 @@ class Store(DeliveryRecords):
 
     def known_hashes(self, source: str, keys: Sequence[str]) -> dict[str, str]:
         """content_hash by item_key for the keys already stored for ``source``."""
-        found: dict[str, str] = {}
+        return self._by_key(source, keys, col(ItemRow.content_hash))
+
+    def item_versions(self, source: str, keys: Sequence[str]) -> dict[str, int]:
+        """The stored version (1, then one more per amendment) of each of ``keys``."""
+        return self._by_key(source, keys, col(ItemRow.version))
+
+    def _by_key(self, source: str, keys: Sequence[str], column: Any) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         with self.session() as s:
             for start in range(0, len(keys), _CHUNK):
                 chunk = keys[start : start + _CHUNK]
-                query = select(ItemRow.item_key, ItemRow.content_hash).where(
+                query = select(ItemRow.item_key, column).where(
                     ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
                 )
-                found.update({key: digest for key, digest in s.exec(query)})
+                found.update({key: value for key, value in s.exec(query)})
         return found
 
     def stored_items(self, source: str, keys: Sequence[str]) -> dict[str, Item]:
@@ -126,19 +134,28 @@ class Store(DeliveryRecords):
         return found
 
     def alerted_notifiers(self, source: str, keys: Sequence[str]) -> dict[str, set[str]]:
-        """The notifiers that already have an alert about each of ``keys``."""
+        """The notifiers that already have an alert about each of ``keys``, or about the
+        first copy of its event when the item is a later copy (dedupe): they were told."""
         found: dict[str, set[str]] = {}
         with self.session() as s:
             for start in range(0, len(keys), _CHUNK):
                 chunk = keys[start : start + _CHUNK]
-                query = (
+                own = (
                     select(ItemRow.item_key, AlertRow.notifier)
                     .join(AlertRow, col(AlertRow.item_id) == col(ItemRow.id))
                     .where(ItemRow.source == source, col(ItemRow.item_key).in_(chunk))
                     .distinct()
                 )
-                for key, notifier in s.exec(query):
-                    found.setdefault(key, set()).add(notifier)
+                via_original = (
+                    select(ItemRow.item_key, AlertRow.notifier)
+                    .join(Duplicate, col(Duplicate.item_id) == col(ItemRow.id))
+                    .join(AlertRow, col(AlertRow.item_id) == col(Duplicate.original_id))
+                    .where(ItemRow.source == source, col(ItemRow.item_key).in_(chunk))
+                    .distinct()
+                )
+                for query in (own, via_original):
+                    for key, notifier in s.exec(query):
+                        found.setdefault(key, set()).add(notifier)
         return found
 
     def record_fetch(
@@ -150,6 +167,7 @@ class Store(DeliveryRecords):
         now: datetime,
         identity: str = "",
         health: HealthPolicy | None = None,
+        paused_until: datetime | None = None,
     ) -> None:
         """A successful fetch that changed nothing (304, or a byte-identical body)."""
         with self.session() as s:
@@ -158,6 +176,27 @@ class Store(DeliveryRecords):
             row.last_modified = fetched.last_modified or row.last_modified
             self._recovered(s, row, health, now)
             self._succeeded(row, outcome, now)
+            row.paused_until = paused_until
+            s.add(row)
+            s.commit()
+
+    def record_pause(
+        self,
+        source: str,
+        source_type: str,
+        reason: str,
+        now: datetime,
+        paused_until: datetime | None,
+        identity: str = "",
+    ) -> None:
+        """The source waits for its quota: paused with the reason, neither a failure
+        (no ``source.failing``) nor a success (a failure streak stays as it was)."""
+        with self.session() as s:
+            row = self._state(s, source, source_type, identity)
+            row.last_fetch_at = now
+            row.last_outcome = "paused"
+            row.last_error = reason
+            row.paused_until = paused_until
             s.add(row)
             s.commit()
 
@@ -211,6 +250,7 @@ class Store(DeliveryRecords):
         identity: str = "",
         health: HealthPolicy | None = None,
         dedupe: DedupeOutcome | None = None,
+        paused_until: datetime | None = None,
     ) -> IngestCounts:
         """Items, alerts and the source's new validators: one transaction, all or nothing.
 
@@ -248,6 +288,7 @@ class Store(DeliveryRecords):
             row.baselined = True
             self._recovered(s, row, health, now)
             self._succeeded(row, "ok", now)
+            row.paused_until = paused_until  # a result cut short by a quota
             s.add(row)
             s.commit()
         return IngestCounts(new=inserted, updated=len(updated), seen=len(seen_keys), alerts=alerts)

@@ -20,6 +20,7 @@ from monitor.alerts import (
     update_id,
 )
 from monitor.config import parse_config
+from monitor.dedupe import DedupePolicy
 from monitor.identity import content_hash
 from monitor.matching import Matcher, compile_rule
 from monitor.models import Item
@@ -92,7 +93,7 @@ async def test_an_amended_notice_that_still_matches_sends_alert_updated(harness:
         "deadline": {"old": "2026-12-01", "new": "2026-12-15"},
         "awardee": {"old": None, "new": "ACME"},
     }
-    assert updated.id == update_id("sam-dhs", "id:n1", "newsroom", amended.content_hash)
+    assert updated.id == update_id("sam-dhs", "id:n1", "newsroom", 2)  # version 2 of the item
     assert updated.data["alert_id"] == updated.id and updated.id != created.id
 
 
@@ -125,9 +126,12 @@ async def test_a_notice_that_stops_matching_sends_nothing(harness: Harness) -> N
 async def test_each_amendment_is_its_own_update(harness: Harness) -> None:
     for n, deadline in enumerate(["1", "2", "3", "2"]):
         await harness.serve(notice("sole source", deadline=deadline), body=str(n).encode())
-    events = [a.event_type for a in harness.alerts()]
-    # back to an earlier version: the same webhook-id as that version's update, not resent
-    assert events == ["alert.created", EVENT_UPDATED, EVENT_UPDATED]
+    alerts = harness.alerts()
+    events = [a.event_type for a in alerts]
+    # back to an earlier version is news too: the reader was last told "3"
+    assert events == ["alert.created", EVENT_UPDATED, EVENT_UPDATED, EVENT_UPDATED]
+    assert alerts[-1].data["changes"] == {"deadline": {"old": "3", "new": "2"}}
+    assert len({a.id for a in alerts}) == 4
 
 
 def test_changed_fields_ignores_fields_the_new_version_lacks() -> None:
@@ -168,3 +172,38 @@ def test_on_update_is_a_rule_key(tmp_path: Path) -> None:
     }
     config = parse_config(raw, {}, path=tmp_path / "sources.toml")
     assert config.quiet_on_update == frozenset({"a"})
+
+
+async def test_an_amended_copy_of_an_event_already_alerted_is_no_new_alert(
+    tmp_path: Path,
+) -> None:
+    """A second source's copy of an event attaches to the first alert (dedupe); when
+    that copy is amended later, the notifiers told about the event get alert.updated,
+    not a second alert.created for the same event."""
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+
+    def copy(source: str, key: str, summary: str) -> Item:
+        title = "DHS intends to award sole source contract for facial recognition"
+        return Item(
+            source=source, source_type="fake", key=key, title=title,
+            url="https://www.example.gov/notices/n1", summary_html=summary,
+            content_hash=content_hash(title, summary, "", None, {}),
+        )  # fmt: skip
+
+    async with httpx.AsyncClient() as http:
+        ctx = PipelineContext(
+            store, http, Matcher(RULES), (NotifierRoute("newsroom", None),), Clock(FIXED_NOW),
+            baseline=False, dedupe=DedupePolicy(),
+        )  # fmt: skip
+        first = Harness(ctx, store, FakeSource(source_config("sam-dhs")))
+        second = Harness(ctx, store, FakeSource(source_config("wire", "https://w.example/f")))
+        assert await first.serve(copy("sam-dhs", "id:n1", "posted"), body=b"a1") == (0, 1)
+        assert await second.serve(copy("wire", "id:w1", "wire copy"), body=b"b1") == (0, 0)
+        amended = copy("wire", "id:w1", "wire copy, deadline extended")
+        assert await second.serve(amended, body=b"b2") == (1, 1)
+    created, updated = first.alerts()
+    assert created.event_type == "alert.created" and updated.event_type == EVENT_UPDATED
+    assert updated.data["changes"] == {
+        "summary": {"old": "wire copy", "new": "wire copy, deadline extended"}
+    }
+    store.engine.dispose()

@@ -198,3 +198,54 @@ async def test_a_real_tender_amendment_sends_alert_updated(pipeline: PipelineCon
     assert (created.event_type, updated.event_type) == ("alert.created", "alert.updated")
     assert set(updated.data["changes"]) == {"title", "tag", "release_id"}
     assert "2025" in updated.data["changes"]["title"]["new"]
+
+
+async def test_stopping_at_max_pages_with_more_to_read_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        n = int(request.url.params.get("page", "1"))
+        return httpx.Response(200, content=package(RELEASES[n : n + 1], f"{URL}?page={n + 1}"))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        await make_source(max_pages=2).fetch(http, FetchState())
+    assert "stopped after max_pages=2 pages" in caplog.text and "links.next" in caplog.text
+    caplog.clear()
+
+    def last_page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=package(RELEASES[:1]))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(last_page)) as http:
+        await make_source(max_pages=1).fetch(http, FetchState())
+    assert "max_pages" not in caplog.text  # the only page: nothing left unread
+
+
+async def test_a_throttle_after_the_first_page_keeps_the_pages_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Contracts Finder throttles (403, or 429 + Retry-After) part-way through the pages:
+    the newest pages already read are kept and alert, the source waits as asked, and
+    the first page's validators are not kept (the next poll must read past page 1)."""
+    for status, headers, wait in [(403, {}, "900"), (429, {"Retry-After": "120"}, "120")]:
+
+        def handler(request: httpx.Request, status: int = status, headers: Any = headers) -> Any:
+            if request.url.params.get("page") == "2":
+                return httpx.Response(status, headers=headers, text="slow down")
+            return httpx.Response(
+                200, headers={"ETag": '"p1"'}, content=package(RELEASES[:2], f"{URL}?page=2")
+            )
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            fetched = await make_source(backoff="15m").fetch(http, FetchState())
+        assert len(json.loads(fetched.body)["releases"]) == 2
+        assert fetched.retry_after == wait and fetched.etag is None
+    assert "kept the 2 releases of 1 pages read" in caplog.text
+
+
+async def test_an_error_on_the_first_page_is_still_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, text="Forbidden")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        with pytest.raises(FetchError, match="HTTP 403"):
+            await make_source().fetch(http, FetchState())

@@ -28,7 +28,14 @@ from monitor.models import Item
 from monitor.quota import next_access_time, spare_requests
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, FetchState
-from monitor.sources.sam import SamSource, SamSourceConfig, cursor, plan_window, resume_from
+from monitor.sources.sam import (
+    SamSource,
+    SamSourceConfig,
+    cursor,
+    plan_window,
+    resume_from,
+    resume_point,
+)
 from monitor.sources.sam_records import parse_sam
 from tests.conftest import FIXED_NOW
 
@@ -59,6 +66,9 @@ class MemoryLedger:
 
     def requests_spent(self, key: str, day: date) -> int:
         return self.counts.get((key, day), 0)
+
+    def exhaust(self, key: str, day: date, limit: int) -> None:
+        self.counts[(key, day)] = max(self.counts.get((key, day), 0), limit)
 
     @property
     def total(self) -> int:
@@ -236,6 +246,10 @@ def test_first_window_reaches_back_lookback_then_from_last_success() -> None:
     assert resume_from(FetchState(etag='"sam-from:garbage"', last_success=last)) == date(
         2026, 11, 20
     )
+    resumed = FetchState(etag=cursor(date(2026, 11, 10), date(2026, 11, 21), 2000))
+    assert resume_point(resumed) == (date(2026, 11, 10), date(2026, 11, 21), 2000)
+    broken = FetchState(etag='"sam-from:2026-11-10;to=x;offset=2"', last_success=last)
+    assert resume_point(broken) == (date(2026, 11, 20), None, 0)
 
 
 def test_window_is_at_most_a_year() -> None:
@@ -320,9 +334,10 @@ async def test_daily_quota_is_never_exceeded() -> None:
             await source.fetch(http, FetchState(etag=partial.etag))
     assert calls == 3  # the second poll sent nothing
     assert e.value.retry_after == "Mon, 23 Nov 2026 00:00:00 GMT"  # next UTC midnight
-    # the three pages the quota paid for are kept; the next window starts where this one did
+    # the three pages the quota paid for are kept; the next poll resumes at the fourth
     assert [i.key for i in source.parse(partial)] == ["id:n1", "id:n2", "id:n3"]
-    assert partial.etag == cursor(date(2026, 11, 15))
+    assert partial.etag == cursor(date(2026, 11, 15), date(2026, 11, 22), 3)
+    assert partial.retry_after == "Mon, 23 Nov 2026 00:00:00 GMT"  # paused till the quota is back
     assert source.quota_status() == "requests today (UTC): 3 of daily_quota 3"
 
 
@@ -344,7 +359,9 @@ async def test_a_429_mid_paging_keeps_the_pages_already_paid_for() -> None:
     async with client(handler) as http:
         fetched = await make_source(page_size=1).fetch(http, FetchState())
     assert [i.key for i in parse_sam(fetched.body, "sam-dhs")] == ["id:a"]
-    assert fetched.etag == cursor(date(2026, 11, 15))
+    assert fetched.etag == cursor(date(2026, 11, 15), date(2026, 11, 22), 1)
+    # no request before SAM.gov's nextAccessTime: the pipeline pauses the source until then
+    assert fetched.retry_after == "Sat, 23 May 2026 00:00:00 GMT"
 
 
 async def test_429_throttle_body_pauses_until_next_access_time() -> None:
@@ -514,3 +531,68 @@ def test_the_shipped_seed_rule_catches_the_seed_example() -> None:
     assert "sam-sole-source" in fired["synthetic01"]
     assert "sam-sole-source" in fired["synthetic02"]
     assert "sam-sole-source" not in fired["synthetic03"]
+
+
+# --- a window larger than a day's quota -------------------------------------------------------
+
+
+async def test_a_window_larger_than_a_days_quota_completes_over_the_following_days() -> None:
+    """The cursor keeps the page reached: each day's quota pays for new pages, never the
+    same first pages again (before, a window over (daily_quota - 1) x page_size notices
+    restarted at offset 0 every day and never completed)."""
+    records = [rec(f"n{i}") for i in range(7)]
+    asked: list[tuple[str, str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = query(request)
+        asked.append((q["postedFrom"], q["postedTo"], q["offset"]))
+        offset, limit = int(q["offset"]), int(q["limit"])
+        return httpx.Response(200, content=page(records[offset : offset + limit], total=7))
+
+    now = FIXED_NOW
+    source = make_source(page_size=1, daily_quota=3)
+    source.attach(MemoryLedger(), lambda: now)
+    state, keys = FetchState(), []
+    async with client(handler) as http:
+        for _ in range(3):
+            fetched = await source.fetch(http, state)
+            keys += [i.key for i in source.parse(fetched)]
+            state = FetchState(etag=fetched.etag, last_success=now)
+            now += timedelta(days=1)
+    assert keys == [f"id:n{i}" for i in range(7)]  # every notice once
+    window = ("11/15/2026", "11/22/2026")  # the first window, kept while it is resumed
+    assert asked == [(*window, str(offset)) for offset in range(7)]
+    # complete: the next window starts the day before the completed window's end
+    assert resume_from(state) == date(2026, 11, 21)
+
+
+async def test_a_throttled_description_stops_every_request_until_the_quota_is_back() -> None:
+    """After SAM.gov's 429 no request goes out before nextAccessTime: not the next
+    descriptions of this poll, and not the next poll's search (the day is marked spent)."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(429, content=THROTTLE.read_bytes())
+
+    ledger = MemoryLedger()
+    source = make_source(ledger, daily_quota=100)
+    items = [_described(f"n{i}") for i in range(3)]
+    async with client(handler) as http:
+        out = await source.enrich(http, items, frozenset({"description"}))
+        assert all("description" not in item.fields for item in out) and len(sent) == 1
+        with pytest.raises(FetchError, match="daily_quota of 100 requests"):
+            await source.fetch(http, FetchState())
+    assert len(sent) == 1
+
+
+async def test_an_answer_that_is_no_search_result_is_an_error_not_an_empty_window() -> None:
+    """A 200 answer without totalRecords or opportunitiesData (a gateway page, an error
+    document) must not pass for "no notices": the cursor would move past the window."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"errorMessage": "Internal error, try later"})
+
+    async with client(handler) as http:
+        with pytest.raises(ParseError, match=r"page at offset 0: not a SAM\.gov search result"):
+            await make_source().fetch(http, FetchState())

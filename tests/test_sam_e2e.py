@@ -168,17 +168,16 @@ def test_daily_quota_stops_requests_and_status_says_so(env: Env) -> None:
     cut_short = env.cli("poll")  # 1 request left: page 1 is kept, page 2 would go over
     assert cut_short.returncode == 0 and "sam-dhs: ok: 2 items" in cut_short.stdout
     assert "quota ran out after 2 of 3 notices" in cut_short.stdout
-    failed = env.cli("poll")
-    assert failed.returncode == 1
-    assert "daily_quota of 3 requests for this API key is used up" in failed.stdout
     assert env.sam.searches == 3
     # the second poll's window started the day before the first poll's success
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     assert env.sam.requests[-1].query["postedFrom"] == yesterday.strftime("%m/%d/%Y")
+    # the quota is spent: paused until the next UTC midnight, waiting is not failing
     again = env.cli("poll")
-    assert "sam-dhs: paused until" in again.stdout and env.sam.searches == 3
+    assert again.returncode == 0 and "sam-dhs: paused until" in again.stdout
+    assert env.sam.searches == 3
     status = env.cli("status")
-    assert "paused until" in status.stdout and "daily_quota of 3 requests" in status.stdout
+    assert "paused until" in status.stdout and "0 consecutive failures" in status.stdout
     assert "requests today (UTC): 3 of daily_quota 3" in status.stdout
     env.assert_key_not_stored()
 
@@ -190,15 +189,28 @@ def test_server_throttle_pauses_until_next_access_time(env: Env) -> None:
     cut_short = env.cli("poll")  # page 1 answered, page 2 throttled: page 1 is kept
     assert cut_short.returncode == 0 and "sam-dhs: ok: 2 items" in cut_short.stdout
     assert "SAM.gov throttled this API key (code 900804)" in cut_short.stdout
-    failed = env.cli("poll")
-    assert failed.returncode == 1
-    assert "SAM.gov throttled this API key (code 900804)" in failed.stdout
-    requests = len(env.sam.requests)
-    assert requests == 3
+    assert len(env.sam.requests) == 2
+    # nothing is sent before nextAccessTime (the next UTC midnight), and it is no failure
     again = env.cli("poll")
-    assert "sam-dhs: paused until" in again.stdout and len(env.sam.requests) == requests
+    assert again.returncode == 0 and "sam-dhs: paused until" in again.stdout
+    assert len(env.sam.requests) == 2
     status = env.cli("status")
-    assert "paused until" in status.stdout and "throttled this API key" in status.stdout
+    assert "paused until" in status.stdout and "0 consecutive failures" in status.stdout
+    env.assert_key_not_stored()
+
+
+def test_a_throttled_first_page_pauses_and_says_why(env: Env) -> None:
+    env.sam.keys[KEY] = 0  # the gateway allows nothing today
+    env.sam.records = [SPECIAL]
+    env.write_config()
+    paused = env.cli("poll")
+    assert paused.returncode == 0, paused.stdout
+    assert "sam-dhs: paused until" in paused.stdout
+    assert "SAM.gov throttled this API key (code 900804)" in paused.stdout
+    again = env.cli("poll")
+    assert "sam-dhs: paused until" in again.stdout and len(env.sam.requests) == 1
+    status = env.cli("status")
+    assert "throttled this API key" in status.stdout and "0 consecutive failures" in status.stdout
     env.assert_key_not_stored()
 
 
@@ -237,6 +249,13 @@ def test_the_store_never_overspends_a_key(tmp_path: Path) -> None:
     assert counter.requests_spent("sam:abc", day + timedelta(days=1)) == 0
     assert counter.spend_request("sam:abc", day + timedelta(days=1), 3)  # a new UTC day
     assert not counter.spend_request("sam:abc", day, 0)
+    # SAM.gov's 429 marks the day spent: raised to the limit, never lowered
+    later = day + timedelta(days=2)
+    counter.exhaust("sam:abc", later, 3)
+    assert counter.requests_spent("sam:abc", later) == 3
+    assert not counter.spend_request("sam:abc", later, 3)
+    counter.exhaust("sam:abc", day, 2)
+    assert counter.requests_spent("sam:abc", day) == 3
     store.engine.dispose()
 
 

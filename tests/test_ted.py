@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from monitor.alerts import NotifierRoute
 from monitor.errors import FetchError, ParseError, SourceConfigError
@@ -156,4 +157,39 @@ async def test_malformed_answer_is_a_parse_error() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         with pytest.raises(ParseError, match="truncated JSON"):
+            await make_source().fetch(http, FetchState())
+
+
+def test_paging_past_teds_15000_notice_limit_is_a_config_error() -> None:
+    """TED's page-number mode serves at most 15,000 notices per query: pages past it fail
+    on every poll, so a config that would ask for them is refused up front."""
+    make_source(page_size=150, max_pages=100)  # exactly 15,000: fine
+    with pytest.raises(ValidationError, match="page_size x max_pages") as e:
+        make_source(page_size=250, max_pages=61)
+    assert "15,000" in str(e.value) and "15250" in str(e.value)
+
+
+async def test_a_query_matching_more_than_max_pages_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    notice = json.loads(SEARCH)["notices"][0]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = json.loads(request.content)["page"]
+        batch = [notice | {"publication-number": f"{page}-2026"}]
+        return httpx.Response(200, json={"notices": batch, "totalNoticeCount": 40})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        fetched = await make_source(page_size=1, max_pages=2).fetch(http, FetchState())
+    assert len(make_source().parse(fetched)) == 2
+    assert "source=ted-eu query matched 40 notices, this poll read 2" in caplog.text
+    assert "max_pages" in caplog.text
+
+
+async def test_an_answer_without_a_notices_list_is_a_parse_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"totalNoticeCount": 3})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        with pytest.raises(ParseError, match=r"source 'ted-eu'.*page 1: no 'notices' list"):
             await make_source().fetch(http, FetchState())

@@ -21,7 +21,8 @@ def test_text(raw: Any, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("5000000.00", 5000000.0), ("800620", 800620.0), ("$1,234.50", 1234.5), (3036.96, 3036.96),
-     (95000, 95000.0), ("", None), ("null", None), ("n/a", None), ("NaN", None), (True, None)],
+     (95000, 95000.0), ("", None), ("null", None), ("n/a", None), ("NaN", None), (True, None),
+     (float("nan"), None), (float("inf"), None), (10**400, None)],  # json.loads reads all three
 )  # fmt: skip
 def test_amount(raw: Any, expected: float | None) -> None:
     assert v.amount(raw) == expected
@@ -40,6 +41,9 @@ def test_amount(raw: Any, expected: float | None) -> None:
         ("", None),
         ("next Tuesday", None),
         ("2026-02-30", None),
+        ("20260202", "2026-02-02"),  # a compact date is still a date, not a midnight
+        ("0001-01-01T00:00:00+05:00", None),  # out of range in UTC: no value, no crash
+        ("9999-12-31T23:00:00-05:00", None),
     ],
 )
 def test_when(raw: str, expected: str | None) -> None:

@@ -45,7 +45,11 @@ class FetchLimits:
 
 @dataclass(frozen=True)
 class Fetched:
-    """The outcome of one successful fetch: a fresh body, or ``not_modified`` (HTTP 304)."""
+    """The outcome of one successful fetch: a fresh body, or ``not_modified`` (HTTP 304).
+
+    ``retry_after`` (an HTTP-date, as in the header) is set when the result is partial
+    because a quota ran out: what came is kept, and the source is paused until then.
+    """
 
     url: str
     status: int
@@ -54,6 +58,7 @@ class Fetched:
     last_modified: str | None = None
     content_type: str | None = None
     elapsed: float = 0.0
+    retry_after: str | None = None
     body_hash: str = field(init=False)
 
     def __post_init__(self) -> None:

@@ -15,7 +15,8 @@ Each release becomes one item per *notice*: its ``ocid`` plus the release id wit
 publisher's version suffix (``8f124d5d-...-819842`` and ``8f124d5d-...-819916`` are two
 versions of one notice), so a ``tenderAmendment`` or ``awardUpdate`` release is an update
 of the same item, never a new one. Pages are followed through ``links.next``. A 429 is
-honoured through its ``Retry-After``; a 403 pauses the source for ``backoff``. Releases
+honoured through its ``Retry-After``; a 403 pauses the source for ``backoff``. Throttled
+after the first page, the pages already read are kept (and alert) and the source waits. Releases
 without an ``ocid`` are skipped and logged. Fields: ``ocid``, ``buyer``, ``tag``,
 ``status``, ``value`` (amount and currency), ``suppliers``, ``deadline``, ``cpv``.
 """
@@ -101,7 +102,19 @@ class OcdsSource:
         first: Fetched | None = None
         while url is not None and url not in visited and len(visited) < self.config.max_pages:
             visited.add(url)
-            fetched = await self._get(client, url, state if first is None else None)
+            try:
+                fetched = await self._get(client, url, state if first is None else None)
+            except FetchError as e:
+                if first is None or e.retry_after is None:
+                    raise
+                # Throttled part-way: keep the (newest) pages read and wait as asked.
+                # The first page's validators are dropped, so the next poll reads on.
+                log.warning(
+                    "source=%s kept the %d releases of %d pages read; %s",
+                    self.name, len(releases), len(visited) - 1, e.what,
+                )  # fmt: skip
+                partial = replace_body(first, releases)
+                return replace(partial, etag=None, last_modified=None, retry_after=e.retry_after)
             if first is None:
                 first = fetched
                 if fetched.not_modified:
@@ -115,6 +128,13 @@ class OcdsSource:
                 )
             releases.extend(page)
             url = _next_link(package)
+        if url is not None and url not in visited:
+            # Silently reading part of the feed would hide notices: say which key to change.
+            log.warning(
+                "source=%s stopped after max_pages=%d pages with links.next still pointing "
+                "further; raise max_pages or poll more often (every) if notices are missed",
+                self.name, self.config.max_pages,
+            )  # fmt: skip
         assert first is not None
         return replace_body(first, releases)
 

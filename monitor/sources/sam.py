@@ -16,8 +16,9 @@ Each poll asks for the notices posted from the last successful poll (one day of
 overlap) to today, at most one year apart, paging with ``limit``/``offset`` until
 ``totalRecords`` is covered (a page that repeats ids ends the paging). Every request is
 counted per key per UTC day in the database and never goes over ``daily_quota``; a
-``429`` throttle answer pauses the source until its ``nextAccessTime``. A quota that runs
-out mid-window keeps the pages fetched, and the next window starts where that one did. The notice
+``429`` throttle answer pauses the source until its ``nextAccessTime`` (a wait, not a
+failure). A quota that runs out mid-window keeps the pages fetched, pauses the source until
+the quota is back, and the next poll resumes that window at the page reached. The notice
 description (a separate, metered document) is fetched only when a rule reads the
 ``description`` field and today's spare quota allows it. Fields: ``notice_id``,
 ``solicitation_number``, ``notice_type``, ``base_type``, ``agency``, ``office``,
@@ -44,6 +45,7 @@ from monitor.errors import FetchError, MonitorError, ParseError
 from monitor.models import Item
 from monitor.quota import (
     Clock,
+    QuotaExhausted,
     RequestLedger,
     http_date,
     key_id,
@@ -109,28 +111,44 @@ class SamSourceConfig(SourceConfig):
         return {k: value for k, value in params.items() if value}
 
 
-class QuotaExhausted(FetchError):
-    """No request may be sent now: our daily_quota, or SAM.gov's own throttle (429)."""
+def resume_point(state: FetchState) -> tuple[date | None, date | None, int]:
+    """Where the next poll starts: ``(first day, last day, offset)``.
 
-
-def resume_from(state: FetchState) -> date | None:
-    """Where the next window starts: the cursor the last poll left, else the day before
-    the last success, else None (the first poll: ``lookback``).
+    A window cut short by the quota left a cursor with its days and the offset reached:
+    the next poll asks for the same window (same days, so the offsets still point at
+    the same notices) from that offset, so each day's quota pays for new pages and a
+    window larger than one day's quota completes over several days. Otherwise the
+    window starts where the last complete one left (its end, less a day of overlap), else the
+    day before the last success, else None (the first poll: ``lookback``); its last
+    day is then today (None here) and the offset 0.
 
     The cursor travels in the validator slot every source has (``etag``), because it must
     advance in the same transaction as the items, like any validator.
     """
-    cursor = (state.etag or "").strip('"')
-    if cursor.startswith(CURSOR_PREFIX):
+    text = (state.etag or "").strip('"')
+    if text.startswith(CURSOR_PREFIX):
+        first, _, rest = text.removeprefix(CURSOR_PREFIX).partition(";")
         try:
-            return date.fromisoformat(cursor.removeprefix(CURSOR_PREFIX))
-        except ValueError:
+            start = date.fromisoformat(first)
+            if not rest:
+                return start, None, 0
+            parts = dict(part.partition("=")[::2] for part in rest.split(";"))
+            return start, date.fromisoformat(parts["to"]), max(int(parts["offset"]), 0)
+        except (ValueError, KeyError):
             pass
-    return utc_day(state.last_success) - OVERLAP if state.last_success else None
+    return (utc_day(state.last_success) - OVERLAP if state.last_success else None), None, 0
 
 
-def cursor(day: date) -> str:
-    return f'"{CURSOR_PREFIX}{day.isoformat()}"'
+def resume_from(state: FetchState) -> date | None:
+    """The first day of the next window (see :func:`resume_point`)."""
+    return resume_point(state)[0]
+
+
+def cursor(day: date, end: date | None = None, offset: int = 0) -> str:
+    """A complete window's next start, or a cut-short window's days and offset reached."""
+    if end is None:
+        return f'"{CURSOR_PREFIX}{day.isoformat()}"'
+    return f'"{CURSOR_PREFIX}{day.isoformat()};to={end.isoformat()};offset={offset}"'
 
 
 def plan_window(now: datetime, start: date | None, lookback: timedelta) -> tuple[date, date]:
@@ -181,11 +199,16 @@ class SamSource:
                 "set the variable api_key names (SAM_API_KEY in the shipped sources.toml)",
             )
         ledger, now = self._metering()
-        posted_from, posted_to = plan_window(now, resume_from(state), self.config.lookback)
+        start, end, offset = resume_point(state)
+        if start is not None and end is not None and start <= end <= utc_day(now):
+            posted_from, posted_to = start, end  # resume the window cut short
+        else:
+            posted_from, posted_to = plan_window(now, start, self.config.lookback)
+            offset = 0
         records: list[dict[str, Any]] = []
         seen: set[str] = set()
-        offset, total, started = 0, 0, time.monotonic()
-        complete = True
+        total, started = 0, time.monotonic()
+        pause: str | None = None  # set when the quota cut the window short
         while True:
             where = f"page at offset {offset}"
             try:
@@ -193,13 +216,15 @@ class SamSource:
             except QuotaExhausted as e:
                 if not records:
                     raise
-                # Keep what the spent requests brought; the next poll repeats this window.
+                # Keep what the spent requests brought; the next poll resumes here, and
+                # not before the quota is back.
                 log.warning(
                     "source=%s quota ran out after %d of %d notices; keeping them, the next "
-                    "poll starts again from %s: %s",
-                    self.name, len(records), total, posted_from.isoformat(), e.what,
+                    "poll resumes the window %s..%s at offset %d: %s",
+                    self.name, offset, total, posted_from.isoformat(), posted_to.isoformat(),
+                    offset, e.what,
                 )  # fmt: skip
-                complete = False
+                pause = e.retry_after or http_date(next_utc_midnight(now))
                 break
             batch = records_of(page, self.name, where)
             total = _total(page, self.name, where)
@@ -220,13 +245,17 @@ class SamSource:
             {"totalRecords": total, "opportunitiesData": records}, sort_keys=True
         ).encode("utf-8")
         url = self._search_url(posted_from, posted_to, 0, with_key=False)
-        next_start = posted_to - OVERLAP if complete else posted_from
+        if pause is None:
+            next_cursor = cursor(posted_to - OVERLAP)
+        else:
+            next_cursor = cursor(posted_from, posted_to, offset)
         return Fetched(
             url=url,
             status=200,
             body=body,
-            etag=cursor(next_start),
+            etag=next_cursor,
             elapsed=time.monotonic() - started,
+            retry_after=pause,
         )
 
     async def _page(
@@ -242,7 +271,17 @@ class SamSource:
         self._spend(ledger, now)
         url = self._search_url(posted_from, posted_to, offset, with_key=True)
         fetched = await self._get(client, url)
-        return load_page(fetched.body, self.name, where)
+        page = load_page(fetched.body, self.name, where)
+        if "totalRecords" not in page and "opportunitiesData" not in page:
+            # Taken for "no notices", an error document would move the cursor past them.
+            keys = ", ".join(sorted(page)[:5]) or "none"
+            raise ParseError(
+                self.name,
+                f"{where}: not a SAM.gov search result (no totalRecords or "
+                f"opportunitiesData; keys: {keys})",
+                hint="check base_url points at the SAM.gov API (or a mirror of it)",
+            )
+        return page
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> Fetched:
         fetched = await fetch_url(
@@ -254,6 +293,10 @@ class SamSource:
             passthrough=_THROTTLE_STATUSES,
         )
         if fetched.status == 429:
+            # SAM.gov says the key's quota is spent: mark today spent in the shared ledger,
+            # so no request of any kind (page, description, other process) goes out today.
+            ledger, now = self._metering()
+            ledger.exhaust(self._key_id, utc_day(now), self.config.daily_quota)
             raise self._throttled(fetched.body, url)
         if fetched.status in (401, 403):
             raise FetchError(
@@ -355,7 +398,12 @@ class SamSource:
                 out.append(item)
                 continue
             spare -= 1
-            out.append(await self._with_description(client, item, url))
+            try:
+                out.append(await self._with_description(client, item, url))
+            except QuotaExhausted as e:  # throttled: no more requests before it lifts
+                log.warning("source=%s descriptions stopped: %s", self.name, e.what)
+                spare = 0
+                out.append(item)
         skipped = sum(1 for item in out if "description" not in item.fields)
         if skipped:
             log.info(
@@ -370,6 +418,8 @@ class SamSource:
         try:
             fetched = await self._get(client, keyed)
             text = _description_text(fetched.body)
+        except QuotaExhausted:
+            raise
         except MonitorError as e:
             log.warning("source=%s notice=%s description not fetched: %s", self.name, item.key, e)
             return item

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,11 +34,11 @@ from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from monitor.config_base import SourceConfig
 from monitor.durations import Duration
-from monitor.errors import FetchError, SourceConfigError
+from monitor.errors import FetchError, ParseError, SourceConfigError
 from monitor.identity import content_hash, item_key
 from monitor.matching.schema import DATE, MONEY, TEXT
 from monitor.models import Item
@@ -46,7 +47,10 @@ from monitor.sources.api import check_http_url, load_page, post_json
 from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
 from monitor.sources.http import redact_url
 
+log = logging.getLogger("noticewatch.sources.ted")
+
 SEARCH_PATH = "/v3/notices/search"
+PAGED_LIMIT = 15_000  # notices TED serves per query in page-number mode; past it, errors
 # The fields items of this type carry, and what each holds (for rules on them).
 TED_FIELDS: Mapping[str, str] = MappingProxyType(
     {
@@ -98,6 +102,17 @@ class TedSourceConfig(SourceConfig):
     def identity(self) -> str:
         return f"{self.base_url}|{self.query}"
 
+    @model_validator(mode="after")
+    def _within_teds_paging(self) -> TedSourceConfig:
+        asked = self.page_size * self.max_pages
+        if asked > PAGED_LIMIT:
+            raise ValueError(
+                f"page_size x max_pages is {asked}, but TED serves at most 15,000 notices "
+                "per query page by page: lower max_pages, or narrow the query "
+                "(e.g. publication-date >= today(-7))"
+            )
+        return self
+
 
 class TedSource:
     """TED notices matching an expert query; ``fetch`` pages, ``parse`` is pure."""
@@ -126,12 +141,20 @@ class TedSource:
             document = await self._page(client, page)
             batch = document.get("notices")
             if not isinstance(batch, list):
-                raise FetchError(self.name, f"POST {redact_url(self.url)}: no 'notices' list")
+                where = f"POST {redact_url(self.url)} page {page}"
+                raise ParseError(self.name, f"{where}: no 'notices' list in TED's answer")
             notices.extend(batch)
             count = document.get("totalNoticeCount")
             total = count if isinstance(count, int) and not isinstance(count, bool) else 0
             if not batch or page * self.config.page_size >= total:
                 break
+        if total > len(notices) and len(notices) >= self.config.max_pages * self.config.page_size:
+            # Silently reading part of the matches would hide notices: say which key to change.
+            log.warning(
+                "source=%s query matched %d notices, this poll read %d (max_pages=%d x "
+                "page_size=%d); narrow the query or raise max_pages",
+                self.name, total, len(notices), self.config.max_pages, self.config.page_size,
+            )  # fmt: skip
         body = json.dumps({"notices": notices, "totalNoticeCount": total}, sort_keys=True)
         return Fetched(
             url=redact_url(self.url),

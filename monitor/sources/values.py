@@ -38,14 +38,18 @@ def amount(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    raw = text(value)
-    if raw is None:
-        return None
-    try:
-        number = float(_AMOUNT_JUNK.sub("", raw))
-    except ValueError:
-        return None
+        try:  # json.loads reads NaN, Infinity and integers too large for a float
+            number = float(value)
+        except OverflowError:
+            return None
+    else:
+        raw = text(value)
+        if raw is None:
+            return None
+        try:
+            number = float(_AMOUNT_JUNK.sub("", raw))
+        except ValueError:
+            return None
     return number if number == number and abs(number) != float("inf") else None  # no NaN/inf
 
 
@@ -83,14 +87,14 @@ def when(value: Any) -> str | None:
     if m := _DATE_WITH_OFFSET.match(raw):
         raw = m.group(1)
     try:
-        if len(raw) == 10:
+        if len(raw) == 10 or (len(raw) == 8 and raw.isdigit()):
             return date.fromisoformat(raw).isoformat()
         moment = datetime.fromisoformat(raw.replace(" ", "T", 1))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):  # year 1 or 9999 shifted out of range by the offset
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
 
 
 def as_datetime(iso: str | None) -> datetime | None:
