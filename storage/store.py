@@ -40,7 +40,6 @@ from storage.outbox import DeliveryRecords
 from storage.tables import (
     AlertRow,
     DeliveryAttempt,
-    Duplicate,
     ItemRow,
     Meta,
     NotifierState,
@@ -134,28 +133,19 @@ class Store(DeliveryRecords):
         return found
 
     def alerted_notifiers(self, source: str, keys: Sequence[str]) -> dict[str, set[str]]:
-        """The notifiers that already have an alert about each of ``keys``, or about the
-        first copy of its event when the item is a later copy (dedupe): they were told."""
+        """The notifiers that already have an alert about each of ``keys``."""
         found: dict[str, set[str]] = {}
         with self.session() as s:
             for start in range(0, len(keys), _CHUNK):
                 chunk = keys[start : start + _CHUNK]
-                own = (
+                query = (
                     select(ItemRow.item_key, AlertRow.notifier)
                     .join(AlertRow, col(AlertRow.item_id) == col(ItemRow.id))
                     .where(ItemRow.source == source, col(ItemRow.item_key).in_(chunk))
                     .distinct()
                 )
-                via_original = (
-                    select(ItemRow.item_key, AlertRow.notifier)
-                    .join(Duplicate, col(Duplicate.item_id) == col(ItemRow.id))
-                    .join(AlertRow, col(AlertRow.item_id) == col(Duplicate.original_id))
-                    .where(ItemRow.source == source, col(ItemRow.item_key).in_(chunk))
-                    .distinct()
-                )
-                for query in (own, via_original):
-                    for key, notifier in s.exec(query):
-                        found.setdefault(key, set()).add(notifier)
+                for key, notifier in s.exec(query):
+                    found.setdefault(key, set()).add(notifier)
         return found
 
     def record_fetch(

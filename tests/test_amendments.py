@@ -20,7 +20,6 @@ from monitor.alerts import (
     update_id,
 )
 from monitor.config import parse_config
-from monitor.dedupe import DedupePolicy
 from monitor.identity import content_hash
 from monitor.matching import Matcher, compile_rule
 from monitor.models import Item
@@ -172,38 +171,3 @@ def test_on_update_is_a_rule_key(tmp_path: Path) -> None:
     }
     config = parse_config(raw, {}, path=tmp_path / "sources.toml")
     assert config.quiet_on_update == frozenset({"a"})
-
-
-async def test_an_amended_copy_of_an_event_already_alerted_is_no_new_alert(
-    tmp_path: Path,
-) -> None:
-    """A second source's copy of an event attaches to the first alert (dedupe); when
-    that copy is amended later, the notifiers told about the event get alert.updated,
-    not a second alert.created for the same event."""
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
-
-    def copy(source: str, key: str, summary: str) -> Item:
-        title = "DHS intends to award sole source contract for facial recognition"
-        return Item(
-            source=source, source_type="fake", key=key, title=title,
-            url="https://www.example.gov/notices/n1", summary_html=summary,
-            content_hash=content_hash(title, summary, "", None, {}),
-        )  # fmt: skip
-
-    async with httpx.AsyncClient() as http:
-        ctx = PipelineContext(
-            store, http, Matcher(RULES), (NotifierRoute("newsroom", None),), Clock(FIXED_NOW),
-            baseline=False, dedupe=DedupePolicy(),
-        )  # fmt: skip
-        first = Harness(ctx, store, FakeSource(source_config("sam-dhs")))
-        second = Harness(ctx, store, FakeSource(source_config("wire", "https://w.example/f")))
-        assert await first.serve(copy("sam-dhs", "id:n1", "posted"), body=b"a1") == (0, 1)
-        assert await second.serve(copy("wire", "id:w1", "wire copy"), body=b"b1") == (0, 0)
-        amended = copy("wire", "id:w1", "wire copy, deadline extended")
-        assert await second.serve(amended, body=b"b2") == (1, 1)
-    created, updated = first.alerts()
-    assert created.event_type == "alert.created" and updated.event_type == EVENT_UPDATED
-    assert updated.data["changes"] == {
-        "summary": {"old": "wire copy", "new": "wire copy, deadline extended"}
-    }
-    store.engine.dispose()
