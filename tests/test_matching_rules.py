@@ -306,6 +306,14 @@ def test_a_regex_matching_everywhere_reports_the_first_records_only() -> None:
     assert [m.start for m in records] == list(range(20))
 
 
+def test_an_empty_regex_match_is_never_a_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A regex the parser's probes miss must still not fire on empty text: here the
+    # probes are disabled so that /\\b/ (empty at every word boundary) gets through.
+    monkeypatch.setattr("monitor.matching.query._EMPTY_PROBES", ("",))
+    assert not hit("/\\b/", item("Clearview fined", "Café noir"))
+    assert [m.text for m in matches("/fine|\\b/", item("Clearview fine"))] == ["fine"]
+
+
 REGEX_ACCENTS = [
     ("/cafe/", "Un Café à Paris", "Café"),
     ("/café/", "CAFE CULTURE", "CAFE"),

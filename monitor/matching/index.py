@@ -9,7 +9,7 @@ rule that uses it. Nothing here outlives the ``match`` call that built it.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -187,11 +187,11 @@ class ItemIndex:
         otherwise build a record for every letter.
         """
         if text.isascii():
-            found = islice(leaf.compiled.finditer(text), MAX_PER_FIELD)
+            found = islice(_non_empty(leaf.compiled.finditer(text)), MAX_PER_FIELD)
             return [Hit(field, m.start(), m.end(), m.group()) for m in found]
         folded, starts, ends = fold.fold_mapped(text)
         hits: list[Hit] = []
-        for m in islice(leaf.compiled.finditer(folded), MAX_PER_FIELD):
+        for m in islice(_non_empty(leaf.compiled.finditer(folded)), MAX_PER_FIELD):
             start, end = starts[m.start()], ends[m.end() - 1]
             hits.append(Hit(field, start, end, text[start:end]))
         return hits
@@ -239,6 +239,12 @@ class ItemIndex:
             if self.holds(child) is wanted:
                 return wanted
         return not wanted
+
+
+def _non_empty(found: Iterator[Any]) -> Iterator[Any]:
+    """Regex matches of at least one character: an empty one names no text to alert on
+    (the parser refuses such regexes; this holds for any it could not probe)."""
+    return (m for m in found if m.end() > m.start())
 
 
 def _near(index: FieldIndex, near: Near) -> list[Span]:
