@@ -202,6 +202,28 @@ RELATIVE = [
 ]
 
 
+def day(days: int) -> str:
+    """A date-only value (as SAM.gov's postedDate or a TED deadline), relative to FIXED_NOW."""
+    return (FIXED_NOW + timedelta(days=days)).date().isoformat()
+
+
+# A date without a time is the whole of that day, compared with the day of now + offset.
+RELATIVE_DAYS = [
+    ("response_deadline>=now", day(0), True),  # due today: not yet passed
+    ("response_deadline>=now", day(-1), False),
+    ("response_deadline<now", day(0), False),
+    ("response_deadline<30d", day(29), True),
+    ("response_deadline<30d", day(30), False),
+    ("response_deadline<=30d", day(30), True),
+    ("posted>=-1d", day(-1), True),  # posted yesterday is within the last day
+    ("posted>=-1d", day(-2), False),
+    ("posted>=-7d", day(-7), True),
+    ("posted>-7d", day(-7), False),
+    ("posted=now", day(0), True),
+]
+RELATIVE += RELATIVE_DAYS
+
+
 @pytest.mark.parametrize(("query", "when", "expected"), RELATIVE)
 def test_relative_dates_use_the_injected_clock(query: str, when: str, expected: bool) -> None:
     entry = item("notice", response_deadline=when, posted=when)
