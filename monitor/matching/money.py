@@ -13,7 +13,10 @@ mil millones).
 Separators: with both ``.`` and ``,`` the last one is the decimal mark; a single
 separator followed by exactly three digits groups thousands (``$224,000``,
 ``20.000 EUR``) unless a scale word follows (``1,250 million`` is 1.25 million);
-repeated separators, spaces and ``'`` always group. A number glued to other digits
+repeated separators, spaces and ``'`` always group. A range (``€1–2 million``,
+``1-2 millions d'euros``) gives both ends, sharing its scale and currency; a minus
+sign that starts a word makes an amount negative (``-€500``, ``EUR -1,000``), while a
+dash after a digit never does (``€10-€20``). A number glued to other digits
 or dashes (``6.302-1``, ``12.03.2024``, ``2016/679``) is not an amount, and a
 number without a currency next to it never is.
 """
@@ -93,51 +96,80 @@ def _alternation(words: list[str]) -> str:
     return "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
 
 
-_NUMBER = (
-    r"(?<![\w.,/'-])"  # not the tail of 6.302, 2016/679 or a word
-    r"(?P<num>\d{1,3}(?:[.,\u00a0\u202f ']\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)"
-    r"(?![.,]?\d)"
-)
+def _number(name: str, *, glued: bool = False) -> str:
+    """A number in group ``name``; ``glued`` when it may follow a dash (a range's end)."""
+    # Not the tail of 6.302, 2016/679, 6.302-1 or a word; a dash before it is a sign
+    # (see _SIGN), unless glued to what precedes it.
+    before = "" if glued else r"(?<![\w.,/'])(?<![\w.,/'\-\u2212][-\u2212])"
+    body = r"\d{1,3}(?:[.,\u00a0\u202f ']\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+    return rf"{before}(?P<{name}>{body})(?![.,]?\d)"
+
+
+# A minus sign (hyphen or U+2212) that starts a word: "-€500", "EUR -1,000". One right
+# after a digit or a letter is a dash (€10-€20, 6.302-1), never a sign.
+_SIGN = r"(?:(?<![\w.,/'-])(?P<{name}>[-\u2212]))?"
+_NUMBER = _SIGN.format(name="neg") + _number("num")
 _SCALE = rf"(?:[ \u00a0]?(?P<scale>(?i:{_alternation(list(_SCALES))}))\.?)?"
 _CODE = rf"(?:{'|'.join(sorted(CODES))})"
 _SYMBOL = _alternation(list(SYMBOLS))
 _WORD = _alternation(list(NAMES))
+_CURRENCY = rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b)"
 # After the number: no further digits, dashes or slashes (6.302-1, 2016/679).
 _END = r"(?![\w-]*\d)(?!/)"
+_AFTER_CURRENCY = (
+    rf"[ \u00a0]?(?:(?:de|di|d['’])[ \u00a0]?)?(?P<cur>{_SYMBOL}|\b{_CODE}\b|(?i:\b(?:{_WORD})\b))"
+)
 _BEFORE = re.compile(
-    rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b)[ \u00a0]?{_NUMBER}{_SCALE}(?![^\W\d_])(?!-\d){_END}"
+    rf"{_SIGN.format(name='pre')}{_CURRENCY}[ \u00a0]?{_NUMBER}{_SCALE}(?![^\W\d_])(?!-\d){_END}"
 )
-_AFTER = re.compile(
-    rf"{_NUMBER}{_SCALE}[ \u00a0]?(?:(?:de|di|d['’])[ \u00a0]?)?"
-    rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b|(?i:\b(?:{_WORD})\b))",
-)
+_AFTER = re.compile(rf"{_NUMBER}{_SCALE}{_AFTER_CURRENCY}")
+# A range "€1–2 million", "1-2 millions d'euros": the scale and currency are shared.
+_DASH = r"[ \u00a0]?[-\u2013\u2014][ \u00a0]?"
+_RANGE = f"{_number('num')}{_DASH}{_number('high', glued=True)}{_SCALE}"
+_RANGE_BEFORE = re.compile(rf"{_CURRENCY}[ \u00a0]?{_RANGE}(?![^\W\d_])(?!-\d){_END}")
+_RANGE_AFTER = re.compile(rf"{_RANGE}{_AFTER_CURRENCY}")
 
 
 def extract_amounts(text: str) -> list[Amount]:
-    """Every amount in ``text``, in text order, overlapping readings removed."""
+    """Every amount in ``text``, in text order, overlapping readings removed.
+
+    A range gives two amounts (its ends), both reporting the whole range as text.
+    """
     found: list[Amount] = []
     taken: list[tuple[int, int]] = []
-    for pattern in (_BEFORE, _AFTER):
+    for pattern in (_RANGE_BEFORE, _RANGE_AFTER, _BEFORE, _AFTER):
         for match in pattern.finditer(text):
             start, end = match.span()
             if any(start < stop and begin < end for begin, stop in taken):
                 continue
-            amount = _amount(match)
-            if amount is not None:
-                found.append(amount)
+            amounts = _amounts(match)
+            if amounts:
+                found.extend(amounts)
                 taken.append((start, end))
     return sorted(found, key=lambda amount: amount.start)
 
 
-def _amount(match: re.Match[str]) -> Amount | None:
+def _amounts(match: re.Match[str]) -> list[Amount]:
     scale_word = match.group("scale")
     scale = _SCALES[scale_word.lower()] if scale_word else 1.0
-    number = parse_number(match.group("num"), scaled=scale_word is not None)
-    if number is None:
-        return None
+    scaled = scale_word is not None
+    values = [parse_number(match.group("num"), scaled=scaled)]
+    groups = match.groupdict()
+    if "high" in groups:
+        values.append(parse_number(match.group("high"), scaled=scaled))
+        # 6.302-1 or 2025-01 after a currency is no range: a range goes up.
+        if values[0] is None or values[1] is None or not values[0] < values[1]:
+            return []
+    if any(value is None for value in values):
+        return []
+    sign = -1.0 if groups.get("neg") or groups.get("pre") else 1.0
     currency = _currency(match.group("cur"))
     start, end = match.span()
-    return Amount(number * scale, currency, match.group(), start, end)
+    return [
+        Amount(sign * value * scale, currency, match.group(), start, end)
+        for value in values
+        if value is not None
+    ]
 
 
 def _currency(text: str) -> str:
