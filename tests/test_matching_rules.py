@@ -83,6 +83,14 @@ STEMS = [
     ("award", "an awkward moment", "en", False),
     ("boete", "boeteling", "nl", False),
     ("sanzione", "la sanità pubblica", "it", False),
+    # one stem, different words: a long derivational ending is not an inflection
+    ("amende", "un amendement au projet de loi", "fr", False),
+    ("amendement", "deux amendes pour Clearview", "fr", False),
+    ("amende", "amendements adoptés", "fr", False),
+    ("sanction", "la CNIL peut sanctionner", "fr", True),
+    ("requirement", "security requirements", "en", True),
+    ("award", "awarding the contract", "en", True),
+    ("university", "two universities", "en", True),
     # quoted: exact
     ('"fine"', "Clearview fined again", "en", False),
     ('"boete"', "AP legt boetes op", "nl", False),

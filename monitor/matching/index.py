@@ -19,7 +19,7 @@ from monitor.matching import fold
 from monitor.matching.money import Amount, extract_amounts
 from monitor.matching.nodes import Compare, Leaf, Near, Node, Not, Or, Regex, Term, leaf_fields
 from monitor.matching.query import UNSCOPED_FIELDS
-from monitor.matching.stem import FALLBACK, Stems, guess_language, stemmer_name
+from monitor.matching.stem import FALLBACK, Stems, guess_language, same_word, stemmer_name
 from monitor.matching.values import compare_value, describe_value
 from monitor.models import Item
 
@@ -78,9 +78,11 @@ class FieldIndex:
         )
         if wanted is not None:
             have = self.stems()
-            starts = self._stem_positions.get(wanted[0], [])
-            if size > 1:
-                starts = [n for n in starts if have[n : n + size] == list(wanted)]
+            starts = [
+                n
+                for n in self._stem_positions.get(wanted[0], [])
+                if have[n : n + size] == list(wanted) and self._same_words(term, wanted, n)
+            ]
         elif size == 1:
             first = term.tokens[0]
             starts = self._prefixed(first) if term.prefix else self._positions.get(first, [])
@@ -89,6 +91,15 @@ class FieldIndex:
                 n for n in self._positions.get(term.tokens[0], []) if self._continues(term, n)
             ]
         return [(n, n + size - 1) for n in starts]
+
+    def _same_words(self, term: Term, stems: tuple[str, ...], start: int) -> bool:
+        """Whether the tokens from ``start`` are forms of the term's words, not just
+        words with the same stems (see ``stem.same_word``)."""
+        tokens = self.tokens[start : start + len(stems)]
+        return all(
+            same_word(word, token.text, stem)
+            for word, token, stem in zip(term.tokens, tokens, stems, strict=True)
+        )
 
     def span(self, run: Run) -> Span:
         return self.tokens[run[0]].start, self.tokens[run[1]].end
