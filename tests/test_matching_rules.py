@@ -264,6 +264,10 @@ def test_comparison_records_show_the_value() -> None:
     entry = item("notice", award_amount={"amount": 2_500_000.0, "currency": "USD"})
     records = matches("award_amount>=1e6", entry)
     assert [(m.field, m.text, m.start) for m in records] == [("award_amount", "2500000 USD", 0)]
+    # A plain number (SAM.gov's award amount) reads the same way, not as 1250000.0.
+    plain = matches("award_amount>=1e6", item("notice", award_amount=1_250_000.0))
+    assert [m.text for m in plain] == ["1250000"]
+    assert [m.text for m in matches("award_amount>=1", item("notice", award_amount=2.5))] == ["2.5"]
 
 
 EXCLUDES = [

@@ -94,10 +94,10 @@ def compare_value(leaf: Compare, value: Any, now: datetime) -> bool:
 def describe_value(value: Any) -> str:
     """A field value as the text of a Match record: ``2500000 USD``, ``2026-05-23``."""
     if isinstance(value, dict) and "amount" in value:
-        amount = value.get("amount")
-        whole = isinstance(amount, float) and amount.is_integer()
-        shown = str(int(amount)) if whole and isinstance(amount, float) else str(amount)
+        shown = describe_value(value.get("amount"))
         return f"{shown} {value.get('currency') or ''}".strip()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))  # 1250000, not 1250000.0
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
