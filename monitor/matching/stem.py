@@ -141,20 +141,16 @@ def same_word(term: str, token: str, stem: str) -> bool:
     ``awarding``), or add at most :data:`MAX_ADDED` to the word as written
     (``requirement`` -> ``requirements``); anything longer is another word.
     """
-    if len(_ending(term, stem)) <= MAX_ENDING and len(_ending(token, stem)) <= MAX_ENDING:
+    if _ending(term, stem) <= MAX_ENDING and _ending(token, stem) <= MAX_ENDING:
         return True
     short, long = sorted((term, token), key=len)
     return long.startswith(short) and len(long) - len(short) <= MAX_ADDED
 
 
-def _ending(word: str, stem: str) -> str:
-    """What follows the stem in ``word`` (a stem may change a letter: universiti)."""
-    shared = 0
-    for mine, theirs in zip(word, stem, strict=False):
-        if mine != theirs:
-            break
-        shared += 1
-    return word[shared:]
+def _ending(word: str, stem: str) -> int:
+    """How many letters the stemmer took off ``word``: by length, as a stem may also
+    rewrite letters (German ``aerztliche`` -> ``arztlich``, ``university`` -> ``universiti``)."""
+    return max(0, len(word) - len(stem))
 
 
 class Stems:
