@@ -74,6 +74,8 @@ AMOUNTS: list[tuple[str, list[tuple[float, str, str]]]] = [
     ),
     ("a $100-200k pilot", [(1e5, "USD", "$100-200k"), (2e5, "USD", "$100-200k")]),
     ("from €10-€20", [(10, "EUR", "€10"), (20, "EUR", "€20")]),
+    ("budget 2019-2020 EUR 5 million", [(5e6, "EUR", "EUR 5 million")]),
+    ("the 2019-2020 EUR accounts", []),  # years, not a range of amounts
     # negative amounts
     ("a loss of -€500", [(-500, "EUR", "-€500")]),
     ("net result −€5 million", [(-5e6, "EUR", "−€5 million")]),

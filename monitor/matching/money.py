@@ -128,6 +128,7 @@ _DASH = r"[ \u00a0]?[-\u2013\u2014][ \u00a0]?"
 _RANGE = f"{_number('num')}{_DASH}{_number('high', glued=True)}{_SCALE}"
 _RANGE_BEFORE = re.compile(rf"{_CURRENCY}[ \u00a0]?{_RANGE}(?![^\W\d_])(?!-\d){_END}")
 _RANGE_AFTER = re.compile(rf"{_RANGE}{_AFTER_CURRENCY}")
+_YEAR = re.compile(r"(?:19|20)\d\d")
 
 
 def extract_amounts(text: str) -> list[Amount]:
@@ -137,7 +138,9 @@ def extract_amounts(text: str) -> list[Amount]:
     """
     found: list[Amount] = []
     taken: list[tuple[int, int]] = []
-    for pattern in (_RANGE_BEFORE, _RANGE_AFTER, _BEFORE, _AFTER):
+    # A currency before the number binds tighter than one after it: in "2019-2020 EUR
+    # 5 million" the EUR belongs to the 5 million.
+    for pattern in (_RANGE_BEFORE, _BEFORE, _RANGE_AFTER, _AFTER):
         for match in pattern.finditer(text):
             start, end = match.span()
             if any(start < stop and begin < end for begin, stop in taken):
@@ -157,8 +160,11 @@ def _amounts(match: re.Match[str]) -> list[Amount]:
     groups = match.groupdict()
     if "high" in groups:
         values.append(parse_number(match.group("high"), scaled=scaled))
-        # 6.302-1 or 2025-01 after a currency is no range: a range goes up.
+        # 6.302-1 or 2025-01 after a currency is no range: a range goes up; and
+        # 2019-2020 is a span of years.
         if values[0] is None or values[1] is None or not values[0] < values[1]:
+            return []
+        if not scaled and all(_YEAR.fullmatch(match.group(g)) for g in ("num", "high")):
             return []
     if any(value is None for value in values):
         return []
