@@ -300,6 +300,10 @@ def test_explain_says_what_is_missing_and_what_vetoed() -> None:
     assert not found["near"].matched
     assert found["near"].missing == ["(clearview NEAR/1 fine)"]
     assert found["negated"].missing == ["NOT webinar"]
+    # What is missing reads as the rule wrote it, not folded ("6 302 1").
+    written = compile_rule("far", 'title:"FAR 6.302-1" OR Sole-Source* OR "intent" NEAR/3 Award')
+    (far,) = Matcher([written]).explain(entry)
+    assert far.missing == ['title:"FAR 6.302-1" OR Sole-Source* OR ("intent" NEAR/3 Award)']
     assert [m.text for m in found["vetoed"].excluded_by] == ["webinar"]
     assert not found["elsewhere"].applies
 
