@@ -13,7 +13,7 @@ from datetime import datetime
 from monitor.matching import Matcher
 from monitor.models import Item, Match
 
-__all__ = ["Backtest", "RuleDiff", "backtest", "diff_rules", "highlight"]
+__all__ = ["Backtest", "ItemRef", "RuleDiff", "backtest", "diff_rules", "highlight"]
 
 
 @dataclass
@@ -65,14 +65,27 @@ def highlight(text: str, matches: Iterable[Match], *, marks: tuple[str, str] = (
     return "".join(out)
 
 
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    """Which stored item: what ``check --diff`` lists, without the item's texts."""
+
+    source: str
+    key: str
+    title: str
+
+
 @dataclass
 class RuleDiff:
-    """For one rule name: the items it would start and stop matching."""
+    """For one rule name: the items it would start and stop matching.
+
+    References, not items: a changed rule can start matching most of the history,
+    and keeping every item's content for that would grow with the database.
+    """
 
     rule: str
     status: str  # "added", "removed", "changed" or "unchanged"
-    started: list[Item] = field(default_factory=list)
-    stopped: list[Item] = field(default_factory=list)
+    started: list[ItemRef] = field(default_factory=list)
+    stopped: list[ItemRef] = field(default_factory=list)
 
 
 def diff_rules(
@@ -106,10 +119,12 @@ def diff_rules(
         scanned += 1
         was = {m.rule for m in old.match(item, now=now)}
         now_matching = {m.rule for m in new.match(item, now=now)}
-        for name in now_matching - was:
-            diffs[name].started.append(item)
-        for name in was - now_matching:
-            diffs[name].stopped.append(item)
+        if now_matching != was:
+            ref = ItemRef(item.source, item.key, item.title)
+            for name in now_matching - was:
+                diffs[name].started.append(ref)
+            for name in was - now_matching:
+                diffs[name].stopped.append(ref)
         progress(scanned)
     return scanned, list(diffs.values())
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from monitor.app import App, open_app
-from monitor.backtest import Backtest, RuleDiff, backtest, diff_rules, highlight
+from monitor.backtest import Backtest, ItemRef, RuleDiff, backtest, diff_rules, highlight
 from monitor.config import Config, load_config, rule_fields
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
@@ -302,7 +302,7 @@ def check_diff(
 
 
 def _diff_json(scanned: int, diffs: list[RuleDiff]) -> Mapping[str, Any]:
-    def brief(item: Item) -> dict[str, Any]:
+    def brief(item: ItemRef) -> dict[str, Any]:
         return {"source": item.source, "key": item.key, "title": item.title}
 
     return {

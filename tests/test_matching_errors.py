@@ -45,6 +45,10 @@ BAD = [
     ("/clear(?=view)/", 0, "backreferences and lookaround"),
     ("/(?<!x)view/", 0, "backreferences and lookaround"),
     ("/a*/", 0, "matches an empty text"),
+    # Zero-width everywhere but in the empty text: would match every item with a word.
+    ("/\\b/", 0, "matches an empty text"),
+    ("clearview OR title:/(?:fine)?\\b/", 19, "matches an empty text"),
+    ("/\\B/", 0, "matches an empty text"),
     ("//", 0, "empty regex"),
     ("/clearview", 0, "regex that is never closed"),
     ("award_amount:/1/", 13, "a regex searches text"),

@@ -61,7 +61,29 @@ AMOUNTS: list[tuple[str, list[tuple[float, str, str]]]] = [
         "from €2m to €3.5m",
         [(2_000_000, "EUR", "€2m"), (3_500_000, "EUR", "€3.5m")],
     ),
+    # ranges: both ends, the scale and currency of the range applying to each
+    ("fines of €1–2 million", [(1e6, "EUR", "€1–2 million"), (2e6, "EUR", "€1–2 million")]),
+    ("worth €1-2 million", [(1e6, "EUR", "€1-2 million"), (2e6, "EUR", "€1-2 million")]),
+    (
+        "1-2 millions d'euros",
+        [(1e6, "EUR", "1-2 millions d'euros"), (2e6, "EUR", "1-2 millions d'euros")],
+    ),
+    (
+        "10 – 20 miljoen euro",
+        [(1e7, "EUR", "10 – 20 miljoen euro"), (2e7, "EUR", "10 – 20 miljoen euro")],
+    ),
+    ("a $100-200k pilot", [(1e5, "USD", "$100-200k"), (2e5, "USD", "$100-200k")]),
+    ("from €10-€20", [(10, "EUR", "€10"), (20, "EUR", "€20")]),
+    ("budget 2019-2020 EUR 5 million", [(5e6, "EUR", "EUR 5 million")]),
+    ("the 2019-2020 EUR accounts", []),  # years, not a range of amounts
+    # negative amounts
+    ("a loss of -€500", [(-500, "EUR", "-€500")]),
+    ("net result −€5 million", [(-5e6, "EUR", "−€5 million")]),
+    ("balance EUR -1,000", [(-1000, "EUR", "EUR -1,000")]),
+    ("result: -5 million EUR", [(-5e6, "EUR", "-5 million EUR")]),
     # not amounts
+    ("EUR 6.302-1", []),
+    ("EUR 2025-01-01", []),
     ("FAR 6.302-1 justification", []),
     ("Article 6.302-1 EUR", []),
     ("deadline 12.03.2024 EUR", []),

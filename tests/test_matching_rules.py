@@ -83,6 +83,15 @@ STEMS = [
     ("award", "an awkward moment", "en", False),
     ("boete", "boeteling", "nl", False),
     ("sanzione", "la sanità pubblica", "it", False),
+    # one stem, different words: a long derivational ending is not an inflection
+    ("amende", "un amendement au projet de loi", "fr", False),
+    ("amendement", "deux amendes pour Clearview", "fr", False),
+    ("amende", "amendements adoptés", "fr", False),
+    ("sanction", "la CNIL peut sanctionner", "fr", True),
+    ("requirement", "security requirements", "en", True),
+    ("award", "awarding the contract", "en", True),
+    ("university", "two universities", "en", True),
+    ("aerztliche", "Ärztliche Versorgung", "de", True),  # the stem rewrites ae -> a
     # quoted: exact
     ('"fine"', "Clearview fined again", "en", False),
     ('"boete"', "AP legt boetes op", "nl", False),
@@ -202,6 +211,28 @@ RELATIVE = [
 ]
 
 
+def day(days: int) -> str:
+    """A date-only value (as SAM.gov's postedDate or a TED deadline), relative to FIXED_NOW."""
+    return (FIXED_NOW + timedelta(days=days)).date().isoformat()
+
+
+# A date without a time is the whole of that day, compared with the day of now + offset.
+RELATIVE_DAYS = [
+    ("response_deadline>=now", day(0), True),  # due today: not yet passed
+    ("response_deadline>=now", day(-1), False),
+    ("response_deadline<now", day(0), False),
+    ("response_deadline<30d", day(29), True),
+    ("response_deadline<30d", day(30), False),
+    ("response_deadline<=30d", day(30), True),
+    ("posted>=-1d", day(-1), True),  # posted yesterday is within the last day
+    ("posted>=-1d", day(-2), False),
+    ("posted>=-7d", day(-7), True),
+    ("posted>-7d", day(-7), False),
+    ("posted=now", day(0), True),
+]
+RELATIVE += RELATIVE_DAYS
+
+
 @pytest.mark.parametrize(("query", "when", "expected"), RELATIVE)
 def test_relative_dates_use_the_injected_clock(query: str, when: str, expected: bool) -> None:
     entry = item("notice", response_deadline=when, posted=when)
@@ -234,6 +265,10 @@ def test_comparison_records_show_the_value() -> None:
     entry = item("notice", award_amount={"amount": 2_500_000.0, "currency": "USD"})
     records = matches("award_amount>=1e6", entry)
     assert [(m.field, m.text, m.start) for m in records] == [("award_amount", "2500000 USD", 0)]
+    # A plain number (SAM.gov's award amount) reads the same way, not as 1250000.0.
+    plain = matches("award_amount>=1e6", item("notice", award_amount=1_250_000.0))
+    assert [m.text for m in plain] == ["1250000"]
+    assert [m.text for m in matches("award_amount>=1", item("notice", award_amount=2.5))] == ["2.5"]
 
 
 EXCLUDES = [
@@ -265,6 +300,10 @@ def test_explain_says_what_is_missing_and_what_vetoed() -> None:
     assert not found["near"].matched
     assert found["near"].missing == ["(clearview NEAR/1 fine)"]
     assert found["negated"].missing == ["NOT webinar"]
+    # What is missing reads as the rule wrote it, not folded ("6 302 1").
+    written = compile_rule("far", 'title:"FAR 6.302-1" OR Sole-Source* OR "intent" NEAR/3 Award')
+    (far,) = Matcher([written]).explain(entry)
+    assert far.missing == ['title:"FAR 6.302-1" OR Sole-Source* OR ("intent" NEAR/3 Award)']
     assert [m.text for m in found["vetoed"].excluded_by] == ["webinar"]
     assert not found["elsewhere"].applies
 
@@ -304,6 +343,14 @@ def test_near_agrees_with_a_brute_force_count(seed: int) -> None:
 def test_a_regex_matching_everywhere_reports_the_first_records_only() -> None:
     records = matches("/e/", item("e" * 100_000))
     assert [m.start for m in records] == list(range(20))
+
+
+def test_an_empty_regex_match_is_never_a_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A regex the parser's probes miss must still not fire on empty text: here the
+    # probes are disabled so that /\\b/ (empty at every word boundary) gets through.
+    monkeypatch.setattr("monitor.matching.query._EMPTY_PROBES", ("",))
+    assert not hit("/\\b/", item("Clearview fined", "Café noir"))
+    assert [m.text for m in matches("/fine|\\b/", item("Clearview fine"))] == ["fine"]
 
 
 REGEX_ACCENTS = [

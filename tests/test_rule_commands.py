@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.backtest import highlight
+from monitor.backtest import ItemRef, diff_rules, highlight
 from monitor.cli import main
+from monitor.matching import Matcher, compile_rule
 from monitor.models import Item, Match
 from monitor.progress import Progress
 from monitor.sources.base import Fetched
@@ -166,6 +167,17 @@ def test_check_diff(
     assert report["scanned"] == 4
     statuses = {r["rule"]: r["status"] for r in report["rules"]}
     assert statuses == {"clearview": "changed", "big": "added", "gone": "removed"}
+
+
+def test_check_diff_keeps_references_not_items() -> None:
+    # A rule change may start matching most of the history: the diff must not hold
+    # every item's content in memory until it prints.
+    items = [entry("ap", f"k{n}", "Clearview fined", "x" * 10_000) for n in range(3)]
+    old = Matcher([compile_rule("r", "privacy")])
+    new = Matcher([compile_rule("r", "clearview")])
+    scanned, diffs = diff_rules(old, new, items, datetime.now(UTC))
+    assert scanned == 3
+    assert diffs[0].started == [ItemRef("ap", f"k{n}", "Clearview fined") for n in range(3)]
 
 
 def test_check_diff_with_a_bad_old_config(

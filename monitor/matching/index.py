@@ -9,7 +9,7 @@ rule that uses it. Nothing here outlives the ``match`` call that built it.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -19,7 +19,7 @@ from monitor.matching import fold
 from monitor.matching.money import Amount, extract_amounts
 from monitor.matching.nodes import Compare, Leaf, Near, Node, Not, Or, Regex, Term, leaf_fields
 from monitor.matching.query import UNSCOPED_FIELDS
-from monitor.matching.stem import FALLBACK, Stems, guess_language, stemmer_name
+from monitor.matching.stem import FALLBACK, Stems, guess_language, same_word, stemmer_name
 from monitor.matching.values import compare_value, describe_value
 from monitor.models import Item
 
@@ -78,9 +78,11 @@ class FieldIndex:
         )
         if wanted is not None:
             have = self.stems()
-            starts = self._stem_positions.get(wanted[0], [])
-            if size > 1:
-                starts = [n for n in starts if have[n : n + size] == list(wanted)]
+            starts = [
+                n
+                for n in self._stem_positions.get(wanted[0], [])
+                if have[n : n + size] == list(wanted) and self._same_words(term, wanted, n)
+            ]
         elif size == 1:
             first = term.tokens[0]
             starts = self._prefixed(first) if term.prefix else self._positions.get(first, [])
@@ -89,6 +91,15 @@ class FieldIndex:
                 n for n in self._positions.get(term.tokens[0], []) if self._continues(term, n)
             ]
         return [(n, n + size - 1) for n in starts]
+
+    def _same_words(self, term: Term, stems: tuple[str, ...], start: int) -> bool:
+        """Whether the tokens from ``start`` are forms of the term's words, not just
+        words with the same stems (see ``stem.same_word``)."""
+        tokens = self.tokens[start : start + len(stems)]
+        return all(
+            same_word(word, token.text, stem)
+            for word, token, stem in zip(term.tokens, tokens, stems, strict=True)
+        )
 
     def span(self, run: Run) -> Span:
         return self.tokens[run[0]].start, self.tokens[run[1]].end
@@ -187,11 +198,11 @@ class ItemIndex:
         otherwise build a record for every letter.
         """
         if text.isascii():
-            found = islice(leaf.compiled.finditer(text), MAX_PER_FIELD)
+            found = islice(_non_empty(leaf.compiled.finditer(text)), MAX_PER_FIELD)
             return [Hit(field, m.start(), m.end(), m.group()) for m in found]
         folded, starts, ends = fold.fold_mapped(text)
         hits: list[Hit] = []
-        for m in islice(leaf.compiled.finditer(folded), MAX_PER_FIELD):
+        for m in islice(_non_empty(leaf.compiled.finditer(folded)), MAX_PER_FIELD):
             start, end = starts[m.start()], ends[m.end() - 1]
             hits.append(Hit(field, start, end, text[start:end]))
         return hits
@@ -239,6 +250,12 @@ class ItemIndex:
             if self.holds(child) is wanted:
                 return wanted
         return not wanted
+
+
+def _non_empty(found: Iterator[Any]) -> Iterator[Any]:
+    """Regex matches of at least one character: an empty one names no text to alert on
+    (the parser refuses such regexes; this holds for any it could not probe)."""
+    return (m for m in found if m.end() > m.start())
 
 
 def _near(index: FieldIndex, near: Near) -> list[Span]:

@@ -186,12 +186,23 @@ def _fires(rule: Rule, index: ItemIndex) -> bool:
     return rule.exclude is None or not index.holds(rule.exclude.root)
 
 
+def _written(node: Node) -> str:
+    """``node`` as the rule wrote it where that is known (``"6.302-1"``, not the folded
+    ``"6 302 1"``), so that explain names what the user will find in the rule."""
+    if isinstance(node, Term) and node.text:
+        body = f'"{node.text}"' if node.exact else node.text
+        return f"{node.field}:{body}" if node.field else body
+    if isinstance(node, Near):
+        return f"({_written(node.left)} NEAR/{node.distance} {_written(node.right)})"
+    return str(node)
+
+
 def _missing(node: Node, index: ItemIndex) -> list[str]:
     """What makes ``node`` false: absent leaves, or ``NOT x`` where x is present."""
     if isinstance(node, Term | Near | Regex | Compare):
-        return [] if index.holds(node) else [str(node)]
+        return [] if index.holds(node) else [_written(node)]
     if isinstance(node, Not):
-        return [f"NOT {node.child}"] if index.holds(node.child) else []
+        return [f"NOT {_written(node.child)}"] if index.holds(node.child) else []
     if isinstance(node, And):
         found: list[str] = []
         for child in node.children:
@@ -200,7 +211,7 @@ def _missing(node: Node, index: ItemIndex) -> list[str]:
     assert isinstance(node, Or)
     if index.holds(node):
         return []
-    return [" OR ".join(str(child) for child in node.children)]
+    return [" OR ".join(_written(child) for child in node.children)]
 
 
 def _records(rule: str, query: Query, index: ItemIndex) -> list[Match]:

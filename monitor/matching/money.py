@@ -13,7 +13,10 @@ mil millones).
 Separators: with both ``.`` and ``,`` the last one is the decimal mark; a single
 separator followed by exactly three digits groups thousands (``$224,000``,
 ``20.000 EUR``) unless a scale word follows (``1,250 million`` is 1.25 million);
-repeated separators, spaces and ``'`` always group. A number glued to other digits
+repeated separators, spaces and ``'`` always group. A range (``€1–2 million``,
+``1-2 millions d'euros``) gives both ends, sharing its scale and currency; a minus
+sign that starts a word makes an amount negative (``-€500``, ``EUR -1,000``), while a
+dash after a digit never does (``€10-€20``). A number glued to other digits
 or dashes (``6.302-1``, ``12.03.2024``, ``2016/679``) is not an amount, and a
 number without a currency next to it never is.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,51 +97,138 @@ def _alternation(words: list[str]) -> str:
     return "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
 
 
-_NUMBER = (
-    r"(?<![\w.,/'-])"  # not the tail of 6.302, 2016/679 or a word
-    r"(?P<num>\d{1,3}(?:[.,\u00a0\u202f ']\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)"
-    r"(?![.,]?\d)"
-)
+def _number(name: str, *, glued: bool = False) -> str:
+    """A number in group ``name``; ``glued`` when it may follow a dash (a range's end)."""
+    # Not the tail of 6.302, 2016/679, 6.302-1 or a word; a dash before it is a sign
+    # (see _signed), unless glued to what precedes it.
+    before = "" if glued else r"(?<![\w.,/'])(?<![\w.,/'\-\u2212][-\u2212])"
+    body = r"\d{1,3}(?:[.,\u00a0\u202f ']\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+    return rf"{before}(?P<{name}>{body})(?![.,]?\d)"
+
+
+_NUMBER = _number("num")
 _SCALE = rf"(?:[ \u00a0]?(?P<scale>(?i:{_alternation(list(_SCALES))}))\.?)?"
 _CODE = rf"(?:{'|'.join(sorted(CODES))})"
 _SYMBOL = _alternation(list(SYMBOLS))
 _WORD = _alternation(list(NAMES))
+_CURRENCY = rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b)"
 # After the number: no further digits, dashes or slashes (6.302-1, 2016/679).
 _END = r"(?![\w-]*\d)(?!/)"
+_AFTER_CURRENCY = (
+    rf"[ \u00a0]?(?:(?:de|di|d['’])[ \u00a0]?)?(?P<cur>{_SYMBOL}|\b{_CODE}\b|(?i:\b(?:{_WORD})\b))"
+)
+# "EUR -1,000", "$-5": a minus between the currency and the number.
 _BEFORE = re.compile(
-    rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b)[ \u00a0]?{_NUMBER}{_SCALE}(?![^\W\d_])(?!-\d){_END}"
+    rf"{_CURRENCY}[ \u00a0]?(?P<neg>[-\u2212])?{_NUMBER}{_SCALE}(?![^\W\d_])(?!-\d){_END}"
 )
-_AFTER = re.compile(
-    rf"{_NUMBER}{_SCALE}[ \u00a0]?(?:(?:de|di|d['’])[ \u00a0]?)?"
-    rf"(?P<cur>{_SYMBOL}|\b{_CODE}\b|(?i:\b(?:{_WORD})\b))",
-)
+_AFTER = re.compile(rf"{_NUMBER}{_SCALE}{_AFTER_CURRENCY}")
+# A range "€1–2 million", "1-2 millions d'euros": the scale and currency are shared.
+_DASH = r"[ \u00a0]?[-\u2013\u2014][ \u00a0]?"
+_DASHED = re.compile(rf"\d{_DASH}\d")
+_RANGE = f"{_number('num')}{_DASH}{_number('high', glued=True)}{_SCALE}"
+_RANGE_BEFORE = re.compile(rf"{_CURRENCY}[ \u00a0]?{_RANGE}(?![^\W\d_])(?!-\d){_END}")
+_RANGE_AFTER = re.compile(rf"{_RANGE}{_AFTER_CURRENCY}")
+# How far before a range's dash its currency and first number may start.
+_RANGE_REACH = 40
+# A currency before a number: a symbol or code of at most 3 characters, and a space.
+_CURRENCY_REACH = 5
+_NUMBER_CHARS = frozenset("0123456789.,' \u00a0\u202f")
+_YEAR = re.compile(r"(?:19|20)\d\d")
+# What may not come before a minus sign: "€10-€20" and "6.302-1" have dashes, not signs.
+_NOT_BEFORE_SIGN = re.compile(r"[\w.,/'\-\u2212]")
 
 
 def extract_amounts(text: str) -> list[Amount]:
-    """Every amount in ``text``, in text order, overlapping readings removed."""
+    """Every amount in ``text``, in text order, overlapping readings removed.
+
+    A range gives two amounts (its ends), both reporting the whole range as text.
+    """
     found: list[Amount] = []
     taken: list[tuple[int, int]] = []
-    for pattern in (_BEFORE, _AFTER):
-        for match in pattern.finditer(text):
-            start, end = match.span()
-            if any(start < stop and begin < end for begin, stop in taken):
+    # A currency before the number binds tighter than one after it: in "2019-2020 EUR
+    # 5 million" the EUR belongs to the 5 million.
+    stages = (
+        _ranges(_RANGE_BEFORE, text),
+        _BEFORE.finditer(text),
+        _ranges(_RANGE_AFTER, text),
+        _AFTER.finditer(text),
+    )
+    for matches in stages:
+        for match in matches:
+            amounts = _amounts(match)
+            if not amounts or any(
+                amounts[0].start < stop and begin < amounts[0].end for begin, stop in taken
+            ):
                 continue
-            amount = _amount(match)
-            if amount is not None:
-                found.append(amount)
-                taken.append((start, end))
+            found.extend(amounts)
+            taken.append((amounts[0].start, amounts[0].end))
     return sorted(found, key=lambda amount: amount.start)
 
 
-def _amount(match: re.Match[str]) -> Amount | None:
+def _ranges(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """Matches of a range pattern, tried only where a range can start: before a dash
+    between digits. Ranges are rare; scanning every text for them would double the
+    cost of finding money."""
+    before = pattern is _RANGE_BEFORE
+    for dash in _DASHED.finditer(text):
+        for match in _range_at(pattern, text, dash, before=before):
+            yield match
+            break
+
+
+def _range_at(
+    pattern: re.Pattern[str], text: str, dash: re.Match[str], *, before: bool
+) -> Iterator[re.Match[str]]:
+    """The range matches whose dash is ``dash``: their first number starts at most
+    _RANGE_REACH characters before it, after a non-digit, and (``before``) their
+    currency and a space come right before that number."""
+    low = dash.start()  # the digit before the dash; walk back over the number
+    while low > 0 and dash.start() - low < _RANGE_REACH and text[low - 1] in _NUMBER_CHARS:
+        low -= 1
+    for first in range(low, dash.start() + 1):
+        if not text[first].isdigit() or (first and text[first - 1].isdigit()):
+            continue
+        starts = range(first - 1, max(-1, first - _CURRENCY_REACH), -1) if before else (first,)
+        for at in starts:
+            match = pattern.match(text, at)
+            if match is not None and match.start("high") == dash.end() - 1:
+                yield match
+
+
+def _amounts(match: re.Match[str]) -> list[Amount]:
     scale_word = match.group("scale")
     scale = _SCALES[scale_word.lower()] if scale_word else 1.0
-    number = parse_number(match.group("num"), scaled=scale_word is not None)
-    if number is None:
-        return None
-    currency = _currency(match.group("cur"))
+    scaled = scale_word is not None
+    values = [parse_number(match.group("num"), scaled=scaled)]
+    groups = match.groupdict()
+    if "high" in groups:
+        values.append(parse_number(match.group("high"), scaled=scaled))
+        # 6.302-1 or 2025-01 after a currency is no range: a range goes up; and
+        # 2019-2020 is a span of years.
+        if values[0] is None or values[1] is None or not values[0] < values[1]:
+            return []
+        if not scaled and all(_YEAR.fullmatch(match.group(g)) for g in ("num", "high")):
+            return []
     start, end = match.span()
-    return Amount(number * scale, currency, match.group(), start, end)
+    negative = bool(groups.get("neg"))
+    if "high" not in groups and _signed(match.string, start):
+        negative, start = True, start - 1
+    currency = _currency(match.group("cur"))
+    sign = -1.0 if negative else 1.0
+    text = match.string[start:end]
+    return [
+        Amount(sign * value * scale, currency, text, start, end)
+        for value in values
+        if value is not None
+    ]
+
+
+def _signed(text: str, start: int) -> bool:
+    """Whether a minus sign that starts a word comes right before ``start``: "-€500",
+    "-5 million EUR"; never the dash of "€10-€20" or "6.302-1"."""
+    if start < 1 or text[start - 1] not in "-\u2212":
+        return False
+    return start < 2 or _NOT_BEFORE_SIGN.match(text, start - 2) is None
 
 
 def _currency(text: str) -> str:

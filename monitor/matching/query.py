@@ -78,7 +78,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import re2
 
@@ -119,6 +119,8 @@ _ISO_DATE = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?"
 )
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+# Texts in which a regex that can match the empty text shows it (see _matches_empty).
+_EMPTY_PROBES = ("", "a", "a a", "1", "a.", " ", "a\n")
 _BACKTRACKING = re.compile(r"\\[1-9]|\(\?<?[=!]|\\k<|\(\?P=")
 
 
@@ -297,7 +299,7 @@ class _Parser:
         except re2.error as e:
             detail = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
             self._fail(lexeme.position, f"the regex does not compile: {detail}")
-        if compiled.search("") is not None:
+        if _matches_empty(compiled):
             self._fail(
                 lexeme.position,
                 "this regex matches an empty text, so it would match every item; "
@@ -427,6 +429,19 @@ class _Parser:
 
     def _fail(self, position: int, reason: str) -> NoReturn:
         raise QueryError(self._query, position, reason)
+
+
+def _matches_empty(compiled: Any) -> bool:
+    """Whether the regex matches an empty text anywhere in a few small probes.
+
+    ``\\b`` or ``(?:fine)?\\b`` find nothing in "" yet match the empty text at every
+    word boundary, so they would fire on every item; the probes catch those.
+    """
+    return any(
+        match.start() == match.end()
+        for probe in _EMPTY_PROBES
+        for match in compiled.finditer(probe)
+    )
 
 
 def _needs(kind: Kind) -> str:

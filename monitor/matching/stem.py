@@ -19,7 +19,9 @@ Which language:
 Guards against false positives: stems compare whole tokens, so ``fine`` can never
 match ``define`` or ``refined`` (different tokens, different stems); and a term
 whose stem is shorter than :data:`MIN_STEM` letters matches exactly, so French
-``fine`` (stem ``fin``) does not match ``fin``, ``fins`` or ``finir``.
+``fine`` (stem ``fin``) does not match ``fin``, ``fins`` or ``finir``; and a token
+whose ending after the shared stem is longer than an inflection's is another word
+(``amende`` does not match ``amendement``, see :func:`same_word`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,23 @@ from functools import lru_cache
 
 import Stemmer
 
-__all__ = ["FALLBACK", "MIN_STEM", "MIN_VOTES", "Stems", "guess_language", "stemmer_name"]
+__all__ = [
+    "FALLBACK",
+    "MAX_ADDED",
+    "MAX_ENDING",
+    "MIN_STEM",
+    "MIN_VOTES",
+    "Stems",
+    "guess_language",
+    "same_word",
+    "stemmer_name",
+]
 
 FALLBACK = "english"
 MIN_STEM = 4
 MIN_VOTES = 3
+MAX_ENDING = 4
+MAX_ADDED = 3
 
 # ISO 639-1 codes of the languages PyStemmer ships a Snowball stemmer for.
 _CODES = {
@@ -116,6 +130,27 @@ def _stopword_languages() -> dict[str, tuple[str, ...]]:
         for word in stopwords:
             found.setdefault(word, []).append(language)
     return {word: tuple(languages) for word, languages in found.items()}
+
+
+def same_word(term: str, token: str, stem: str) -> bool:
+    """Whether ``token`` is a form of the query word ``term`` (both have ``stem``).
+
+    Snowball also strips derivational endings, so French ``amende`` (a fine) and
+    ``amendement`` (an amendment) share the stem ``amend``. Inflections change at most
+    :data:`MAX_ENDING` letters after the stem (``amendes``, ``sanzioni``, ``fined``,
+    ``awarding``), or add at most :data:`MAX_ADDED` to the word as written
+    (``requirement`` -> ``requirements``); anything longer is another word.
+    """
+    if _ending(term, stem) <= MAX_ENDING and _ending(token, stem) <= MAX_ENDING:
+        return True
+    short, long = sorted((term, token), key=len)
+    return long.startswith(short) and len(long) - len(short) <= MAX_ADDED
+
+
+def _ending(word: str, stem: str) -> int:
+    """How many letters the stemmer took off ``word``: by length, as a stem may also
+    rewrite letters (German ``aerztliche`` -> ``arztlich``, ``university`` -> ``universiti``)."""
+    return max(0, len(word) - len(stem))
 
 
 class Stems:

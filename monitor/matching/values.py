@@ -3,6 +3,8 @@
 Item field values follow the typing of ``Item.fields``: numbers are int/float,
 money is ``{"amount": n, "currency": "EUR"}``, dates are ISO 8601 strings in UTC
 (``2026-05-23`` or ``2026-05-23T10:00:00+00:00``), ``published`` is a datetime.
+A date without a time is the whole of that (UTC) day: against a relative value
+(``30d``, ``now``) it compares with the day of now + offset.
 A value of another type never matches: ``award_amount>=1e6`` is false for an item
 whose ``award_amount`` is missing, None, a word or a malformed date.
 """
@@ -71,6 +73,12 @@ def compare_value(leaf: Compare, value: Any, now: datetime) -> bool:
     if leaf.kind == "number":
         number = _as_number(value, leaf.currency)
         return number is not None and test(number, leaf.value)
+    if leaf.kind == "relative" and isinstance(value, str) and len(value) == 10:
+        # A date without a time is that whole day: a deadline due today has not passed
+        # (response_deadline>=now) and a notice posted yesterday is within -1d.
+        day = parse_date(value)
+        target = (now + leaf.offset).astimezone(UTC).date()
+        return isinstance(day, date) and bool(test(day, target))
     moment = _as_datetime(value)
     if moment is None:
         return False
@@ -86,10 +94,10 @@ def compare_value(leaf: Compare, value: Any, now: datetime) -> bool:
 def describe_value(value: Any) -> str:
     """A field value as the text of a Match record: ``2500000 USD``, ``2026-05-23``."""
     if isinstance(value, dict) and "amount" in value:
-        amount = value.get("amount")
-        whole = isinstance(amount, float) and amount.is_integer()
-        shown = str(int(amount)) if whole and isinstance(amount, float) else str(amount)
+        shown = describe_value(value.get("amount"))
         return f"{shown} {value.get('currency') or ''}".strip()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))  # 1250000, not 1250000.0
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
