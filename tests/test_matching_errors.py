@@ -150,3 +150,13 @@ def test_field_rules_follow_the_source_types_of_the_rule(monkeypatch: pytest.Mon
         parse_config(doc, {}, path=Path("x.toml"))
     assert len(caught.value.problems) == 1
     assert caught.value.problems[0].startswith("rules[2] \"rss\": query: unknown field 'naics'")
+
+
+def test_a_currency_on_a_plain_number_field_is_an_error_at_the_currency() -> None:
+    kinds = {"award_amount": "number"}  # SAM.gov: US dollars as plain numbers
+    fields = frozenset({"title", "summary", "content", *kinds})
+    with pytest.raises(QueryError) as caught:
+        parse_query("award_amount>=1e6 USD", fields=fields, kinds=kinds)
+    assert caught.value.position == len("award_amount>=1e6 ")
+    assert "plain number without a currency; drop 'USD'" in caught.value.reason
+    assert parse_query("award_amount>=1e6", fields=fields, kinds=kinds)

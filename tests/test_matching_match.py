@@ -382,16 +382,12 @@ def test_rules_can_be_built_without_compile_rule() -> None:
     assert Matcher([rule]).match(item("Clearview")) == [Match("r", "title", "Clearview", 0, 9)]
 
 
-def test_large_item_matches_quickly() -> None:
-    import time
-
+def test_a_large_item_reports_at_most_max_per_field_per_rule() -> None:
+    # Its speed is bench/bench_match.py's business: a timed assert flaked under load.
     body = " ".join(f"word{n} Straße café" for n in range(20_000))
     entry = item("title", content=body)
     matcher = Matcher([compile_rule(f"r{n}", f"word{n}* OR strasse") for n in range(50)])
-    entry.text_fields()  # html_to_text is not the matcher's cost
-    started = time.perf_counter()
     records = matcher.match(entry)
-    assert time.perf_counter() - started < 2.0
     assert len(records) == 50 * MAX_PER_FIELD
 
 

@@ -286,10 +286,9 @@ def test_guard_reads_only_the_prolog_of_a_large_body() -> None:
     item = "<item><title>t</title><description><![CDATA[<!ENTITY a 'x'>]]></description></item>"
     body = rss(item * (10 * 1024 * 1024 // len(item)))
     assert len(body) > 10_000_000
-    started = time.perf_counter()
-    for _ in range(10):
-        assert not declares_entities(body, "application/rss+xml")
-    assert (time.perf_counter() - started) / 10 < 0.05
+    # Every item holds an ENTITY declaration's text: only a guard that stops at the
+    # prolog says no (its speed is bench/bench_parse.py's business, not a timed assert).
+    assert not declares_entities(body, "application/rss+xml")
 
 
 # --- Not a feed -------------------------------------------------------------------------------

@@ -182,6 +182,7 @@ def test_every_field_is_declared_with_the_kind_its_values_have() -> None:
     by_kind: dict[str, tuple[type, ...]] = {
         "text": (str, list),
         "date": (str,),  # ISO 8601
+        "number": (int, float),
         "money": (int, float, dict),
         "bool": (bool,),
     }

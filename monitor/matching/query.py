@@ -355,6 +355,12 @@ class _Parser:
         if number != number or number in (float("inf"), float("-inf")):
             self._fail(at, f"'{raw}' is not a finite number")
         self._check_kind(name, kind, NUMBER, at)
+        if kind == NUMBER and currency is not None:
+            # A plain number never carries a currency, so the rule could never match.
+            self._fail(
+                currency.position,
+                f"'{name}' holds a plain number without a currency; drop '{currency.text}'",
+            )
         text = lexeme.text if currency is None else f"{lexeme.text} {currency.text}"
         code = None if currency is None else currency.text
         return Compare(name, op, "number", value=number, currency=code, text=text, position=at)

@@ -237,8 +237,10 @@ def _base_url(entry: Any, link: str | None, feed_url: str) -> str:
 
 
 def _published(entry: Any, language: str | None) -> datetime | None:
+    # dict.get, not entry.get: FeedParserDict maps a missing "published" to "updated"
+    # with a DeprecationWarning, and we ask for both ourselves, in order.
     for key in ("published_parsed", "updated_parsed"):
-        value = entry.get(key)
+        value = dict.get(entry, key)
         if value:
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
@@ -247,7 +249,7 @@ def _published(entry: Any, language: str | None) -> datetime | None:
     # feedparser reads RFC 822 and ISO only; a feed dating in its own language
     # ("mer., 20 oct. 2022", "13/09/2024") is read as a listing page's dates are.
     for key in ("published", "updated"):
-        if found := parse_date(_text(entry.get(key)), language):
+        if found := parse_date(_text(dict.get(entry, key)), language):
             return found
     return None
 

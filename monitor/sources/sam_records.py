@@ -15,7 +15,7 @@ from typing import Any
 
 from monitor.errors import ParseError
 from monitor.identity import content_hash, item_key
-from monitor.matching.schema import BOOL, DATE, MONEY, TEXT
+from monitor.matching.schema import BOOL, DATE, NUMBER, TEXT
 from monitor.models import Item
 from monitor.sources import values as v
 from monitor.sources.api import load_page
@@ -35,7 +35,7 @@ SAM_FIELDS: Mapping[str, str] = MappingProxyType(
         "psc": TEXT,
         "set_aside": TEXT,
         "active": BOOL,
-        "award_amount": MONEY,
+        "award_amount": NUMBER,  # SAM.gov amounts are US dollars, given as plain numbers
         "award_date": DATE,
         "awardee": TEXT,
         "awardee_uei": TEXT,
