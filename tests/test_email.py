@@ -397,3 +397,32 @@ async def test_every_recipient_refused_is_a_retry(tmp_path: Path) -> None:
         result = await send(server, ca_file=str(server.ca_file), to=["gone@refused.example"])
     assert result.outcome is Outcome.RETRY and "sending failed" in (result.error or "")
     assert server.envelopes == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # The password straddles the 300-character cut: its first half must not leak.
+        "x" * 280 + " {password} rejected",
+        # Whitespace inside the password survives only until the error is made one line.
+        "bad credentials: {password}",
+        # A server that echoes the AUTH PLAIN / AUTH LOGIN argument back.
+        "535 5.7.8 rejected AUTH PLAIN {plain}",
+        "535 5.7.8 rejected {login}",
+    ],
+    ids=["cut", "whitespace", "auth-plain", "auth-login"],
+)
+def test_smtp_errors_never_show_the_password_in_any_form(reply: str) -> None:
+    import base64
+
+    import aiosmtplib
+
+    password = "s3cret  tab\tpass-phrase"
+    plain = base64.b64encode(f"\0{USERNAME}\0{password}".encode()).decode()
+    login = base64.b64encode(password.encode()).decode()
+    notifier = build(make_config(username=USERNAME, password=password))
+    text = reply.format(password=password, plain=plain, login=login)
+    error = notifier._reason("logging in", aiosmtplib.SMTPAuthenticationError(535, text))
+    assert "logging in failed" in error and "[r" in error  # "[redacted]", maybe cut
+    for secret in (password, " ".join(password.split()), plain, login, password[:8]):
+        assert secret not in error
