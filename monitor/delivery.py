@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import httpx
 
-from monitor.digest import latest_slot, parse_schedule
+from monitor.digest import EVENT_DIGEST, latest_slot, parse_schedule
 from monitor.errors import MonitorError
 from monitor.system import EVENT_NOTIFIER_DISABLED, HealthPolicy, notifier_disabled_data
 from notifiers.base import Delivery, DeliveryResult, Notifier, Outcome
@@ -118,11 +118,12 @@ class Deliverer:
 
     async def _deliver_one(self, notifier: Notifier, alert: AlertRow, counts: RoundCounts) -> bool:
         """Deliver one alert; False when the endpoint is failing and the round should stop."""
+        data = self.store.digest_payload(alert) if alert.event_type == EVENT_DIGEST else alert.data
         delivery = Delivery(
             delivery_id=alert.id,
             event_type=alert.event_type,
             created_at=alert.created_at,
-            data=alert.data,
+            data=data,
             attempt=alert.attempts + 1,
         )
         try:

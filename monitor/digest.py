@@ -108,3 +108,16 @@ def digest_data(
         "count": len(alerts),
         "groups": [{"rule": rule, "alerts": items} for rule, items in groups.items()],
     }
+
+
+def refreshed(data: Mapping[str, Any], current: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``data`` of a digest with each alert replaced by its ``current`` data (by alert id).
+
+    An alert keeps changing after it was gathered (dedupe appends later copies to its
+    ``also_seen_in``); a digest not yet delivered should carry what is known when it goes.
+    """
+    groups = [
+        {**group, "alerts": [current.get(a.get("alert_id", ""), a) for a in group["alerts"]]}
+        for group in data.get("groups", [])
+    ]
+    return {**data, "groups": groups}

@@ -10,11 +10,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from monitor.digest import EVENT_DIGEST, Pending, digest_data, digest_id
+from monitor.digest import EVENT_DIGEST, Pending, digest_data, digest_id, refreshed
 from monitor.system import SystemDraft
 from storage.tables import AlertRow, NotifierState
 
@@ -80,6 +81,13 @@ class DeliveryRecords(ABC):
                     s.add(alert)
             s.commit()
             return ident
+
+    def digest_payload(self, digest: AlertRow) -> dict[str, Any]:
+        """The data of ``digest`` as it goes out now: its alerts as they are stored now."""
+        with self.session() as s:
+            query = select(AlertRow).where(AlertRow.digest_id == digest.id)
+            current = {row.id: row.data for row in s.exec(query).all()}
+        return refreshed(digest.data, current)
 
     def notifier_failing(self, name: str, fingerprint: str, now: datetime) -> datetime:
         """Note a failed attempt; returns when the notifier started failing continuously."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from monitor.alerts import NotifierRoute
 from monitor.config_base import NotifierConfig
+from monitor.dedupe.plan import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.digest import Schedule, latest_slot, parse_schedule
 from monitor.matching import Matcher, compile_rule
@@ -257,3 +258,30 @@ async def test_digest_as_one_email(world: World, tmp_path: Path) -> None:
     assert message["Subject"] == "[noticewatch] 3 alerts since 2026-11-22T10:00:00Z"
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "== cv (2) ==" in text and "== fr (1) ==" in text
+
+
+@pytest.mark.anyio
+async def test_a_copy_seen_after_the_digest_was_made_still_reaches_it(world: World) -> None:
+    """also_seen_in added to a digested alert while its digest waits for a retry is sent."""
+    notifier = fake("hourly")
+    results = iter([DOWN])
+    notifier.script = lambda d: next(results, DeliveryResult(Outcome.DELIVERED))
+    ctx = replace(world.ctx, dedupe=DedupePolicy())
+    deliverer = world.deliverer({"mail": notifier})
+    await deliverer.deliver_all()
+    first = make_item("ap-nl", "k1", "Clearview fined by the Dutch DPA")
+    await run_source(FakeSource(source_config("ap-nl"), items=[first]), ctx)
+    world.clock.advance(timedelta(hours=1))
+    await deliverer.deliver_all()  # the digest is made; its first attempt fails
+    copy = make_item("news", "k1", "Clearview fined by the Dutch DPA")  # same URL
+    await run_source(FakeSource(source_config("news", "https://example.org/news"),
+                                items=[copy]), ctx)  # fmt: skip
+    [alert] = [r for r in world.rows() if r.status == "digested"]
+    assert [e["source"] for e in alert.data["also_seen_in"]] == ["news"]
+    world.clock.now = world.store.next_due("mail") or world.clock.now
+    await deliverer.deliver_all()
+    failed, delivered = notifier.received
+    assert failed.delivery_id == delivered.delivery_id
+    [sent] = delivered.data["groups"][0]["alerts"]
+    assert [e["source"] for e in sent["also_seen_in"]] == ["news"]
+    assert delivered.data["count"] == 1
