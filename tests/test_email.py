@@ -426,3 +426,36 @@ def test_smtp_errors_never_show_the_password_in_any_form(reply: str) -> None:
     assert "logging in failed" in error and "[r" in error  # "[redacted]", maybe cut
     for secret in (password, " ".join(password.split()), plain, login, password[:8]):
         assert secret not in error
+
+
+def updated_data() -> dict[str, Any]:
+    data = alert_data("Clearview AI fined €30.5 million", fields={"value": 30_500_000})
+    data["changes"] = {
+        "title": {"old": "Clearview AI fined", "new": "Clearview AI fined €30.5 million"},
+        "value": {"old": None, "new": {"amount": 30500000, "currency": "EUR"}},
+        "summary": {"old": "<b>x</b>" + "long " * 200, "new": "The Dutch DPA fined Clearview."},
+    }
+    return data
+
+
+def test_an_amended_notice_shows_what_changed() -> None:
+    text, html = parts(render(updated_data(), "alert.updated"))
+    assert "Changed" in text
+    assert "Title: Clearview AI fined → Clearview AI fined €30.5 million" in text
+    assert "Value: (none) → 30,500,000.00 EUR" in text
+    assert "long long" in text and "long " * 100 not in text  # long values are cut
+    assert "<th>Title</th><td>Clearview AI fined → Clearview AI fined €30.5 million</td>" in html
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_an_amended_notice_in_a_digest_reads_as_an_update() -> None:
+    pending = [
+        Pending("a1", "cv", FIXED_NOW, alert_data("Clearview new notice")),
+        Pending("a2", "cv", FIXED_NOW + timedelta(minutes=5), updated_data()),
+    ]
+    data = digest_data("dig_1", pending, FIXED_NOW - timedelta(hours=1), FIXED_NOW)
+    text, html = parts(render(data, "alert.digest"))
+    assert "* Updated: Clearview AI fined €30.5 million" in text
+    assert "* Clearview new notice" in text and "Updated: Clearview new" not in text
+    assert "Changed: Title: Clearview AI fined → Clearview AI fined €30.5 million" in text
+    assert "<strong>Updated: <mark>Clearview</mark> AI fined" in html
