@@ -2,10 +2,11 @@
 
 ``digest = "immediate"`` (default) sends each alert on its own. ``"hourly"`` sends one
 digest at the start of every hour, ``"daily 08:00"`` one a day at 08:00 in
-``[monitor] timezone``. A digest gathers every alert of the notifier not yet sent,
-grouped by rule, newest first; the store marks them in the same transaction that
-queues the digest, so no alert is in two digests, and the digest is then delivered
-(and retried) like any alert. Health messages are never held for a digest.
+``[monitor] timezone`` (on the day clocks skip that time, as much later as they
+jumped). A digest gathers every alert of the notifier not yet sent, grouped by rule,
+newest first; the store marks them in the same transaction that queues the digest,
+so no alert is in two digests, and the digest is then delivered (and retried) like
+any alert. Health messages are never held for a digest.
 """
 
 from __future__ import annotations
@@ -63,15 +64,17 @@ def latest_slot(schedule: Schedule, now: datetime, zone: tzinfo) -> datetime:
         return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if schedule.at is None:
         raise ValueError("an immediate schedule has no digest times")
-    local = now.astimezone(zone)
-    for days_back in range(3):  # DST can skip a local time; look back until one exists
-        day = local.date() - timedelta(days=days_back)
-        slot = datetime.combine(day, schedule.at, tzinfo=zone)
-        # Round-trip through UTC: a time in a DST gap is not a real moment.
-        if slot.astimezone(UTC).astimezone(zone).time() != schedule.at:
-            continue
-        if slot <= local:
-            return slot.astimezone(UTC)
+    today = now.astimezone(zone).date()
+    for days_back in range(3):
+        # fold=0: a time that happens twice (clocks go back) counts at its first
+        # occurrence; a time that does not exist (clocks go forward) is read with the
+        # offset before the jump, so that day's digest goes out as much later as the
+        # clocks jumped, and no day is skipped. Compared in UTC: aware datetimes that
+        # share a tzinfo compare by wall time, which is wrong in the repeated hour.
+        local = datetime.combine(today - timedelta(days=days_back), schedule.at, tzinfo=zone)
+        slot = local.astimezone(UTC)
+        if slot <= now.astimezone(UTC):
+            return slot
     raise ValueError(f"no digest time found before {iso_utc(now)}")  # pragma: no cover
 
 

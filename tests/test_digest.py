@@ -69,8 +69,17 @@ def utc(*args: int) -> datetime:
         ("daily 08:00", utc(2026, 11, 22, 7, 0), utc(2026, 11, 22, 7, 0)),  # CET = UTC+1
         ("daily 08:00", utc(2026, 11, 22, 6, 59), utc(2026, 11, 21, 7, 0)),
         ("daily 08:00", utc(2026, 7, 1, 6, 30), utc(2026, 7, 1, 6, 0)),  # CEST = UTC+2
-        # 02:30 does not exist on 2026-03-29 in Amsterdam: the day before counts.
-        ("daily 02:30", utc(2026, 3, 29, 12, 0), utc(2026, 3, 28, 1, 30)),
+        # 02:30 does not exist on 2026-03-29 in Amsterdam (02:00 CET jumps to 03:00 CEST):
+        # that day's digest goes at 03:30 CEST, 24 hours after the day before's; the day
+        # is never skipped.
+        ("daily 02:30", utc(2026, 3, 29, 12, 0), utc(2026, 3, 29, 1, 30)),
+        ("daily 02:30", utc(2026, 3, 29, 1, 29), utc(2026, 3, 28, 1, 30)),
+        ("daily 02:30", utc(2026, 3, 30, 0, 30), utc(2026, 3, 30, 0, 30)),
+        # 02:30 happens twice on 2026-10-25: the first one counts, and during the
+        # repeated hour the latest digest time is still today's, not yesterday's.
+        ("daily 02:30", utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 0, 30)),
+        ("daily 02:30", utc(2026, 10, 25, 1, 15), utc(2026, 10, 25, 0, 30)),
+        ("daily 02:30", utc(2026, 10, 25, 0, 29), utc(2026, 10, 24, 0, 30)),
     ],
 )
 def test_latest_slot_in_the_monitor_timezone(schedule: str, now: datetime, slot: datetime) -> None:
@@ -285,3 +294,16 @@ async def test_a_copy_seen_after_the_digest_was_made_still_reaches_it(world: Wor
     [sent] = delivered.data["groups"][0]["alerts"]
     assert [e["source"] for e in sent["also_seen_in"]] == ["news"]
     assert delivered.data["count"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_daily_digest_is_sent_on_the_day_clocks_skip_its_time(world: World) -> None:
+    notifier = fake("daily 02:30")
+    deliverer = world.deliverer({"mail": notifier}, zone=AMS)
+    world.clock.now = utc(2026, 3, 28, 12, 0)
+    await deliverer.deliver_all()  # starts the clock at 2026-03-28 02:30 CET
+    await world.alert("Clearview")
+    world.clock.now = utc(2026, 3, 29, 2, 0)  # 04:00 CEST on the day 02:30 does not exist
+    await deliverer.deliver_all()
+    [digest] = notifier.received
+    assert digest.data["until"] == "2026-03-29T01:30:00Z"
