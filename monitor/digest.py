@@ -61,7 +61,11 @@ def check_digest(text: str) -> str:
 def latest_slot(schedule: Schedule, now: datetime, zone: tzinfo) -> datetime:
     """The most recent digest time at or before ``now``, in UTC."""
     if schedule.every == "hourly":
-        return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        # The start of the local hour: in a zone offset by a part of an hour (India,
+        # +05:30) that is not the start of a UTC hour. Truncating keeps the fold, so
+        # the repeated hour when clocks go back resolves to the right moment.
+        local = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+        return local.astimezone(UTC)
     if schedule.at is None:
         raise ValueError("an immediate schedule has no digest times")
     today = now.astimezone(zone).date()

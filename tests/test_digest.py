@@ -86,6 +86,22 @@ def test_latest_slot_in_the_monitor_timezone(schedule: str, now: datetime, slot:
     assert latest_slot(parse_schedule(schedule), now, AMS) == slot
 
 
+@pytest.mark.parametrize(
+    ("zone", "now", "slot"),
+    [
+        # India is UTC+05:30: the start of each local hour is half past, in UTC.
+        ("Asia/Kolkata", utc(2026, 11, 22, 10, 29), utc(2026, 11, 22, 9, 30)),
+        ("Asia/Kolkata", utc(2026, 11, 22, 10, 30), utc(2026, 11, 22, 10, 30)),
+        ("Australia/Eucla", utc(2026, 11, 22, 10, 44), utc(2026, 11, 22, 10, 15)),  # +08:45
+        ("Europe/Amsterdam", utc(2026, 10, 25, 1, 10), utc(2026, 10, 25, 1, 0)),  # repeated hour
+    ],
+)
+def test_hourly_digests_come_at_the_start_of_each_local_hour(
+    zone: str, now: datetime, slot: datetime
+) -> None:
+    assert latest_slot(parse_schedule("hourly"), now, ZoneInfo(zone)) == slot
+
+
 @dataclass
 class World:
     store: Store
