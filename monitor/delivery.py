@@ -102,8 +102,7 @@ class Deliverer:
         schedule = parse_schedule(notifier.config.digest)
         if not schedule.immediate:
             slot = latest_slot(schedule, self.clock(), self.zone)
-            ident = self.store.make_digest(name, slot, self.clock())
-            if ident is not None:
+            for ident in self.store.make_digest(name, slot, self.clock()):
                 log.info("notifier=%s digest=%s outcome=queued slot=%s", name, ident, slot)
         while stop is None or not stop.is_set():
             batch = self.store.due_alerts(name, self.clock(), with_items=schedule.immediate)

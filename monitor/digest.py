@@ -22,6 +22,10 @@ from typing import Any
 from monitor.alerts import iso_utc
 
 EVENT_DIGEST = "alert.digest"
+# One digest carries at most this many alerts; more are sent as several parts. A busy
+# day in one message would outgrow what SMTP servers (often 10-25 MB) and webhook
+# receivers (often 1 MB bodies) accept, and fail on every retry until dead.
+MAX_DIGEST_ALERTS = 200
 _DAILY = re.compile(r"^daily ([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
@@ -82,9 +86,10 @@ def latest_slot(schedule: Schedule, now: datetime, zone: tzinfo) -> datetime:
     raise ValueError(f"no digest time found before {iso_utc(now)}")  # pragma: no cover
 
 
-def digest_id(notifier: str, slot: datetime) -> str:
-    """The stable ``webhook-id`` of the digest of ``notifier`` for ``slot``."""
-    digest = hashlib.sha256(f"digest\0{notifier}\0{iso_utc(slot)}".encode()).digest()
+def digest_id(notifier: str, slot: datetime, part: int = 1) -> str:
+    """The stable ``webhook-id`` of (part ``part`` of) the digest of ``notifier`` for ``slot``."""
+    key = f"digest\0{notifier}\0{iso_utc(slot)}" + (f"\0{part}" if part > 1 else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return "dig_" + base64.b32encode(digest).decode("ascii").rstrip("=").lower()[:26]
 
 
@@ -98,8 +103,19 @@ class Pending:
     data: Mapping[str, Any]
 
 
+def split_digest(alerts: Sequence[Pending], size: int = MAX_DIGEST_ALERTS) -> list[list[Pending]]:
+    """The parts of one digest, newest alerts first, each of at most ``size`` alerts."""
+    newest_first = sorted(alerts, key=lambda a: (a.created_at, a.alert_id), reverse=True)
+    return [newest_first[i : i + size] for i in range(0, len(newest_first), size)]
+
+
 def digest_data(
-    ident: str, alerts: Sequence[Pending], since: datetime | None, until: datetime
+    ident: str,
+    alerts: Sequence[Pending],
+    since: datetime | None,
+    until: datetime,
+    part: int = 1,
+    parts: int = 1,
 ) -> dict[str, Any]:
     """The ``data`` of an ``alert.digest``: groups by rule (in first-seen order of their
     newest alert), each newest first. An alert matching several rules is listed once,
@@ -113,6 +129,8 @@ def digest_data(
         "since": iso_utc(since) if since else None,
         "until": iso_utc(until),
         "count": len(alerts),
+        "part": part,
+        "parts": parts,
         "groups": [{"rule": rule, "alerts": items} for rule, items in groups.items()],
     }
 

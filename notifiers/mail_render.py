@@ -170,6 +170,8 @@ class MailRenderer:
                 "recipients": recipients,
             }
             subject = f"{data['count']} alerts since {context['since']}"
+            if data.get("parts", 1) > 1:  # a large digest comes in parts
+                subject += f" (part {data['part']} of {data['parts']})"
             return subject, *self._both("digest", context)
         if "item" in data:
             view = alert_view(data)

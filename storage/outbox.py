@@ -15,7 +15,14 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from monitor.digest import EVENT_DIGEST, Pending, digest_data, digest_id, refreshed
+from monitor.digest import (
+    EVENT_DIGEST,
+    Pending,
+    digest_data,
+    digest_id,
+    refreshed,
+    split_digest,
+)
 from monitor.system import SystemDraft
 from storage.tables import AlertRow, NotifierState
 
@@ -36,19 +43,20 @@ class DeliveryRecords(ABC):
             s.commit()
             return count
 
-    def make_digest(self, notifier: str, slot: datetime, now: datetime) -> str | None:
+    def make_digest(self, notifier: str, slot: datetime, now: datetime) -> list[str]:
         """Gather the notifier's waiting alerts into one ``alert.digest`` for ``slot``.
 
         One transaction: the digest row is queued and its alerts are marked
-        ``digested`` together, so no alert is in two digests. Returns the digest id,
-        or None when the slot was handled already or nothing was waiting. The first
-        slot ever seen only starts the clock.
+        ``digested`` together, so no alert is in two digests. More than
+        ``MAX_DIGEST_ALERTS`` are split into parts. Returns the digest ids, none when
+        the slot was handled already or nothing was waiting. The first slot ever seen
+        only starts the clock.
         """
         with self.session() as s:
             state = s.get(NotifierState, notifier) or NotifierState(name=notifier, fingerprint="")
             previous = state.digest_slot
             if previous is not None and previous >= slot:
-                return None
+                return []
             state.digest_slot = slot
             s.add(state)
             waiting: list[AlertRow] = []
@@ -60,14 +68,18 @@ class DeliveryRecords(ABC):
                     col(AlertRow.created_at) <= slot,
                 )
                 waiting = list(s.exec(query).all())
-            ident = None
-            if waiting:
-                ident = digest_id(notifier, slot)
-                pending = [
-                    Pending(a.id, (a.rules or ["(none)"])[0], a.created_at, a.data) for a in waiting
-                ]
-                data = digest_data(ident, pending, previous, slot)
-                rules = list(dict.fromkeys(rule for a in waiting for rule in a.rules))
+            by_id = {a.id: a for a in waiting}
+            pending = [
+                Pending(a.id, (a.rules or ["(none)"])[0], a.created_at, a.data) for a in waiting
+            ]
+            parts = split_digest(pending)
+            idents = []
+            for number, part in enumerate(parts, start=1):
+                ident = digest_id(notifier, slot, number)
+                idents.append(ident)
+                data = digest_data(ident, part, previous, slot, number, len(parts))
+                members = [by_id[p.alert_id] for p in part]
+                rules = list(dict.fromkeys(rule for a in members for rule in a.rules))
                 s.add(
                     AlertRow(
                         id=ident, item_id=None, notifier=notifier, event_type=EVENT_DIGEST,
@@ -75,12 +87,12 @@ class DeliveryRecords(ABC):
                         created_at=now, next_attempt_at=now,
                     )
                 )  # fmt: skip
-                for alert in waiting:
+                for alert in members:
                     alert.status = "digested"
                     alert.digest_id = ident
                     s.add(alert)
             s.commit()
-            return ident
+            return idents
 
     def digest_payload(self, digest: AlertRow) -> dict[str, Any]:
         """The data of ``digest`` as it goes out now: its alerts as they are stored now."""

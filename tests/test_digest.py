@@ -18,7 +18,7 @@ from monitor.alerts import NotifierRoute
 from monitor.config_base import NotifierConfig
 from monitor.dedupe.plan import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
-from monitor.digest import Schedule, latest_slot, parse_schedule
+from monitor.digest import MAX_DIGEST_ALERTS, Schedule, digest_id, latest_slot, parse_schedule
 from monitor.matching import Matcher, compile_rule
 from monitor.pipeline import PipelineContext, run_source
 from monitor.system import HealthPolicy
@@ -323,3 +323,31 @@ async def test_a_daily_digest_is_sent_on_the_day_clocks_skip_its_time(world: Wor
     await deliverer.deliver_all()
     [digest] = notifier.received
     assert digest.data["until"] == "2026-03-29T01:30:00Z"
+
+
+@pytest.mark.anyio
+async def test_a_large_digest_goes_out_in_parts_that_lose_and_repeat_nothing(
+    world: World,
+) -> None:
+    notifier = fake("hourly")
+    deliverer = world.deliverer({"mail": notifier})
+    await deliverer.deliver_all()
+    await world.alert(*(f"Clearview notice {i}" for i in range(MAX_DIGEST_ALERTS + 50)))
+    world.clock.advance(timedelta(minutes=5))
+    await world.alert(*(f"Clearview later {i}" for i in range(MAX_DIGEST_ALERTS)))
+    world.clock.advance(timedelta(hours=1))
+    await deliverer.deliver_all()
+    parts = notifier.received
+    assert [d.data["count"] for d in parts] == [MAX_DIGEST_ALERTS, MAX_DIGEST_ALERTS, 50]
+    assert [(d.data["part"], d.data["parts"]) for d in parts] == [(1, 3), (2, 3), (3, 3)]
+    assert len({d.delivery_id for d in parts}) == 3
+    sent = [a["alert_id"] for d in parts for g in d.data["groups"] for a in g["alerts"]]
+    assert len(sent) == len(set(sent)) == MAX_DIGEST_ALERTS * 2 + 50
+    # Newest first across the parts too: the first part is the later poll.
+    first = [a["item"]["title"] for g in parts[0].data["groups"] for a in g["alerts"]]
+    assert all(title.startswith("Clearview later") for title in first)
+    # The first part keeps the id a digest of one part has.
+    assert parts[0].delivery_id == digest_id("mail", utc(2026, 11, 22, 11))
+    world.clock.advance(timedelta(hours=1))
+    await deliverer.deliver_all()
+    assert len(notifier.received) == 3

@@ -459,3 +459,10 @@ def test_an_amended_notice_in_a_digest_reads_as_an_update() -> None:
     assert "* Clearview new notice" in text and "Updated: Clearview new" not in text
     assert "Changed: Title: Clearview AI fined → Clearview AI fined €30.5 million" in text
     assert "<strong>Updated: <mark>Clearview</mark> AI fined" in html
+
+
+def test_a_digest_in_parts_says_which_part() -> None:
+    pending = [Pending("a1", "cv", FIXED_NOW, alert_data("Clearview"))]
+    data = digest_data("dig_1", pending, FIXED_NOW - timedelta(hours=1), FIXED_NOW, 2, 3)
+    message = render(data, "alert.digest")
+    assert message["Subject"] == "[noticewatch] 1 alerts since 2026-11-22T09:00:00Z (part 2 of 3)"
