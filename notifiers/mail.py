@@ -60,6 +60,7 @@ import dataclasses
 import ssl
 import time
 from datetime import datetime, timedelta
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
@@ -84,7 +85,7 @@ def _check_address(value: str) -> str:
         raise ValueError("an address must be one line without surrounding spaces")
     try:
         address = Address(addr_spec=value)
-    except (ValueError, IndexError) as e:
+    except (ValueError, IndexError, HeaderParseError) as e:  # "<a@b>" raises the last
         raise ValueError(f"{value!r} is not an email address like name@example.org") from e
     if not address.domain or not address.username:
         raise ValueError(f"{value!r} is not an email address like name@example.org")

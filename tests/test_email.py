@@ -226,6 +226,10 @@ def test_defaults_and_registry() -> None:
         ({"to": ["not-an-address"]}, "is not an email address"),
         ({"to": ["a@example.org\r\nBcc: x@evil.example"]}, "one line"),
         ({"from": "x"}, "is not an email address"),
+        # Display-name forms: the stdlib raises HeaderParseError, not a ValueError.
+        ({"to": ["Team <team@example.org>"]}, "is not an email address like name@example.org"),
+        ({"from": "<nw@example.org>"}, "is not an email address like name@example.org"),
+        ({"to": ['"unterminated@example.org']}, "is not an email address"),
         ({"tls": "ssl"}, "Input should be 'starttls', 'implicit' or 'none'"),
         ({"username": "u"}, "username and password go together"),
         ({"username": "u", "password": "hunter2pass", "tls": "none"}, "clear text"),
