@@ -148,7 +148,11 @@ class Deliverer:
             reason = f"endpoint answered HTTP {result.status_code} Gone at attempt {attempt}"
             self._disable(notifier, reason, now, None)
             return False
-        since = self.store.notifier_failing(notifier.name, fingerprint(notifier), now)
+        # While failing, an endpoint is tried at least every `cap` (plus jitter) as long
+        # as anything is queued; a longer silence means the queue ran dry, and the
+        # next failure starts a new episode instead of continuing the old one.
+        quiet = self.policy.cap * (1 + self.policy.jitter) + timedelta(hours=1)
+        since = self.store.notifier_failing(notifier.name, fingerprint(notifier), now, quiet)
         if now - since >= self.disable_after:
             self._record(alert, result, "failed", "pending", now, None)
             reason = f"failing continuously since {since:%Y-%m-%d %H:%M}Z: {result.error}"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from monitor.digest import (
     EVENT_DIGEST,
@@ -24,7 +24,7 @@ from monitor.digest import (
     split_digest,
 )
 from monitor.system import SystemDraft
-from storage.tables import AlertRow, NotifierState
+from storage.tables import AlertRow, DeliveryAttempt, NotifierState
 
 
 class DeliveryRecords(ABC):
@@ -101,15 +101,28 @@ class DeliveryRecords(ABC):
             current = {row.id: row.data for row in s.exec(query).all()}
         return refreshed(digest.data, current)
 
-    def notifier_failing(self, name: str, fingerprint: str, now: datetime) -> datetime:
-        """Note a failed attempt; returns when the notifier started failing continuously."""
+    def notifier_failing(
+        self, name: str, fingerprint: str, now: datetime, max_gap: timedelta | None = None
+    ) -> datetime:
+        """Note a failed attempt; returns when the notifier started failing continuously.
+
+        With ``max_gap``, failures further apart than that (nothing was tried in between:
+        the queue was empty) are two episodes, not one continuous failure.
+        """
         with self.session() as s:
             row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
-            if row.failing_since is None:
-                row.failing_since = now
+            since = row.failing_since
+            if since is not None and max_gap is not None:
+                last = s.exec(
+                    select(func.max(DeliveryAttempt.at)).where(DeliveryAttempt.notifier == name)
+                ).one()
+                if last is not None and now - last > max_gap:
+                    since = None
+            if since is None:
+                since = row.failing_since = now
                 s.add(row)
                 s.commit()
-            return row.failing_since
+            return since
 
     def notifier_succeeded(self, name: str) -> None:
         """A delivery went through: the notifier is no longer failing continuously."""
