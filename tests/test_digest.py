@@ -351,3 +351,36 @@ async def test_a_large_digest_goes_out_in_parts_that_lose_and_repeat_nothing(
     world.clock.advance(timedelta(hours=1))
     await deliverer.deliver_all()
     assert len(notifier.received) == 3
+
+
+@pytest.mark.anyio
+async def test_a_digest_notifier_disabled_and_enabled_loses_and_repeats_nothing(
+    world: World,
+) -> None:
+    notifier = fake("hourly")
+    notifier.script = lambda d: DOWN
+    deliverer = world.deliverer({"mail": notifier})
+    deliverer.policy = RetryPolicy(max_attempts=100, cap=timedelta(hours=12), jitter=0)
+    await deliverer.deliver_all()
+    await world.alert("Clearview one")
+    world.clock.advance(timedelta(hours=1))
+    for _ in range(100):  # the digest fails for five days
+        await deliverer.deliver_all()
+        if world.store.disabled_notifiers():
+            break
+        world.clock.now = max(world.store.next_due("mail") or world.clock.now, world.clock.now)
+    assert world.store.disabled_notifiers()
+    first = notifier.received[0].delivery_id
+    assert {d.delivery_id for d in notifier.received} == {first}
+    await world.alert("Clearview two", "CNIL three")  # they wait while it is off
+    world.clock.advance(timedelta(hours=3))
+    await deliverer.deliver_all()
+    tries = len(notifier.received)
+    notifier.script = lambda d: DeliveryResult(Outcome.DELIVERED)
+    assert world.store.enable_notifier("mail", world.clock())
+    await deliverer.deliver_all()
+    sent = notifier.received[tries:]
+    assert len(sent) == 2 and sent[0].delivery_id == first
+    titles = sorted(a["item"]["title"] for d in sent for g in d.data["groups"] for a in g["alerts"])
+    assert titles == ["CNIL three", "Clearview one", "Clearview two"]
+    assert sorted(r.status for r in world.rows()) == ["delivered"] * 2 + ["digested"] * 3
