@@ -15,6 +15,7 @@ from monitor.alerts import iso_utc
 from monitor.app import App
 from monitor.delivery import fingerprint
 from notifiers.base import Delivery, Outcome
+from notifiers.mail_render import one_line
 from storage.tables import AlertRow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -109,8 +110,9 @@ def deliveries_table(rows: list[AlertRow]) -> str:
             f"{row.id}  {row.notifier}  {row.event_type}  {row.status}  "
             f"attempts {row.attempts}  created {_when(row.created_at)}"
             + (f"  next {_when(row.next_attempt_at)}" if row.status == "pending" else "")
-            + (f"\n    {what}" if what else "")
-            + (f"\n    last error: {row.last_error}" if row.last_error else "")
+            # Titles and endpoint replies are untrusted: no escape sequences on a terminal.
+            + (f"\n    {one_line(what, 300)}" if what else "")
+            + (f"\n    last error: {one_line(row.last_error, 1000)}" if row.last_error else "")
         )
     return "\n".join(lines)
 

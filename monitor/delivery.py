@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import httpx
 
-from monitor.digest import latest_slot, parse_schedule
+from monitor.digest import EVENT_DIGEST, latest_slot, parse_schedule
 from monitor.errors import MonitorError
 from monitor.system import EVENT_NOTIFIER_DISABLED, HealthPolicy, notifier_disabled_data
 from notifiers.base import Delivery, DeliveryResult, Notifier, Outcome
@@ -102,8 +102,7 @@ class Deliverer:
         schedule = parse_schedule(notifier.config.digest)
         if not schedule.immediate:
             slot = latest_slot(schedule, self.clock(), self.zone)
-            ident = self.store.make_digest(name, slot, self.clock())
-            if ident is not None:
+            for ident in self.store.make_digest(name, slot, self.clock()):
                 log.info("notifier=%s digest=%s outcome=queued slot=%s", name, ident, slot)
         while stop is None or not stop.is_set():
             batch = self.store.due_alerts(name, self.clock(), with_items=schedule.immediate)
@@ -118,11 +117,12 @@ class Deliverer:
 
     async def _deliver_one(self, notifier: Notifier, alert: AlertRow, counts: RoundCounts) -> bool:
         """Deliver one alert; False when the endpoint is failing and the round should stop."""
+        data = self.store.digest_payload(alert) if alert.event_type == EVENT_DIGEST else alert.data
         delivery = Delivery(
             delivery_id=alert.id,
             event_type=alert.event_type,
             created_at=alert.created_at,
-            data=alert.data,
+            data=data,
             attempt=alert.attempts + 1,
         )
         try:
@@ -148,7 +148,11 @@ class Deliverer:
             reason = f"endpoint answered HTTP {result.status_code} Gone at attempt {attempt}"
             self._disable(notifier, reason, now, None)
             return False
-        since = self.store.notifier_failing(notifier.name, fingerprint(notifier), now)
+        # While failing, an endpoint is tried at least every `cap` (plus jitter) as long
+        # as anything is queued; a longer silence means the queue ran dry, and the
+        # next failure starts a new episode instead of continuing the old one.
+        quiet = self.policy.cap * (1 + self.policy.jitter) + timedelta(hours=1)
+        since = self.store.notifier_failing(notifier.name, fingerprint(notifier), now, quiet)
         if now - since >= self.disable_after:
             self._record(alert, result, "failed", "pending", now, None)
             reason = f"failing continuously since {since:%Y-%m-%d %H:%M}Z: {result.error}"

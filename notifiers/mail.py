@@ -55,10 +55,12 @@ How failures are read
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ssl
 import time
 from datetime import datetime, timedelta
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
@@ -83,7 +85,7 @@ def _check_address(value: str) -> str:
         raise ValueError("an address must be one line without surrounding spaces")
     try:
         address = Address(addr_spec=value)
-    except (ValueError, IndexError) as e:
+    except (ValueError, IndexError, HeaderParseError) as e:  # "<a@b>" raises the last
         raise ValueError(f"{value!r} is not an email address like name@example.org") from e
     if not address.domain or not address.username:
         raise ValueError(f"{value!r} is not an email address like name@example.org")
@@ -212,13 +214,28 @@ class EmailNotifier:
         return ssl.create_default_context(cafile=cafile)  # verifies chain and host name
 
     def _reason(self, step: str, error: BaseException) -> str:
-        detail = one_line(str(error) or type(error).__name__, 300)
-        if self.config.password is not None:
-            secret = self.config.password.get_secret_value()
-            if secret:
-                detail = detail.replace(secret, "[redacted]")
+        detail = str(error) or type(error).__name__
+        # Redact before cutting and flattening, which would leave parts of it behind;
+        # a server may also echo the base64 argument of AUTH PLAIN or AUTH LOGIN.
+        for secret in self._secret_forms():
+            detail = detail.replace(secret, "[redacted]")
+        detail = one_line(detail, 300)
         where = f"{self.config.smtp_host}:{self.config.port}"
         return f"SMTP {where} {step} failed: {type(error).__name__}: {detail}"
+
+    def _secret_forms(self) -> list[str]:
+        """The password as written and as AUTH PLAIN / LOGIN send it, longest first."""
+        if self.config.password is None or not self.config.password.get_secret_value():
+            return []
+        secret = self.config.password.get_secret_value()
+        plain = f"\0{self.config.username or ''}\0{secret}".encode()
+        forms = {
+            secret,
+            secret.encode("unicode_escape").decode(),  # as the repr in str(error) shows it
+            base64.b64encode(plain).decode(),
+            base64.b64encode(secret.encode()).decode(),
+        }
+        return sorted(forms, key=len, reverse=True)
 
 
 def build(config: NotifierConfig) -> EmailNotifier:

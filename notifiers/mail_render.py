@@ -100,6 +100,25 @@ def format_value(value: Any) -> str | None:
     return str(value)
 
 
+CHANGE_MAX = 200  # characters of one old or new value shown in an update
+
+
+def _changes(changes: Any) -> list[tuple[str, str]]:
+    """``changes`` of an ``alert.updated`` as (label, "old → new"), long values cut."""
+    if not isinstance(changes, Mapping):
+        return []
+    shown = []
+    for name, change in changes.items():
+        if not isinstance(change, Mapping):
+            continue
+        old, new = (
+            one_line(format_value(change.get(side)) or "(none)", CHANGE_MAX)
+            for side in ("old", "new")
+        )
+        shown.append((str(name).replace("_", " ").capitalize(), f"{old} → {new}"))
+    return shown
+
+
 def _seen(entry: Any) -> str:
     if isinstance(entry, Mapping):
         parts = [entry.get("source"), entry.get("title"), safe_link(entry.get("url"))]
@@ -151,6 +170,8 @@ class MailRenderer:
                 "recipients": recipients,
             }
             subject = f"{data['count']} alerts since {context['since']}"
+            if data.get("parts", 1) > 1:  # a large digest comes in parts
+                subject += f" (part {data['part']} of {data['parts']})"
             return subject, *self._both("digest", context)
         if "item" in data:
             view = alert_view(data)
@@ -218,6 +239,9 @@ def alert_view(data: Mapping[str, Any]) -> dict[str, Any]:
         "terms": terms,
         "fields": fields,
         "also_seen_in": [_seen(e) for e in data.get("also_seen_in") or []],
+        # Only an alert.updated carries "changes": in a digest it must not read as new.
+        "updated": "changes" in data,
+        "changes": _changes(data.get("changes")),
     }
 
 

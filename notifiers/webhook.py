@@ -34,7 +34,8 @@ Keys
 
 What is sent
     ``POST <url>`` with a compact UTF-8 JSON body. The bytes are the same on every
-    retry of one alert. Keys inside ``data`` are sorted::
+    retry of one alert (a digest's retry also carries copies of its alerts seen since,
+    in ``also_seen_in``). Keys inside ``data`` are sorted::
 
         {"type":"<event type>","timestamp":"2026-11-22T10:00:00Z","data":{...}}
 

@@ -9,14 +9,22 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from monitor.digest import EVENT_DIGEST, Pending, digest_data, digest_id
+from monitor.digest import (
+    EVENT_DIGEST,
+    Pending,
+    digest_data,
+    digest_id,
+    refreshed,
+    split_digest,
+)
 from monitor.system import SystemDraft
-from storage.tables import AlertRow, NotifierState
+from storage.tables import AlertRow, DeliveryAttempt, NotifierState
 
 
 class DeliveryRecords(ABC):
@@ -35,19 +43,20 @@ class DeliveryRecords(ABC):
             s.commit()
             return count
 
-    def make_digest(self, notifier: str, slot: datetime, now: datetime) -> str | None:
+    def make_digest(self, notifier: str, slot: datetime, now: datetime) -> list[str]:
         """Gather the notifier's waiting alerts into one ``alert.digest`` for ``slot``.
 
         One transaction: the digest row is queued and its alerts are marked
-        ``digested`` together, so no alert is in two digests. Returns the digest id,
-        or None when the slot was handled already or nothing was waiting. The first
-        slot ever seen only starts the clock.
+        ``digested`` together, so no alert is in two digests. More than
+        ``MAX_DIGEST_ALERTS`` are split into parts. Returns the digest ids, none when
+        the slot was handled already or nothing was waiting. The first slot ever seen
+        only starts the clock.
         """
         with self.session() as s:
             state = s.get(NotifierState, notifier) or NotifierState(name=notifier, fingerprint="")
             previous = state.digest_slot
             if previous is not None and previous >= slot:
-                return None
+                return []
             state.digest_slot = slot
             s.add(state)
             waiting: list[AlertRow] = []
@@ -59,14 +68,18 @@ class DeliveryRecords(ABC):
                     col(AlertRow.created_at) <= slot,
                 )
                 waiting = list(s.exec(query).all())
-            ident = None
-            if waiting:
-                ident = digest_id(notifier, slot)
-                pending = [
-                    Pending(a.id, (a.rules or ["(none)"])[0], a.created_at, a.data) for a in waiting
-                ]
-                data = digest_data(ident, pending, previous, slot)
-                rules = list(dict.fromkeys(rule for a in waiting for rule in a.rules))
+            by_id = {a.id: a for a in waiting}
+            pending = [
+                Pending(a.id, (a.rules or ["(none)"])[0], a.created_at, a.data) for a in waiting
+            ]
+            parts = split_digest(pending)
+            idents = []
+            for number, part in enumerate(parts, start=1):
+                ident = digest_id(notifier, slot, number)
+                idents.append(ident)
+                data = digest_data(ident, part, previous, slot, number, len(parts))
+                members = [by_id[p.alert_id] for p in part]
+                rules = list(dict.fromkeys(rule for a in members for rule in a.rules))
                 s.add(
                     AlertRow(
                         id=ident, item_id=None, notifier=notifier, event_type=EVENT_DIGEST,
@@ -74,22 +87,42 @@ class DeliveryRecords(ABC):
                         created_at=now, next_attempt_at=now,
                     )
                 )  # fmt: skip
-                for alert in waiting:
+                for alert in members:
                     alert.status = "digested"
                     alert.digest_id = ident
                     s.add(alert)
             s.commit()
-            return ident
+            return idents
 
-    def notifier_failing(self, name: str, fingerprint: str, now: datetime) -> datetime:
-        """Note a failed attempt; returns when the notifier started failing continuously."""
+    def digest_payload(self, digest: AlertRow) -> dict[str, Any]:
+        """The data of ``digest`` as it goes out now: its alerts as they are stored now."""
+        with self.session() as s:
+            query = select(AlertRow).where(AlertRow.digest_id == digest.id)
+            current = {row.id: row.data for row in s.exec(query).all()}
+        return refreshed(digest.data, current)
+
+    def notifier_failing(
+        self, name: str, fingerprint: str, now: datetime, max_gap: timedelta | None = None
+    ) -> datetime:
+        """Note a failed attempt; returns when the notifier started failing continuously.
+
+        With ``max_gap``, failures further apart than that (nothing was tried in between:
+        the queue was empty) are two episodes, not one continuous failure.
+        """
         with self.session() as s:
             row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
-            if row.failing_since is None:
-                row.failing_since = now
+            since = row.failing_since
+            if since is not None and max_gap is not None:
+                last = s.exec(
+                    select(func.max(DeliveryAttempt.at)).where(DeliveryAttempt.notifier == name)
+                ).one()
+                if last is not None and now - last > max_gap:
+                    since = None
+            if since is None:
+                since = row.failing_since = now
                 s.add(row)
                 s.commit()
-            return row.failing_since
+            return since
 
     def notifier_succeeded(self, name: str) -> None:
         """A delivery went through: the notifier is no longer failing continuously."""

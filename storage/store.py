@@ -489,6 +489,7 @@ class Store(DeliveryRecords):
             if row.fingerprint != fingerprint:
                 row.disabled_at = None
                 row.disabled_reason = None
+                row.failing_since = None  # as `enable` does: the 5-day clock starts again
                 s.add(row)
                 s.commit()
                 return None

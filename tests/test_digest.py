@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,9 @@ from sqlmodel import Session, select
 
 from monitor.alerts import NotifierRoute
 from monitor.config_base import NotifierConfig
+from monitor.dedupe.plan import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
-from monitor.digest import Schedule, latest_slot, parse_schedule
+from monitor.digest import MAX_DIGEST_ALERTS, Schedule, digest_id, latest_slot, parse_schedule
 from monitor.matching import Matcher, compile_rule
 from monitor.pipeline import PipelineContext, run_source
 from monitor.system import HealthPolicy
@@ -68,12 +69,37 @@ def utc(*args: int) -> datetime:
         ("daily 08:00", utc(2026, 11, 22, 7, 0), utc(2026, 11, 22, 7, 0)),  # CET = UTC+1
         ("daily 08:00", utc(2026, 11, 22, 6, 59), utc(2026, 11, 21, 7, 0)),
         ("daily 08:00", utc(2026, 7, 1, 6, 30), utc(2026, 7, 1, 6, 0)),  # CEST = UTC+2
-        # 02:30 does not exist on 2026-03-29 in Amsterdam: the day before counts.
-        ("daily 02:30", utc(2026, 3, 29, 12, 0), utc(2026, 3, 28, 1, 30)),
+        # 02:30 does not exist on 2026-03-29 in Amsterdam (02:00 CET jumps to 03:00 CEST):
+        # that day's digest goes at 03:30 CEST, 24 hours after the day before's; the day
+        # is never skipped.
+        ("daily 02:30", utc(2026, 3, 29, 12, 0), utc(2026, 3, 29, 1, 30)),
+        ("daily 02:30", utc(2026, 3, 29, 1, 29), utc(2026, 3, 28, 1, 30)),
+        ("daily 02:30", utc(2026, 3, 30, 0, 30), utc(2026, 3, 30, 0, 30)),
+        # 02:30 happens twice on 2026-10-25: the first one counts, and during the
+        # repeated hour the latest digest time is still today's, not yesterday's.
+        ("daily 02:30", utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 0, 30)),
+        ("daily 02:30", utc(2026, 10, 25, 1, 15), utc(2026, 10, 25, 0, 30)),
+        ("daily 02:30", utc(2026, 10, 25, 0, 29), utc(2026, 10, 24, 0, 30)),
     ],
 )
 def test_latest_slot_in_the_monitor_timezone(schedule: str, now: datetime, slot: datetime) -> None:
     assert latest_slot(parse_schedule(schedule), now, AMS) == slot
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "slot"),
+    [
+        # India is UTC+05:30: the start of each local hour is half past, in UTC.
+        ("Asia/Kolkata", utc(2026, 11, 22, 10, 29), utc(2026, 11, 22, 9, 30)),
+        ("Asia/Kolkata", utc(2026, 11, 22, 10, 30), utc(2026, 11, 22, 10, 30)),
+        ("Australia/Eucla", utc(2026, 11, 22, 10, 44), utc(2026, 11, 22, 10, 15)),  # +08:45
+        ("Europe/Amsterdam", utc(2026, 10, 25, 1, 10), utc(2026, 10, 25, 1, 0)),  # repeated hour
+    ],
+)
+def test_hourly_digests_come_at_the_start_of_each_local_hour(
+    zone: str, now: datetime, slot: datetime
+) -> None:
+    assert latest_slot(parse_schedule("hourly"), now, ZoneInfo(zone)) == slot
 
 
 @dataclass
@@ -257,3 +283,104 @@ async def test_digest_as_one_email(world: World, tmp_path: Path) -> None:
     assert message["Subject"] == "[noticewatch] 3 alerts since 2026-11-22T10:00:00Z"
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "== cv (2) ==" in text and "== fr (1) ==" in text
+
+
+@pytest.mark.anyio
+async def test_a_copy_seen_after_the_digest_was_made_still_reaches_it(world: World) -> None:
+    """also_seen_in added to a digested alert while its digest waits for a retry is sent."""
+    notifier = fake("hourly")
+    results = iter([DOWN])
+    notifier.script = lambda d: next(results, DeliveryResult(Outcome.DELIVERED))
+    ctx = replace(world.ctx, dedupe=DedupePolicy())
+    deliverer = world.deliverer({"mail": notifier})
+    await deliverer.deliver_all()
+    first = make_item("ap-nl", "k1", "Clearview fined by the Dutch DPA")
+    await run_source(FakeSource(source_config("ap-nl"), items=[first]), ctx)
+    world.clock.advance(timedelta(hours=1))
+    await deliverer.deliver_all()  # the digest is made; its first attempt fails
+    copy = make_item("news", "k1", "Clearview fined by the Dutch DPA")  # same URL
+    await run_source(FakeSource(source_config("news", "https://example.org/news"),
+                                items=[copy]), ctx)  # fmt: skip
+    [alert] = [r for r in world.rows() if r.status == "digested"]
+    assert [e["source"] for e in alert.data["also_seen_in"]] == ["news"]
+    world.clock.now = world.store.next_due("mail") or world.clock.now
+    await deliverer.deliver_all()
+    failed, delivered = notifier.received
+    assert failed.delivery_id == delivered.delivery_id
+    [sent] = delivered.data["groups"][0]["alerts"]
+    assert [e["source"] for e in sent["also_seen_in"]] == ["news"]
+    assert delivered.data["count"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_daily_digest_is_sent_on_the_day_clocks_skip_its_time(world: World) -> None:
+    notifier = fake("daily 02:30")
+    deliverer = world.deliverer({"mail": notifier}, zone=AMS)
+    world.clock.now = utc(2026, 3, 28, 12, 0)
+    await deliverer.deliver_all()  # starts the clock at 2026-03-28 02:30 CET
+    await world.alert("Clearview")
+    world.clock.now = utc(2026, 3, 29, 2, 0)  # 04:00 CEST on the day 02:30 does not exist
+    await deliverer.deliver_all()
+    [digest] = notifier.received
+    assert digest.data["until"] == "2026-03-29T01:30:00Z"
+
+
+@pytest.mark.anyio
+async def test_a_large_digest_goes_out_in_parts_that_lose_and_repeat_nothing(
+    world: World,
+) -> None:
+    notifier = fake("hourly")
+    deliverer = world.deliverer({"mail": notifier})
+    await deliverer.deliver_all()
+    await world.alert(*(f"Clearview notice {i}" for i in range(MAX_DIGEST_ALERTS + 50)))
+    world.clock.advance(timedelta(minutes=5))
+    await world.alert(*(f"Clearview later {i}" for i in range(MAX_DIGEST_ALERTS)))
+    world.clock.advance(timedelta(hours=1))
+    await deliverer.deliver_all()
+    parts = notifier.received
+    assert [d.data["count"] for d in parts] == [MAX_DIGEST_ALERTS, MAX_DIGEST_ALERTS, 50]
+    assert [(d.data["part"], d.data["parts"]) for d in parts] == [(1, 3), (2, 3), (3, 3)]
+    assert len({d.delivery_id for d in parts}) == 3
+    sent = [a["alert_id"] for d in parts for g in d.data["groups"] for a in g["alerts"]]
+    assert len(sent) == len(set(sent)) == MAX_DIGEST_ALERTS * 2 + 50
+    # Newest first across the parts too: the first part is the later poll.
+    first = [a["item"]["title"] for g in parts[0].data["groups"] for a in g["alerts"]]
+    assert all(title.startswith("Clearview later") for title in first)
+    # The first part keeps the id a digest of one part has.
+    assert parts[0].delivery_id == digest_id("mail", utc(2026, 11, 22, 11))
+    world.clock.advance(timedelta(hours=1))
+    await deliverer.deliver_all()
+    assert len(notifier.received) == 3
+
+
+@pytest.mark.anyio
+async def test_a_digest_notifier_disabled_and_enabled_loses_and_repeats_nothing(
+    world: World,
+) -> None:
+    notifier = fake("hourly")
+    notifier.script = lambda d: DOWN
+    deliverer = world.deliverer({"mail": notifier})
+    deliverer.policy = RetryPolicy(max_attempts=100, cap=timedelta(hours=12), jitter=0)
+    await deliverer.deliver_all()
+    await world.alert("Clearview one")
+    world.clock.advance(timedelta(hours=1))
+    for _ in range(100):  # the digest fails for five days
+        await deliverer.deliver_all()
+        if world.store.disabled_notifiers():
+            break
+        world.clock.now = max(world.store.next_due("mail") or world.clock.now, world.clock.now)
+    assert world.store.disabled_notifiers()
+    first = notifier.received[0].delivery_id
+    assert {d.delivery_id for d in notifier.received} == {first}
+    await world.alert("Clearview two", "CNIL three")  # they wait while it is off
+    world.clock.advance(timedelta(hours=3))
+    await deliverer.deliver_all()
+    tries = len(notifier.received)
+    notifier.script = lambda d: DeliveryResult(Outcome.DELIVERED)
+    assert world.store.enable_notifier("mail", world.clock())
+    await deliverer.deliver_all()
+    sent = notifier.received[tries:]
+    assert len(sent) == 2 and sent[0].delivery_id == first
+    titles = sorted(a["item"]["title"] for d in sent for g in d.data["groups"] for a in g["alerts"])
+    assert titles == ["CNIL three", "Clearview one", "Clearview two"]
+    assert sorted(r.status for r in world.rows()) == ["delivered"] * 2 + ["digested"] * 3

@@ -226,6 +226,10 @@ def test_defaults_and_registry() -> None:
         ({"to": ["not-an-address"]}, "is not an email address"),
         ({"to": ["a@example.org\r\nBcc: x@evil.example"]}, "one line"),
         ({"from": "x"}, "is not an email address"),
+        # Display-name forms: the stdlib raises HeaderParseError, not a ValueError.
+        ({"to": ["Team <team@example.org>"]}, "is not an email address like name@example.org"),
+        ({"from": "<nw@example.org>"}, "is not an email address like name@example.org"),
+        ({"to": ['"unterminated@example.org']}, "is not an email address"),
         ({"tls": "ssl"}, "Input should be 'starttls', 'implicit' or 'none'"),
         ({"username": "u"}, "username and password go together"),
         ({"username": "u", "password": "hunter2pass", "tls": "none"}, "clear text"),
@@ -397,3 +401,72 @@ async def test_every_recipient_refused_is_a_retry(tmp_path: Path) -> None:
         result = await send(server, ca_file=str(server.ca_file), to=["gone@refused.example"])
     assert result.outcome is Outcome.RETRY and "sending failed" in (result.error or "")
     assert server.envelopes == []
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # The password straddles the 300-character cut: its first half must not leak.
+        "x" * 280 + " {password} rejected",
+        # Whitespace inside the password survives only until the error is made one line.
+        "bad credentials: {password}",
+        # A server that echoes the AUTH PLAIN / AUTH LOGIN argument back.
+        "535 5.7.8 rejected AUTH PLAIN {plain}",
+        "535 5.7.8 rejected {login}",
+    ],
+    ids=["cut", "whitespace", "auth-plain", "auth-login"],
+)
+def test_smtp_errors_never_show_the_password_in_any_form(reply: str) -> None:
+    import base64
+
+    import aiosmtplib
+
+    password = "s3cret  tab\tpass-phrase"
+    plain = base64.b64encode(f"\0{USERNAME}\0{password}".encode()).decode()
+    login = base64.b64encode(password.encode()).decode()
+    notifier = build(make_config(username=USERNAME, password=password))
+    text = reply.format(password=password, plain=plain, login=login)
+    error = notifier._reason("logging in", aiosmtplib.SMTPAuthenticationError(535, text))
+    assert "logging in failed" in error and "[r" in error  # "[redacted]", maybe cut
+    for secret in (password, " ".join(password.split()), plain, login, password[:8]):
+        assert secret not in error
+
+
+def updated_data() -> dict[str, Any]:
+    data = alert_data("Clearview AI fined €30.5 million", fields={"value": 30_500_000})
+    data["changes"] = {
+        "title": {"old": "Clearview AI fined", "new": "Clearview AI fined €30.5 million"},
+        "value": {"old": None, "new": {"amount": 30500000, "currency": "EUR"}},
+        "summary": {"old": "<b>x</b>" + "long " * 200, "new": "The Dutch DPA fined Clearview."},
+    }
+    return data
+
+
+def test_an_amended_notice_shows_what_changed() -> None:
+    text, html = parts(render(updated_data(), "alert.updated"))
+    assert "Changed" in text
+    assert "Title: Clearview AI fined → Clearview AI fined €30.5 million" in text
+    assert "Value: (none) → 30,500,000.00 EUR" in text
+    assert "long long" in text and "long " * 100 not in text  # long values are cut
+    assert "<th>Title</th><td>Clearview AI fined → Clearview AI fined €30.5 million</td>" in html
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_an_amended_notice_in_a_digest_reads_as_an_update() -> None:
+    pending = [
+        Pending("a1", "cv", FIXED_NOW, alert_data("Clearview new notice")),
+        Pending("a2", "cv", FIXED_NOW + timedelta(minutes=5), updated_data()),
+    ]
+    data = digest_data("dig_1", pending, FIXED_NOW - timedelta(hours=1), FIXED_NOW)
+    text, html = parts(render(data, "alert.digest"))
+    assert "* Updated: Clearview AI fined €30.5 million" in text
+    assert "* Clearview new notice" in text and "Updated: Clearview new" not in text
+    assert "Changed: Title: Clearview AI fined → Clearview AI fined €30.5 million" in text
+    assert "<strong>Updated: <mark>Clearview</mark> AI fined" in html
+
+
+def test_a_digest_in_parts_says_which_part() -> None:
+    pending = [Pending("a1", "cv", FIXED_NOW, alert_data("Clearview"))]
+    data = digest_data("dig_1", pending, FIXED_NOW - timedelta(hours=1), FIXED_NOW, 2, 3)
+    message = render(data, "alert.digest")
+    assert message["Subject"] == "[noticewatch] 1 alerts since 2026-11-22T09:00:00Z (part 2 of 3)"

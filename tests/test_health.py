@@ -263,3 +263,52 @@ async def test_a_gone_endpoint_announces_itself_disabled_to_the_others(world: Wo
     assert message.event_type == "notifier.disabled"
     assert "HTTP 410 Gone" in message.data["reason"]
     assert message.data["hint"] == "fix the endpoint, then run: noticewatch enable pager"
+
+
+async def test_editing_a_disabled_notifier_restarts_its_five_day_clock(world: World) -> None:
+    """The README: editing its config turns it back on, like ``enable`` does."""
+    await world.poll(1)
+    pager = FakeNotifier(notifier_config("pager"), script=lambda d: DOWN)
+    deliverer = Deliverer(
+        world.store, {"pager": pager}, world.http, world.clock,
+        RetryPolicy(max_attempts=100, cap=timedelta(hours=12), jitter=0), random.Random(1),
+        health=HealthPolicy(ROUTES, 3), disable_after=timedelta(days=5),
+    )  # fmt: skip
+    while not world.store.disabled_notifiers():
+        await deliverer.deliver_all()
+        world.clock.now = max(world.store.next_due("pager") or world.clock.now, world.clock.now)
+    world.clock.advance(timedelta(hours=1))
+    # The user fixes the endpoint in sources.toml; it is still down for a moment.
+    edited = FakeNotifier(notifier_config("pager", ["cv", "source_health"]), script=lambda d: DOWN)
+    deliverer.notifiers = {"pager": edited}
+    counts = await deliverer.deliver_due("pager")
+    assert len(edited.received) == 1, "the edit re-enables it and held alerts are due at once"
+    assert counts.retried == 1
+    assert world.store.disabled_notifiers() == {}, "one failure after an edit is not 5 days"
+
+
+async def test_one_failure_after_a_quiet_week_does_not_disable(world: World) -> None:
+    """Failing continuously means every attempt failed *and* attempts kept coming.
+
+    Three days down until the alert is a dead letter, then nothing to send for a week:
+    the 5-day clock must not still run from the first failure, or the next alert's first
+    hiccup would disable the notifier on the spot.
+    """
+    await world.poll(1)
+    pager = FakeNotifier(notifier_config("pager"), script=lambda d: DOWN)
+    deliverer = Deliverer(
+        world.store, {"pager": pager}, world.http, world.clock,
+        RetryPolicy(max_attempts=6, first=timedelta(hours=12), factor=1, jitter=0),
+        random.Random(1), health=HealthPolicy(ROUTES, 3), disable_after=timedelta(days=5),
+    )  # fmt: skip
+    while (due := world.store.next_due("pager")) is not None:
+        world.clock.now = max(due, world.clock.now)
+        await deliverer.deliver_all()
+    assert world.store.deliveries(dead=True, notifier="pager")  # ~2.5 days of failures
+    world.clock.advance(timedelta(days=7))
+    world.source.items = [make_item("ap-nl", "k2", "Clearview again")]
+    world.source.body = b"v2"
+    await world.poll(1)
+    counts = await deliverer.deliver_due("pager")
+    assert len(pager.received) == 7 and counts.retried == 1
+    assert world.store.disabled_notifiers() == {}

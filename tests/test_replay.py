@@ -176,3 +176,23 @@ def test_a_failing_source_reaches_source_health_subscribers_once_through_poll(
     cli(capsys, "poll", "--config", config)
     types = [r.payload["type"] for r in webhook_receiver.deliveries]
     assert types == ["source.failing", "source.recovered"]
+
+
+def test_deliveries_never_prints_terminal_control_sequences() -> None:
+    """Titles (a JSON source can carry any character) and endpoint errors are untrusted."""
+    from datetime import UTC, datetime
+
+    from monitor.cli_delivery import deliveries_table
+    from storage.tables import AlertRow
+
+    now = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    row = AlertRow(
+        id="msg_1", item_id=1, notifier="hook", event_type="alert.created", rules=["cv"],
+        data={"item": {"source": "sam", "title": "Clearview\x1b[2J\x1b]0;owned\x07\nfake row"}},
+        status="pending", attempts=1, created_at=now, next_attempt_at=now,
+        last_error="HTTP 500: \x1b[31mred\u2028\x9bX",
+    )  # fmt: skip
+    table = deliveries_table([row])
+    assert not any(ch in table for ch in "\x1b\x07\x9b\u2028")
+    assert table.count("\n") == 2  # the row, its subject, its last error
+    assert "Clearview [2J ]0;owned fake row" in table
