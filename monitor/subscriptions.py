@@ -147,15 +147,11 @@ def notifier_config(subscription: Subscription, *, allow_private: bool) -> Webho
     ``allow_private`` is ``[monitor] subscriptions_allow_private``: the delivery guard
     then lets this subscription reach an internal receiver, as the API did.
     """
-    config = WebhookConfig(
+    return WebhookConfig(
         name=subscription.id,
         type="webhook",
         url=subscription.url,
         secret=SecretStr(subscription.secret),
         rules=subscription.rules,
-        allow_private=True,
+        allow_private=allow_private,
     )
-    # Set after validation: a subscription made while private addresses were allowed
-    # would otherwise fail the config check and stop the service from starting; the
-    # guard refuses its deliveries at connect time instead.
-    return config.model_copy(update={"allow_private": allow_private})

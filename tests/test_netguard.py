@@ -274,27 +274,3 @@ async def test_a_receiver_that_resets_the_connection_is_a_retry(
     assert result.outcome is Outcome.RETRY
     assert result.error is not None
     assert result.error.startswith(("the receiver broke", "reading the reply failed"))
-
-
-@pytest.mark.integration
-@pytest.mark.anyio
-async def test_a_stored_private_subscription_is_guarded_once_private_is_no_longer_allowed(
-    listener: CountingListener, guarded: httpx.AsyncClient
-) -> None:
-    """Made while ``subscriptions_allow_private = true``; the key then turned off.
-
-    Building its notifier must not fail (it would stop the service from starting or
-    reloading); the guard refuses its deliveries at connect time instead.
-    """
-    from monitor.subscriptions import make_subscription, notifier_config
-
-    url = f"http://127.0.0.1:{listener.port}/hook"
-    subscription = make_subscription(url, None, "internal desk", datetime.now(UTC))
-    delivery = Delivery("msg_3", "alert.created", datetime.now(UTC), {"x": 1}, 1)
-    closed = build(notifier_config(subscription, allow_private=False))
-    result = await closed.send(guarded, delivery, datetime.now(UTC))
-    assert result.outcome is Outcome.RETRY and "a loopback address" in (result.error or "")
-    assert listener.connections == 0
-    opened = build(notifier_config(subscription, allow_private=True))
-    assert (await opened.send(guarded, delivery, datetime.now(UTC))).outcome is Outcome.DELIVERED
-    assert listener.connections == 1
