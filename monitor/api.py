@@ -34,7 +34,7 @@ from monitor.subscriptions import (
     check_url_syntax,
     make_subscription,
 )
-from monitor.system import SOURCE_HEALTH, SYSTEM_EVENTS
+from monitor.system import EVENT_TEST, SOURCE_HEALTH, SYSTEM_EVENTS
 from notifiers.base import Delivery, Outcome, mask_secret
 from storage.tables import AlertRow, Subscription
 
@@ -43,7 +43,6 @@ log = logging.getLogger("noticewatch.api")
 TOKEN_ENV = "NOTICEWATCH_API_TOKEN"  # noqa: S105 - a variable name, not a token
 MAX_ALERTS = 500
 DEFAULT_ALERTS = 100
-TEST_EVENT = "noticewatch.test"
 _RULE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -215,9 +214,14 @@ class _Api:
         now = app.clock()
         delivery = Delivery(
             delivery_id="msg_test_" + secrets.token_hex(8),
-            event_type=TEST_EVENT,
+            event_type=EVENT_TEST,  # the same test event as `noticewatch notify-test`
             created_at=now,
-            data={"subscription": ident, "message": "a test event from noticewatch"},
+            data={
+                "notifier": ident,
+                "subscription": ident,
+                "message": "noticewatch test message",
+                "sent_at": iso_utc(now),
+            },
             attempt=1,
         )
         try:

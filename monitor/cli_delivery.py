@@ -14,12 +14,12 @@ from typing import Any
 from monitor.alerts import iso_utc
 from monitor.app import App
 from monitor.delivery import fingerprint
+from monitor.system import EVENT_TEST
 from notifiers.base import Delivery, Outcome
 from notifiers.mail_render import one_line
 from storage.tables import AlertRow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EVENT_TEST = "notifier.test"
 
 
 def add_commands(commands: Any) -> list[argparse.ArgumentParser]:

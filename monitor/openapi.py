@@ -162,7 +162,7 @@ def openapi_document(*, api_enabled: bool) -> dict[str, Any]:
                 "responses": {"204": {"description": "removed"}, **_errors(401, 403, 404)},
             }},
             "/api/subscriptions/{id}/test": {"post": {
-                "summary": "Send a signed noticewatch.test event to the endpoint now.",
+                "summary": "Send a signed notifier.test event to the endpoint now.",
                 "parameters": sub_id,
                 "responses": {"200": {"description": "delivered"},
                               **_errors(401, 403, 404, 409, 502)},

@@ -21,6 +21,7 @@ SOURCE_HEALTH = "source_health"  # the reserved rule name notifiers subscribe wi
 EVENT_SOURCE_FAILING = "source.failing"
 EVENT_SOURCE_RECOVERED = "source.recovered"
 EVENT_NOTIFIER_DISABLED = "notifier.disabled"
+EVENT_TEST = "notifier.test"  # notify-test and the API's subscription test, sent at once
 SYSTEM_EVENTS = (EVENT_SOURCE_FAILING, EVENT_SOURCE_RECOVERED, EVENT_NOTIFIER_DISABLED)
 DEFAULT_FAILING_AFTER = 3
 

@@ -282,7 +282,7 @@ async def test_subscriptions_deliver_like_config_webhooks(tmp_path: Path) -> Non
 
         test = await client.post(f"/api/subscriptions/{ident}/test", headers=AUTH)
         assert test.status_code == 200 and test.json()["delivered"] is True
-        assert verified(secret, web.sent[-1])["type"] == "noticewatch.test"
+        assert verified(secret, web.sent[-1])["type"] == "notifier.test"
         web.status = 500
         failed = await client.post(f"/api/subscriptions/{ident}/test", headers=AUTH)
         assert failed.status_code == 502 and failed.json()["status_code"] == 500
