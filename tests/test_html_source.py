@@ -335,3 +335,49 @@ async def test_loopback_a_broken_listing_leaves_other_sources_alone_and_loses_no
         titles = sorted(a.data["item"]["title"] for a in s.exec(select(AlertRow)).all())
     assert state is not None and state.consecutive_failures == 0
     assert titles == ["Clearview AI fined again", "Regulator fines Clearview AI"]
+
+
+def fake_dns(answers: dict[str, list[str]], asked: list[str]) -> Any:
+    """A resolver that knows only ``answers`` (no DNS query leaves the test)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        if host not in answers:
+            raise OSError(f"unknown host {host}")
+        return answers[host]
+
+    return resolve
+
+
+async def test_a_public_listing_never_follows_a_name_that_resolves_inside(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+    asked: list[str] = []
+    dns = fake_dns({"intranet.example.org": ["10.0.0.5"], "cdn.example.net": ["93.184.215.14"]},
+                   asked)  # fmt: skip
+    source = HtmlSource(config(), FetchLimits(), resolver=dns)
+    page = LISTING.replace(b'href="/n/1"', b'href="http://intranet.example.org/n/1"')
+    page = page.replace(b'href="/n/2"', b'href="https://cdn.example.net/n/2"')
+    items = source.parse(Fetched("https://reg.example.org/news", 200, page))
+    routes = {"/n/2": html(DETAIL % b"two"), "/n/3": html(DETAIL % b"three")}
+    async with httpx.AsyncClient(transport=handler(routes, seen)) as client:
+        enriched = await source.enrich(client, items, WANTED)
+    assert sorted(seen) == ["/n/2", "/n/3"]  # the intranet page was never requested
+    assert [bool(i.content) for i in enriched] == [False, True, True]
+    assert asked == ["intranet.example.org", "cdn.example.net"]  # reg.example.org: not asked
+    assert "intranet.example.org resolves to 10.0.0.5, a private address" in caplog.text
+
+
+async def test_a_public_listing_never_follows_a_redirect_inside(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+    dns = fake_dns({"meta.example.org": ["169.254.169.254"]}, [])
+    source = HtmlSource(config(follow_limit=1), FetchLimits(), resolver=dns)
+    redirect = httpx.Response(302, headers={"location": "http://meta.example.org/latest/"})
+    async with httpx.AsyncClient(transport=handler({"/n/1": lambda _: redirect}, seen)) as client:
+        enriched = await source.enrich(client, listed(source), WANTED)
+    assert seen == ["/n/1"]  # the redirect target was refused before any request
+    assert not enriched[0].content
+    assert "refused: meta.example.org resolves to 169.254.169.254" in caplog.text

@@ -29,14 +29,16 @@ With ``follow = true``, at most ``follow_limit`` (default 20) new or changed ent
 per poll have their page fetched, with the same timeout and size cap as the listing,
 and only when a rule reads the ``content`` field. A detail page that fails, is too
 large or is not HTML (a PDF) leaves its item as the listing had it; so does a link
-from a public listing to a loopback, private or cloud-metadata address written as
-such (``http://169.254.169.254/``, ``http://localhost:8080/``).
+from a public listing to a loopback, private or cloud-metadata address, written as
+such (``http://169.254.169.254/``, ``http://localhost:8080/``), as a name on another
+host that resolves to one, or reached by a redirect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -66,7 +68,13 @@ from monitor.sources.htmlpage import (
     soup,
 )
 from monitor.sources.http import fetch_url, redact_url
-from notifiers.netguard import host_problem
+from notifiers.netguard import (
+    Resolver,
+    blocked_kind,
+    host_problem,
+    literal_address,
+    system_resolver,
+)
 
 log = logging.getLogger("noticewatch.sources.html")
 
@@ -124,7 +132,9 @@ class HtmlSource:
 
     type: ClassVar[str] = "html"
 
-    def __init__(self, config: HtmlSourceConfig, limits: FetchLimits) -> None:
+    def __init__(
+        self, config: HtmlSourceConfig, limits: FetchLimits, resolver: Resolver = system_resolver
+    ) -> None:
         self.config = config
         self.limits = replace(limits, deadline=config.timeout, max_bytes=int(config.max_bytes))
         self.item = parse_selector(config.item)
@@ -136,7 +146,9 @@ class HtmlSource:
         self.detail = [parse_selector(spec) for spec in detail]
         # A page on the internet must not steer us to the cloud metadata service or an
         # admin port on our own network; a listing on an intranet may link within it.
-        self.public = host_problem(urlsplit(config.url).hostname or "") is None
+        self.host = (urlsplit(config.url).hostname or "").lower()
+        self.public = host_problem(self.host) is None
+        self.resolve: Resolver = resolver
 
     @property
     def name(self) -> str:
@@ -255,13 +267,44 @@ class HtmlSource:
             return item
         try:
             fetched = await fetch_url(
-                client, item.url, source=self.name, limits=self.limits, accept=ACCEPT
+                client,
+                item.url,
+                source=self.name,
+                limits=self.limits,
+                accept=ACCEPT,
+                check_hop=self._public_only if self.public else None,
             )
             content = self.detail_content(fetched)
         except MonitorError as e:
             log.warning("source=%s detail page skipped, item kept as listed: %s", self.name, e)
             return item
         return replace(item, content_html=content)
+
+    async def _public_only(self, url: str) -> str | None:
+        """Why a detail hop from a public listing must not be requested, if it must not.
+
+        Another host's name is resolved first (and each redirect target's), so a public
+        page cannot steer us to an internal address by name either. The listing's own
+        host was fetched already; DNS that changes between this check and the connect
+        is not covered (the notifiers' connect-time guard is; sources keep the plain
+        client, whose proxies intranet users rely on).
+        """
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if problem := host_problem(host):
+            return problem
+        if host == self.host or literal_address(host) is not None:
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = await self.resolve(host, port)
+        except OSError:
+            return None  # the fetch itself reports a name that does not resolve
+        for address in addresses:
+            kind = blocked_kind(ipaddress.ip_address(address.split("%", 1)[0]))
+            if kind is not None:
+                return f"{host} resolves to {address}, a {kind} address"
+        return None
 
     def detail_content(self, fetched: Fetched) -> str:
         """The main content of a detail page as (untrusted) markup; pure."""

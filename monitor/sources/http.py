@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
@@ -34,6 +34,9 @@ from monitor.sources.decoding import (
     content_encoding,
 )
 
+# Asked before each request of a fetch (the URL, then each redirect target): a reason
+# to refuse it, or None.
+HopCheck = Callable[[str], Awaitable[str | None]]
 _SECRET_NAME_PARTS = ("key", "token", "secret", "password", "sig")
 _SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _FOLLOWED_SCHEMES = frozenset({"http", "https"})
@@ -83,8 +86,12 @@ async def fetch_url(
     headers: Mapping[str, str] | None = None,
     accept: str = "*/*",
     passthrough: frozenset[int] = frozenset(),
+    check_hop: HopCheck | None = None,
 ) -> Fetched:
     """GET ``url`` within ``limits`` and return the fresh body or a 304 ``not_modified``.
+
+    ``check_hop`` is asked about the URL and every redirect target before it is
+    requested; a reason it returns refuses that hop (e.g. an internal address).
 
     ``state`` supplies ``If-None-Match`` / ``If-Modified-Since``; a 304 that omits the
     validators keeps the old ones. ``headers`` are sent on every hop except that, on a
@@ -105,6 +112,7 @@ async def fetch_url(
             headers=_request_headers(accept, headers, state),
             started=started,
             passthrough=passthrough,
+            check_hop=check_hop,
         )
     raise FetchError(
         source,
@@ -123,11 +131,14 @@ async def _follow_redirects(
     headers: httpx.Headers,
     started: float,
     passthrough: frozenset[int],
+    check_hop: HopCheck | None = None,
 ) -> Fetched:
     timeout = _timeout(limits)
     current = url
     _check_url(current, source)
     for _hop in range(limits.max_redirects + 1):
+        if check_hop is not None and (problem := await check_hop(current)):
+            raise FetchError(source, f"GET {redact_url(current)}: refused: {problem}")
         try:
             async with client.stream("GET", current, headers=headers, timeout=timeout) as response:
                 if not _is_redirect(response):
