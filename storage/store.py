@@ -613,8 +613,10 @@ class Store(DeliveryRecords):
                 query = query.where(col(AlertRow.created_at) >= since)
             if rule is not None:
                 # The JSON list's text holds "<rule>" with its quotes on SQLite and
-                # PostgreSQL alike; rule names cannot contain LIKE's % or _ or a quote.
-                query = query.where(cast(col(AlertRow.rules), Text).like(f'%"{rule}"%'))
+                # PostgreSQL alike. Rule names hold no % or quote, but the reserved
+                # source_health has LIKE's "_", which would also find "source-health".
+                pattern = '%"' + rule.replace("_", "\\_") + '"%'
+                query = query.where(cast(col(AlertRow.rules), Text).like(pattern, escape="\\"))
             return list(s.exec(query).all())
 
     def subscriptions(self) -> list[Subscription]:

@@ -50,3 +50,10 @@ def test_meta_values_round_trip(tmp_path: Path) -> None:
     store.set_meta("config_status", "a")
     store.set_meta("config_status", "b")
     assert store.get_meta("config_status") == "b"
+
+
+def test_the_reserved_rule_name_is_matched_exactly_not_as_a_like_pattern(tmp_path: Path) -> None:
+    # "_" is LIKE's any-character: "source_health" must not find a rule "source-health".
+    store = store_with_alerts(tmp_path, [["source_health"], ["source-health"], ["sourcexhealth"]])
+    assert [a.id for a in store.recent_alerts(None, 1, "source_health")] == ["msg_0"]
+    assert [a.id for a in store.recent_alerts(None, 5, "source-health")] == ["msg_1"]
