@@ -44,8 +44,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     args = _parser().parse_args(argv)
     if args.command == "healthcheck":  # must work even while sources.toml is broken
+        where = config_path(args.config, env)
         ok, line = healthcheck.check(
-            healthcheck.service_port(config_path(args.config, env), env), ready=args.ready
+            healthcheck.service_port(where, env),
+            host=healthcheck.service_host(where, env),
+            ready=args.ready,
         )
         print(line)
         return EXIT_OK if ok else EXIT_FAILED

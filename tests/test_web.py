@@ -303,6 +303,20 @@ async def test_openapi_lists_exactly_the_served_paths(tmp_path: Path) -> None:
     assert document["openapi"].startswith("3.1")
 
 
+def test_healthcheck_asks_where_the_service_listens(tmp_path: Path) -> None:
+    from monitor.healthcheck import service_host
+
+    config = tmp_path / "sources.toml"
+    assert service_host(config, {}) == "127.0.0.1"  # no file: the default
+    config.write_text('[monitor]\nhttp_host = "10.1.2.3"\n')
+    assert service_host(config, {}) == "10.1.2.3"
+    assert service_host(config, {"NOTICEWATCH_HTTP_HOST": "0.0.0.0"}) == "127.0.0.1"
+    config.write_text('[monitor]\nhttp_host = "::"\n')
+    assert service_host(config, {}) == "::1"
+    config.write_text("broken [")
+    assert service_host(config, {}) == "127.0.0.1"
+
+
 def test_healthcheck_port_and_summary(tmp_path: Path) -> None:
     from monitor.healthcheck import describe, service_port
 
