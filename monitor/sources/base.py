@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
@@ -124,3 +124,19 @@ class SourceType:
     build: Callable[[SourceConfig, FetchLimits], Source]
     help: str
     fields: Mapping[str, str] = field(default_factory=dict)
+
+
+C = TypeVar("C", bound=SourceConfig)
+
+
+def builder(
+    model: type[C], make: Callable[[C, FetchLimits], Source]
+) -> Callable[[SourceConfig, FetchLimits], Source]:
+    """A registry ``build`` for one type: the config must be of that type's own model."""
+
+    def build(config: SourceConfig, limits: FetchLimits) -> Source:
+        if not isinstance(config, model):
+            raise TypeError(f"a {model.__name__} is needed, not {type(config).__name__}")
+        return make(config, limits)
+
+    return build

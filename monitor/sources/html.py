@@ -56,7 +56,7 @@ from monitor.durations import Duration
 from monitor.errors import MonitorError, ParseError
 from monitor.identity import content_hash, item_key
 from monitor.models import Item
-from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
+from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType, builder
 from monitor.sources.htmlpage import (
     Selector,
     absolute_link,
@@ -323,14 +323,11 @@ class HtmlSource:
         raise ParseError(self.name, f"{where}: detail_selector {spec!r} matched nothing")
 
 
-def _build(config: SourceConfig, limits: FetchLimits) -> HtmlSource:
-    if not isinstance(config, HtmlSourceConfig):
-        raise TypeError(f"an html source needs an HtmlSourceConfig, not {type(config).__name__}")
-    return HtmlSource(config, limits)
-
-
 SOURCE_TYPE = SourceType(
-    name="html", config_model=HtmlSourceConfig, build=_build, help=__doc__ or ""
+    name="html",
+    config_model=HtmlSourceConfig,
+    build=builder(HtmlSourceConfig, HtmlSource),
+    help=__doc__ or "",
 )
 
 __all__ = ["ACCEPT", "SOURCE_TYPE", "HtmlSource", "HtmlSourceConfig"]

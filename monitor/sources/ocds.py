@@ -44,7 +44,7 @@ from monitor.matching.schema import DATE, MONEY, TEXT
 from monitor.models import Item
 from monitor.sources import values as v
 from monitor.sources.api import check_http_url, load_page
-from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
+from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType, builder
 from monitor.sources.http import fetch_url, redact_url
 
 log = logging.getLogger("noticewatch.sources.ocds")
@@ -291,15 +291,10 @@ def _notice_url(
     return None
 
 
-def _build(config: SourceConfig, limits: FetchLimits) -> OcdsSource:
-    assert isinstance(config, OcdsSourceConfig)
-    return OcdsSource(config, limits)
-
-
 SOURCE_TYPE = SourceType(
     name="ocds",
     config_model=OcdsSourceConfig,
-    build=_build,
+    build=builder(OcdsSourceConfig, OcdsSource),
     help=__doc__ or "",
     fields=OCDS_FIELDS,
 )

@@ -43,7 +43,7 @@ from monitor.durations import Duration
 from monitor.errors import ParseError
 from monitor.identity import content_hash, item_key
 from monitor.models import Item
-from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
+from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType, builder
 from monitor.sources.http import fetch_url
 from monitor.sources.xmlsafe import declares_entities, prepare_body
 from monitor.text import html_to_text
@@ -280,12 +280,11 @@ def _complete_entries(parsed: Any, body: bytes) -> list[Any]:
     return entries
 
 
-def _build(config: SourceConfig, limits: FetchLimits) -> RssSource:
-    if not isinstance(config, RssSourceConfig):
-        raise TypeError(f"an rss source needs an RssSourceConfig, not {type(config).__name__}")
-    return RssSource(config, limits)
-
-
-SOURCE_TYPE = SourceType(name="rss", config_model=RssSourceConfig, build=_build, help=__doc__ or "")
+SOURCE_TYPE = SourceType(
+    name="rss",
+    config_model=RssSourceConfig,
+    build=builder(RssSourceConfig, RssSource),
+    help=__doc__ or "",
+)
 
 __all__ = ["ACCEPT", "SOURCE_TYPE", "RssSource", "RssSourceConfig"]

@@ -55,7 +55,7 @@ from monitor.quota import (
     utc_day,
 )
 from monitor.sources.api import check_http_url, load_page
-from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
+from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType, builder
 from monitor.sources.http import fetch_url, redact_url
 from monitor.sources.sam_records import (
     DESCRIPTION_URL,
@@ -461,15 +461,10 @@ def _description_text(body: bytes) -> str:
     return html_to_text(raw)
 
 
-def _build(config: SourceConfig, limits: FetchLimits) -> SamSource:
-    assert isinstance(config, SamSourceConfig)
-    return SamSource(config, limits)
-
-
 SOURCE_TYPE = SourceType(
     name="sam",
     config_model=SamSourceConfig,
-    build=_build,
+    build=builder(SamSourceConfig, SamSource),
     help=__doc__ or "",
     fields=SAM_FIELDS,
 )

@@ -44,7 +44,7 @@ from monitor.matching.schema import DATE, MONEY, TEXT
 from monitor.models import Item
 from monitor.sources import values as v
 from monitor.sources.api import check_http_url, load_page, post_json
-from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType
+from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType, builder
 from monitor.sources.http import redact_url
 
 log = logging.getLogger("noticewatch.sources.ted")
@@ -287,15 +287,10 @@ def _language_of(titles: Any, languages: tuple[str, ...]) -> str | None:
     return next((two for two, three in _ISO639_2.items() if three == chosen), None)
 
 
-def _build(config: SourceConfig, limits: FetchLimits) -> TedSource:
-    assert isinstance(config, TedSourceConfig)
-    return TedSource(config, limits)
-
-
 SOURCE_TYPE = SourceType(
     name="ted",
     config_model=TedSourceConfig,
-    build=_build,
+    build=builder(TedSourceConfig, TedSource),
     help=__doc__ or "",
     fields=TED_FIELDS,
 )
