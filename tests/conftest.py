@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.feed_server import feed_server  # noqa: F401 - pytest fixture
+from tests.support.loopback import loopback_only  # noqa: F401 - autouse fixture
 from tests.support.webhook_receiver import (  # noqa: F401 - pytest fixtures
     webhook_receiver,
     webhook_receiver_factory,
