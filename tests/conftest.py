@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.databases import db_url, pg_url, postgres_server  # noqa: F401 - fixtures
 from tests.support.feed_server import feed_server  # noqa: F401 - pytest fixture
 from tests.support.loopback import loopback_only  # noqa: F401 - autouse fixture
 from tests.support.webhook_receiver import (  # noqa: F401 - pytest fixtures

@@ -69,8 +69,8 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def harness(db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    store = Store(create_db_engine(db_url))
     async with httpx.AsyncClient() as http:
         ctx = PipelineContext(
             store, http, Matcher(RULES), ROUTES, Clock(FIXED_NOW), baseline=False,
@@ -149,8 +149,8 @@ def test_plan_updates_tells_what_changed_to_those_told_before() -> None:
     # "legal" listens to a rule this notice does not match: it hears nothing
 
 
-async def test_an_amended_baseline_item_is_news(tmp_path: Path) -> None:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def test_an_amended_baseline_item_is_news(db_url: str, tmp_path: Path) -> None:
+    store = Store(create_db_engine(db_url))
     async with httpx.AsyncClient() as http:
         ctx = PipelineContext(store, http, Matcher(RULES), ROUTES, Clock(FIXED_NOW))
         harness = Harness(ctx, store, FakeSource(source_config("sam-dhs")))

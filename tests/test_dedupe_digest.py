@@ -33,10 +33,10 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
 async def test_the_digest_lists_the_copies_of_an_event_in_email_and_webhook(
-    tmp_path: Path, feed_server: FeedServer, webhook_receiver: WebhookReceiver
+    db_url: str, tmp_path: Path, feed_server: FeedServer, webhook_receiver: WebhookReceiver
 ) -> None:
     serve_ico_and_gnews(feed_server)
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+    store = Store(create_db_engine(db_url))
     # The receiver checks signature timestamps against the real clock: run at real time,
     # half an hour before the next hourly digest.
     this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

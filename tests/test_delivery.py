@@ -66,8 +66,8 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    store = Store(create_db_engine(db_url))
     async with httpx.AsyncClient() as http:
         notifiers = {n: FakeNotifier(notifier_config(n)) for n in ("hook", "other")}
         yield World(store, Clock(FIXED_NOW), http, notifiers)

@@ -66,8 +66,8 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    store = Store(create_db_engine(db_url))
     clock = Clock(FIXED_NOW)
     async with httpx.AsyncClient() as http:
         matcher = Matcher([compile_rule("cv", "clearview")])

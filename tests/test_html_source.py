@@ -252,8 +252,8 @@ async def test_a_detail_selector_that_matches_nothing_degrades_the_item(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def store(db_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+    store = Store(create_db_engine(db_url))
     yield store
     store.engine.dispose()
 

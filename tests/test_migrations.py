@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlmodel import SQLModel
 
 from monitor.errors import StorageError
 from monitor.sources.base import Fetched
 from storage import migrations
 from storage.db import create_db_engine
+from storage.migrations import FIRST_REVISION
 from storage.store import Change, Store
 from tests.conftest import DATA, FIXED_NOW
 from tests.support.fakes import make_item
@@ -73,8 +75,8 @@ def schema_of(engine: Any) -> dict[str, Any]:
     return found
 
 
-def test_migrations_build_exactly_the_tables(tmp_path: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")
+def test_migrations_build_exactly_the_tables(db_url: str) -> None:
+    engine = create_db_engine(db_url)
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, SQLModel.metadata)
@@ -118,8 +120,8 @@ def test_first_schema_upgrades_keeping_items_alerts_and_source_state(tmp_path: P
         assert conn.execute("SELECT count(*) FROM delivery_attempts").fetchone() == (1,)
 
 
-def test_upgrade_is_idempotent(tmp_path: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")
+def test_upgrade_is_idempotent(db_url: str) -> None:
+    engine = create_db_engine(db_url)
     assert migrations.upgrade(engine) == (migrations.head(), migrations.head())
 
 
@@ -274,3 +276,51 @@ def test_0002_with_rows_in_every_table_upgrades_to_head_keeping_them(tmp_path: P
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_replicas_starting_together_on_postgresql_migrate_once(pg_url: str) -> None:
+    """Three replicas opening an empty PostgreSQL database at once: one builds the schema,
+    the others wait on the advisory lock and find it built; none fails on a half-made table."""
+    barrier = threading.Barrier(3)
+    results: list[tuple[str | None, str]] = []
+    errors: list[BaseException] = []
+
+    def open_replica() -> None:
+        engine = create_db_engine(pg_url, upgrade=False)
+        barrier.wait()
+        try:
+            results.append(migrations.upgrade(engine))
+        except BaseException as e:  # collected: a thread's exception would be lost
+            errors.append(e)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=open_replica) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    head = migrations.head()
+    assert sorted(results, key=str) == sorted([(None, head), (head, head), (head, head)], key=str)
+
+
+def test_postgresql_upgrades_from_the_first_revision_keeping_rows(pg_url: str) -> None:
+    from alembic import command
+
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), FIRST_REVISION)
+        conn.execute(
+            text(
+                "INSERT INTO source_state (name, type, identity, baselined, consecutive_failures,"
+                " fetches, failures) VALUES ('ap-nl', 'rss', 'https://ap.example/feed', true,"
+                " 0, 4, 0)"
+            )
+        )
+    engine.dispose()
+    store = Store(create_db_engine(pg_url))
+    (state,) = store.source_states()
+    assert (state.name, state.fetches, state.baselined) == ("ap-nl", 4, True)
+    with store.engine.connect() as conn:
+        assert migrations.current(conn) == migrations.head()

@@ -169,8 +169,8 @@ async def test_403_backs_off() -> None:
 
 
 @pytest.fixture
-async def pipeline(tmp_path: Path) -> AsyncIterator[PipelineContext]:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def pipeline(db_url: str, tmp_path: Path) -> AsyncIterator[PipelineContext]:
+    store = Store(create_db_engine(db_url))
     async with httpx.AsyncClient(transport=httpx.MockTransport(_serve)) as http:
         yield PipelineContext(
             store, http, Matcher([compile_rule("lights", "christmas")]),

@@ -50,8 +50,8 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def harness(db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    store = Store(create_db_engine(db_url))
     clock = Clock(FIXED_NOW)
     async with httpx.AsyncClient() as http:
         ctx = PipelineContext(store, http, Matcher(RULES), ROUTES, clock, baseline=True)
@@ -348,8 +348,10 @@ async def test_amounts_in_the_text_are_stored_and_alerted(harness: Harness) -> N
     assert alert.data["item"]["fields"]["amounts"] == expected
 
 
-async def test_relative_dates_are_measured_from_the_pipeline_clock(tmp_path: Path) -> None:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def test_relative_dates_are_measured_from_the_pipeline_clock(
+    db_url: str, tmp_path: Path
+) -> None:
+    store = Store(create_db_engine(db_url))
     clock = Clock(FIXED_NOW)
     fields = frozenset({"title", "summary", "content", "response_deadline"})
     rule = compile_rule("soon", "clearview response_deadline<30d", fields=fields)

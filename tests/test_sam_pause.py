@@ -84,8 +84,8 @@ def paging(records: list[dict[str, str]]) -> Callable[[httpx.Request], httpx.Res
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    store = Store(create_db_engine(db_url))
     clock = Clock(FIXED_NOW)
     config = SamSourceConfig.model_validate(
         {"name": "sam-dhs", "type": "sam", "api_key": KEY, "every": "6h",

@@ -33,8 +33,8 @@ def _row(key: str) -> ItemRow:
     )  # fmt: skip
 
 
-def test_items_are_unique_per_source_and_key(tmp_path: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")
+def test_items_are_unique_per_source_and_key(db_url: str, tmp_path: Path) -> None:
+    engine = create_db_engine(db_url)
     with Session(engine) as s:
         s.add(_row("id:1"))
         s.commit()
@@ -43,8 +43,8 @@ def test_items_are_unique_per_source_and_key(tmp_path: Path) -> None:
             s.commit()
 
 
-def test_timestamps_come_back_aware_utc(tmp_path: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")
+def test_timestamps_come_back_aware_utc(db_url: str, tmp_path: Path) -> None:
+    engine = create_db_engine(db_url)
     with Session(engine) as s:
         s.add(_row("id:1"))
         s.commit()
@@ -54,8 +54,8 @@ def test_timestamps_come_back_aware_utc(tmp_path: Path) -> None:
         assert row.first_seen.tzinfo is not None
 
 
-def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}")
+def test_naive_timestamps_are_refused(db_url: str, tmp_path: Path) -> None:
+    engine = create_db_engine(db_url)
     row = _row("id:1")
     row.first_seen = FIXED_NOW.replace(tzinfo=None)
     with Session(engine) as s:
@@ -64,8 +64,8 @@ def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
             s.commit()
 
 
-def test_a_newer_schema_is_refused_with_a_hint(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'nw.db'}"
+def test_a_newer_schema_is_refused_with_a_hint(db_url: str) -> None:
+    url = db_url
     engine = create_db_engine(url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
@@ -88,8 +88,8 @@ def test_password_never_in_storage_errors() -> None:
     assert "hunter2secret" not in str(info.value)
 
 
-def test_failure_counters(tmp_path: Path) -> None:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+def test_failure_counters(db_url: str, tmp_path: Path) -> None:
+    store = Store(create_db_engine(db_url))
     assert store.record_failure("ap-nl", "rss", "fetch: boom", FIXED_NOW) == 1
     assert store.record_failure("ap-nl", "rss", "fetch: boom", FIXED_NOW) == 2
     (state,) = store.source_states()

@@ -125,8 +125,8 @@ async def test_query_syntax_error_is_a_config_problem_naming_source_and_query() 
     assert "fix 'query' in sources.toml" in text
 
 
-async def test_a_bad_query_is_recorded_on_that_source_only(tmp_path: Path) -> None:
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'nw.db'}"))
+async def test_a_bad_query_is_recorded_on_that_source_only(db_url: str, tmp_path: Path) -> None:
+    store = Store(create_db_engine(db_url))
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, content=SYNTAX_ERROR)

@@ -24,6 +24,8 @@ FIRST_REVISION = "0001"
 # Tables of the first schema: a database holding them but no alembic_version was made
 # by a release from before migrations, and is at FIRST_REVISION.
 _FIRST_SCHEMA_MARKERS = frozenset({"items", "alerts", "source_state"})
+# Key of the PostgreSQL advisory lock that serialises migrations ("noticewa" in ASCII).
+_MIGRATION_LOCK = 0x6E6F746963657761
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -58,6 +60,11 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             connection.commit()
         try:
             with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # Replicas starting together would each run the DDL; PostgreSQL's DDL is
+                    # transactional, so the first holds this lock until it commits and the
+                    # others then find the database at the newest revision.
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                 before = _upgrade(connection, script, target)
                 if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise StorageError(
