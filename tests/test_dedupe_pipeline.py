@@ -95,14 +95,14 @@ def ico_source(url: str) -> HtmlSource:
 
 
 class World:
-    def __init__(self, db: Path, http: httpx.AsyncClient) -> None:
-        self.db = db
+    def __init__(self, db_url: str, http: httpx.AsyncClient) -> None:
+        self.db_url = db_url
         self.http = http
         self.clock = Clock(FIXED_NOW)
         self.store = self.open()
 
     def open(self) -> Store:
-        return Store(create_db_engine(f"sqlite:///{self.db}"))
+        return Store(create_db_engine(self.db_url))
 
     def restart(self) -> None:
         self.store.engine.dispose()
@@ -125,9 +125,9 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(db_url: str) -> AsyncIterator[World]:
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        world = World(tmp_path / "nw.db", http)
+        world = World(db_url, http)
         yield world
         world.store.engine.dispose()
 
