@@ -1,0 +1,135 @@
+"""Every fetch path meets every fault of the fault server, in a real ``poll`` cycle.
+
+The matrix is fault x path: for each, ``noticewatch poll`` (in process) runs a faulty
+source next to a healthy one of the same type (see ``tests/support/fault_cycle.py``).
+The faulty source ends with a recorded, readable error naming it (the poll's line, the
+exit code, its ``last_error`` in the database), within its 0.5 s ``timeout`` for the slow
+faults; the healthy one still alerts and its alert reaches the webhook receiver; the
+poll's traced memory stays far below what the gzip bomb or the 200 MB body would take.
+A detail page is not the source: its fault leaves the item as the listing had it, says
+why in a warning, and the item still alerts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+
+import pytest
+
+from monitor.cli import main
+from tests.support.fault_cycle import ENV, PATHS, SAM_KEY, Path, write_config
+from tests.support.fault_server import Fault, FaultServer, fault_server  # noqa: F401
+from tests.support.webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.integration
+MB = 1000 * 1000
+MEMORY_BOUND = 100 * MB  # generous: the bomb inflates to 1 GiB, the body is 200 MB
+CAP = 10 * 1024 * 1024  # every source's default max_bytes
+# At most the cap plus a few chunks is held, never a copy per chunk nor the whole body.
+HEAVY_BOUND = 3 * CAP
+HEAVY = frozenset({Fault.GZIP_BOMB, Fault.HUGE_BODY})
+TIMED_OUT = r"timed out after 0.5s \(overall deadline\)"
+
+# What the faulty source's error says, per fault (a regular expression).
+EXPECTED: dict[Fault, str] = {
+    Fault.LATENCY: TIMED_OUT,
+    Fault.RESET: r"connection lost while reading: Connection reset by peer",
+    Fault.HANG: TIMED_OUT,
+    Fault.SLOW_BYTES: TIMED_OUT,
+    Fault.SHORT_BODY: r"the server broke the connection or the protocol: "
+    r"peer closed connection without sending complete message body",
+    Fault.BURST_5XX: r"HTTP 503\b",
+    # A POST (TED) follows no redirect; a GET gives up after max_redirects hops.
+    Fault.REDIRECT_LOOP: r"more than 5 redirects \(the last to http://127\.0\.0\.1:\d+/bad/|"
+    r"POST http://127\.0\.0\.1:\d+/bad/v3/notices/search: HTTP 302 redirect to .* not followed",
+    Fault.GZIP_BOMB: r"body larger than the 10 MiB cap",
+    Fault.HUGE_BODY: r"body larger than the 10 MiB cap",
+}
+
+
+@dataclass(frozen=True)
+class Cycle:
+    code: int
+    out: str
+    err: str
+    seconds: float
+    peak: int  # traced memory growth, bytes
+
+
+def poll(config: FsPath, capsys: pytest.CaptureFixture[str]) -> Cycle:
+    env = {**ENV, "NOTICEWATCH_CONFIG": str(config)}
+    capsys.readouterr()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        started = time.monotonic()
+        code = main(["poll"], env)
+        seconds = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    captured = capsys.readouterr()
+    return Cycle(code, captured.out, captured.err, seconds, peak - before)
+
+
+def last_error(config: FsPath, source: str) -> str | None:
+    with sqlite3.connect(config.parent / "nw.db") as db:
+        row = db.execute("SELECT last_error FROM source_state WHERE name = ?", (source,)).fetchone()
+    return row[0] if row else None
+
+
+def line_of(out: str, source: str) -> str:
+    return next((line for line in out.splitlines() if line.startswith(f"{source}: ")), "")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+@pytest.mark.parametrize("fault", list(Fault), ids=[f.value for f in Fault])
+def test_fault_on_one_source_is_recorded_and_leaves_the_other_alone(
+    fault: Fault,
+    path: Path,
+    tmp_path: FsPath,
+    fault_server: FaultServer,  # noqa: F811
+    webhook_receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path.play(fault_server, fault)
+    config = write_config(tmp_path, fault_server, path, webhook_receiver.url)
+    cycle = poll(config, capsys)
+    bad, good = f"bad-{path.name}", f"good-{path.name}"
+    print(f"{fault.value} x {path.name}: {cycle.seconds:.2f}s, peak {cycle.peak / MB:.1f} MB")
+    print(line_of(cycle.out, bad))
+
+    assert cycle.peak < MEMORY_BOUND, f"{cycle.peak / MB:.0f} MB traced"
+    if fault in HEAVY:
+        assert cycle.peak < HEAVY_BOUND, f"{cycle.peak / MB:.0f} MB traced"
+    assert cycle.seconds < 15
+    assert line_of(cycle.out, good).startswith(f"{good}: ok: 1 items, 1 new, 0 updated, 1 alerts")
+    titles = [str(r.payload["data"]["item"]["title"]) for r in webhook_receiver.deliveries]
+    assert any("(good)" in title for title in titles), titles
+    assert SAM_KEY not in cycle.out + cycle.err
+    if path.name == "html-detail":
+        # The item is kept as the listing had it, alerts, and the warning says why.
+        assert cycle.code == 0, cycle.out
+        assert line_of(cycle.out, bad).startswith(f"{bad}: ok: 1 items, 1 new")
+        assert any("(bad)" in title for title in titles), titles
+        [warning] = [line for line in cycle.out.splitlines() if "detail page skipped" in line]
+        assert f"source={bad}" in warning
+        assert_matches(EXPECTED[fault], warning)
+        return
+    assert cycle.code == 1, cycle.out
+    failed = line_of(cycle.out, bad)
+    assert failed.startswith(f"{bad}: FAILED: fetch: source '{bad}': ")
+    assert_matches(EXPECTED[fault], failed)
+    recorded = last_error(config, bad)
+    assert recorded is not None and recorded in failed
+    assert not any("(bad)" in title for title in titles)
+
+
+def assert_matches(pattern: str, text: str) -> None:
+    import re
+
+    assert re.search(pattern, text), f"{pattern!r} not in {text!r}"
