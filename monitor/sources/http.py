@@ -32,6 +32,7 @@ from monitor.sources.decoding import (
     BodyTooLargeError,
     TruncatedBodyError,
     content_encoding,
+    feed_prefix,
 )
 
 # Asked before each request of a fetch (the URL, then each redirect target): a reason
@@ -301,15 +302,7 @@ async def _read_prefix(response: httpx.Response, encoding: str, size: int) -> by
     """Up to ``size`` decoded bytes of the body, best effort, within a second."""
     decoder = BodyDecoder(encoding, size)
     with anyio.move_on_after(_SNIPPET_SECONDS):
-        received = 0
-        try:
-            async for chunk in response.aiter_raw():
-                decoder.feed(chunk)
-                received += len(chunk)
-                if received > _CHUNK:
-                    break
-        except (BodyTooLargeError, zlib.error, httpx.HTTPError):
-            pass
+        await feed_prefix(response, decoder)
     return decoder.partial()
 
 
