@@ -149,7 +149,7 @@ def test_fault_on_one_source_is_recorded_and_leaves_the_other_alone(
     if fault in SLOW:
         assert cycle.seconds < 5  # ended by the 0.5 s deadline, not by the server
     assert line_of(cycle.out, good).startswith(f"{good}: ok: 1 items, 1 new, 0 updated, 1 alerts")
-    titles = [str(r.payload["data"]["item"]["title"]) for r in webhook_receiver.deliveries]
+    titles = alerted(webhook_receiver)
     assert any("(good)" in title for title in titles), titles
     assert SAM_KEY not in cycle.out + cycle.err
     if path.name == "html-detail":
@@ -168,6 +168,23 @@ def test_fault_on_one_source_is_recorded_and_leaves_the_other_alone(
     recorded = last_error(config, bad)
     assert recorded is not None and recorded in failed
     assert not any("(bad)" in title for title in titles)
+    assert SAM_KEY not in recorded
+    if fault is Fault.BURST_5XX:  # the burst passes (two 503s): the source recovers
+        assert "HTTP 503" in line_of(poll(config, capsys, trace=False).out, bad)
+        again = poll(config, capsys, trace=False)
+        assert again.code == 0, again.out
+        assert line_of(again.out, bad).startswith(f"{bad}: ok: 1 items, 1 new, 0 updated, 1 alerts")
+        assert last_error(config, bad) is None
+        assert any("(bad)" in title for title in alerted(webhook_receiver))
+
+
+def alerted(receiver: WebhookReceiver) -> list[str]:
+    """The titles of the items alerted to ``receiver`` (health messages have none)."""
+    return [
+        str(r.payload["data"]["item"]["title"])
+        for r in receiver.deliveries
+        if "item" in r.payload.get("data", {})
+    ]
 
 
 def assert_matches(pattern: str, text: str) -> None:

@@ -446,24 +446,27 @@ def _bomb_block() -> bytes:
 
 _GZIP_HEADER = struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 0, 0, 2, 255)
 _DEFLATE_END = b"\x03\x00"  # an empty final fixed-Huffman block
-_BOMB_BLOCKS = BOMB_DECODED_SIZE // _BLOCK
 
 
-def bomb_length() -> int:
-    return len(_GZIP_HEADER) + _BOMB_BLOCKS * len(_bomb_block()) + len(_DEFLATE_END) + 8
+def bomb_length(decoded_size: int = BOMB_DECODED_SIZE) -> int:
+    """The wire size of :func:`bomb_pieces` for ``decoded_size``."""
+    blocks = decoded_size // _BLOCK
+    return len(_GZIP_HEADER) + blocks * len(_bomb_block()) + len(_DEFLATE_END) + 8
 
 
-def bomb_pieces() -> Iterator[bytes]:
-    """A valid gzip stream of BOMB_DECODED_SIZE zeros; the CRC is computed only if reached."""
+def bomb_pieces(decoded_size: int = BOMB_DECODED_SIZE) -> Iterator[bytes]:
+    """A valid gzip stream of ``decoded_size`` zeros (a multiple of 1 MiB), made on the fly;
+    its CRC is computed only if a client reads that far."""
+    blocks = decoded_size // _BLOCK
     yield _GZIP_HEADER
     block = _bomb_block()
-    for _ in range(_BOMB_BLOCKS):
+    for _ in range(blocks):
         yield block
     crc = 0
     zeros = bytes(_BLOCK)
-    for _ in range(_BOMB_BLOCKS):
+    for _ in range(blocks):
         crc = zlib.crc32(zeros, crc)
-    yield _DEFLATE_END + struct.pack("<II", crc, BOMB_DECODED_SIZE & 0xFFFFFFFF)
+    yield _DEFLATE_END + struct.pack("<II", crc, decoded_size & 0xFFFFFFFF)
 
 
 @pytest.fixture
