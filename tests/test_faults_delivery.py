@@ -97,6 +97,7 @@ def write_config(tmp: Path, feed_url: str, notifiers: str, empty_db: Path) -> Pa
         [monitor]
         database = "sqlite:///{tmp / "nw.db"}"
         baseline = false
+        max_attempts = 3
 
         [[sources]]
         name = "news"
@@ -241,3 +242,11 @@ def test_email_fault_is_recorded_and_the_other_server_receives(
             assert poll(config)[0] == 0
             assert outbox(config, "bad").status == "delivered"
             assert len(bad.messages) == 1
+        if fault is SmtpFault.REPLY_5XX:  # refused every time: a dead letter, every try kept
+            for _ in range(2):
+                time_passes(config)
+                assert poll(config)[0] == 0
+            box = outbox(config, "bad")
+            assert (box.status, box.attempts) == ("dead", 3), box
+            assert_recorded(box, "dead", EMAIL[fault])
+            assert len(good.messages) == 1  # the healthy server got it once, not per retry

@@ -12,6 +12,7 @@ why in a warning, and the item still alerts.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import time
@@ -188,6 +189,29 @@ def alerted(receiver: WebhookReceiver) -> list[str]:
 
 
 def assert_matches(pattern: str, text: str) -> None:
-    import re
-
     assert re.search(pattern, text), f"{pattern!r} not in {text!r}"
+
+
+def test_status_shows_the_faulty_sources_error_without_the_api_key(
+    tmp_path: FsPath,
+    fault_server: FaultServer,  # noqa: F811
+    webhook_receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+    empty_db: FsPath,
+) -> None:
+    [sam] = [path for path in PATHS if path.name == "sam"]
+    shutil.copyfile(empty_db, tmp_path / "nw.db")
+    sam.play(fault_server, Fault.RESET)
+    config = write_config(
+        tmp_path, fault_server, sam, webhook_receiver.url, bad_timeout=LONG_TIMEOUT
+    )
+    assert poll(config, capsys, trace=False).code == 1
+    assert main(["status"], {**ENV, "NOTICEWATCH_CONFIG": str(config)}) == 0
+    report = capsys.readouterr().out
+    assert "bad-sam: last fetch" in report and "1 consecutive failures" in report
+    assert re.search(
+        r"last error: fetch: source 'bad-sam': GET http://127\.0\.0\.1:\d+/bad/opportunities/"
+        r"v2/search\?api_key=\*\*\*&.*: connection lost while reading: Connection reset by peer",
+        report,
+    ), report
+    assert SAM_KEY not in report
