@@ -71,6 +71,15 @@ def _listing(side: str) -> bytes:
 
 
 DETAIL = b"<!DOCTYPE html><html><body><main>The full decision text.</main></body></html>"
+DESCRIPTION = json.dumps({"description": "<p>The full decision text.</p>"}).encode()
+
+
+def _sam_with_description(server: FaultServer, side: str) -> bytes:
+    """A search page whose notice links its description document on the same origin."""
+    link = server.url(f"/{side}/desc?noticeid={side}1")
+    title = f"Clearview AI licence ({side})"
+    notice = record(f"{side}1", "Special Notice", "s", title=title, description=link)
+    return json.dumps({"totalRecords": 1, "opportunitiesData": [notice]}).encode()
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,10 @@ class Path:
     content_type: str
     keys: Callable[[FaultServer, str], Mapping[str, object]]
     method: str = "GET"
+    rule: str = "clearview"
+    # For a per-item document (a detail page, a description): what the warning says when
+    # it fails, which leaves the item as it was and never fails the poll.
+    degrades: str | None = None
 
     def source(self, server: FaultServer, side: str, timeout: str) -> str:
         keys = {"name": f"{side}-{self.name}", "type": self.type, "every": "1h"}
@@ -96,13 +109,19 @@ class Path:
             server.serve(f"/{side}/list.html", _listing(side), content_type="text/html")
             server.serve(f"/{side}/detail/1", DETAIL, content_type="text/html")
             return
+        if self.name == "sam-description":
+            page = _sam_with_description(server, side)
+            server.serve(f"/{side}/opportunities/v2/search", page, content_type="application/json")
+            server.serve(f"/{side}/desc", DESCRIPTION, content_type="application/json")
+            return
         server.serve(f"/{side}{self.route}", self.body(side), content_type=self.content_type)
 
     def play(self, server: FaultServer, fault: Fault, **options: float) -> None:
         """Serve ``good`` cleanly and ``bad`` with ``fault`` on this path's route."""
         self.serve_good(server, "good")
         self.serve_good(server, "bad")
-        body = DETAIL if self.name == "html-detail" else self.body("bad")
+        body = {"html-detail": DETAIL, "sam-description": DESCRIPTION}.get(self.name)
+        body = self.body("bad") if body is None else body
         server.fault(
             f"/bad{self.route}", fault, body=body, content_type=self.content_type, **options
         )
@@ -133,7 +152,13 @@ PATHS = (
     Path("html-detail", "html", _listing, "/detail/1", "text/html",
          lambda s, side: {"url": s.url(f"/{side}/list.html"), "item": "ul.news li",
                           "title": "a", "link": "a@href", "follow": True,
-                          "detail_selector": "main"}),
+                          "detail_selector": "main"},
+         degrades="detail page skipped, item kept as listed"),
+    Path("sam-description", "sam", _sam, "/desc", "application/json",
+         lambda s, side: {"base_url": s.url(f"/{side}"), "api_key": "${SAM_KEY}",
+                          "daily_quota": 100},
+         rule='clearview OR description:"decision text"',
+         degrades="description not fetched"),
 )  # fmt: skip
 
 
@@ -149,7 +174,7 @@ def write_config(
 
         [[rules]]
         name = "clearview"
-        query = "clearview"
+        query = '{path.rule}'
 
         [[notifiers]]
         name = "newsroom"
