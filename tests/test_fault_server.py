@@ -128,7 +128,7 @@ def test_closing_wakes_a_hanging_and_a_trickling_connection_promptly() -> None:
             time.sleep(0.01)
         started = time.monotonic()
         server.close()
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 3  # not the 5 s join timeout
         assert hang.recv(1024) == b""
 
 

@@ -147,8 +147,6 @@ def test_fault_on_one_source_is_recorded_and_leaves_the_other_alone(
     if fault in HEAVY:
         assert 0 < cycle.peak < MEMORY_BOUND, f"{cycle.peak / MB:.0f} MB traced"
         assert cycle.peak < HEAVY_BOUND, f"{cycle.peak / MB:.0f} MB traced"
-    if fault in SLOW:
-        assert cycle.seconds < 5  # ended by the 0.5 s deadline, not by the server
     assert line_of(cycle.out, good).startswith(f"{good}: ok: 1 items, 1 new, 0 updated, 1 alerts")
     titles = alerted(webhook_receiver)
     assert any("(good)" in title for title in titles), titles
