@@ -32,7 +32,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.fault_server import LoopbackServer, reset
+from tests.support.loopback_server import LoopbackServer, reset
 
 _GREETING = b"220 loopback ESMTP fault server\r\n"
 _LINE_LIMIT = 64 * 1024
