@@ -12,6 +12,7 @@ why in a warning, and the item still alerts.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -213,3 +214,41 @@ def test_status_shows_the_faulty_sources_error_without_the_api_key(
         report,
     ), report
     assert SAM_KEY not in report
+
+
+@pytest.mark.parametrize("fault", [Fault.RESET, Fault.SHORT_BODY, Fault.GZIP_BOMB])
+def test_a_fault_on_a_later_page_loses_nothing(
+    fault: Fault,
+    tmp_path: FsPath,
+    fault_server: FaultServer,  # noqa: F811
+    webhook_receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+    empty_db: FsPath,
+) -> None:
+    """OCDS page 2 fails: the poll fails, nothing of page 1 is committed, and once the
+    page is back the next poll alerts both pages' notices, once each."""
+    [ocds] = [path for path in PATHS if path.name == "ocds"]
+    shutil.copyfile(empty_db, tmp_path / "nw.db")
+    ocds.serve_good(fault_server, "good")
+    first = json.loads(ocds.body("bad"))
+    first["links"] = {"next": fault_server.url("/bad/page2.json")}
+    fault_server.serve("/bad/releases.json", json.dumps(first).encode())
+    second = json.loads(
+        ocds.body("bad").replace(b"bad-1", b"bad-2").replace(b"licence", b"renewal")
+    )
+    fault_server.fault("/bad/page2.json", fault, body=json.dumps(second).encode())
+    config = write_config(
+        tmp_path, fault_server, ocds, webhook_receiver.url, bad_timeout=LONG_TIMEOUT
+    )
+
+    failed = poll(config, capsys, trace=False)
+    assert failed.code == 1
+    assert_matches(r"bad-ocds: FAILED: .*GET http://127\.0\.0\.1:\d+/bad/page2\.json", failed.out)
+    assert not any("(bad)" in title for title in alerted(webhook_receiver))
+
+    fault_server.serve("/bad/page2.json", json.dumps(second).encode())
+    again = poll(config, capsys, trace=False)
+    expected = "bad-ocds: ok: 2 items, 2 new, 0 updated, 2 alerts"
+    assert line_of(again.out, "bad-ocds").startswith(expected), again.out
+    bad_titles = [title for title in alerted(webhook_receiver) if "(bad)" in title]
+    assert len(bad_titles) == 2
