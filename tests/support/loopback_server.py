@@ -15,6 +15,8 @@ import threading
 from types import TracebackType
 from typing import Self
 
+_READ_LIMIT = 16 * 1024 * 1024
+
 
 class LoopbackServer:
     """An asyncio stream server on 127.0.0.1 with its own event loop in a daemon thread.
@@ -90,7 +92,10 @@ class LoopbackServer:
 
     async def _main(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
-        server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=128)
+        # A generous line limit: an SMTP message is read as one "line" up to its final dot.
+        server = await asyncio.start_server(
+            self._connection, "127.0.0.1", 0, backlog=128, limit=_READ_LIMIT
+        )
         self._port = server.sockets[0].getsockname()[1]
         ready.set()
         await self._stopping.wait()

@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Iterator
-
-import pytest
 
 from tests.support.loopback_server import LoopbackServer, reset
 
@@ -144,10 +141,3 @@ class SmtpFaultServer(LoopbackServer):
 async def _say(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(data)
     await writer.drain()
-
-
-@pytest.fixture
-def smtp_fault_server() -> Iterator[SmtpFaultServer]:
-    """A healthy :class:`SmtpFaultServer` (set ``.fault`` to make it misbehave)."""
-    with SmtpFaultServer() as server:
-        yield server
