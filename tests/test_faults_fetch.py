@@ -252,3 +252,29 @@ def test_a_fault_on_a_later_page_loses_nothing(
     assert line_of(again.out, "bad-ocds").startswith(expected), again.out
     bad_titles = [title for title in alerted(webhook_receiver) if "(bad)" in title]
     assert len(bad_titles) == 2
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
+def test_latency_within_the_timeout_is_no_fault(
+    path: Path,
+    tmp_path: FsPath,
+    fault_server: FaultServer,  # noqa: F811
+    webhook_receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+    empty_db: FsPath,
+) -> None:
+    shutil.copyfile(empty_db, tmp_path / "nw.db")
+    path.play(fault_server, Fault.LATENCY, delay=0.2)
+    config = write_config(
+        tmp_path, fault_server, path, webhook_receiver.url, bad_timeout=LONG_TIMEOUT
+    )
+    cycle = poll(config, capsys, trace=False)
+    assert cycle.code == 0, cycle.out
+    expected = f"bad-{path.name}: ok: 1 items, 1 new, 0 updated, 1 alerts"
+    assert line_of(cycle.out, f"bad-{path.name}").startswith(expected), cycle.out
+    if path.degrades is not None:  # the late document arrived and went into the item
+        assert path.degrades not in cycle.out
+        with sqlite3.connect(tmp_path / "nw.db") as db:
+            [row] = db.execute("SELECT * FROM items WHERE source = ?", (f"bad-{path.name}",))
+        assert "decision text" in str(row)
+    assert sorted(t.rpartition("(")[2] for t in alerted(webhook_receiver)) == ["bad)", "good)"]
