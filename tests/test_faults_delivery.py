@@ -24,11 +24,12 @@ import pytest
 
 from monitor.cli import main
 from storage.db import create_db_engine
+from tests.support.fault_cycle import shared_tls_contexts  # noqa: F401 - a pytest fixture
 from tests.support.fault_server import Fault, FaultServer, fault_server  # noqa: F401
 from tests.support.smtp_faults import SmtpFault, SmtpFaultServer
 from tests.support.webhook_receiver import WEBHOOK_SECRET, WebhookReceiver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("shared_tls_contexts")]
 MB = 1000 * 1000
 MEMORY_BOUND = 100 * MB
 RSS = (

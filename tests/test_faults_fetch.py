@@ -32,12 +32,13 @@ from tests.support.fault_cycle import (
     SAM_KEY,
     SHORT_TIMEOUT,
     Path,
+    shared_tls_contexts,  # noqa: F401 - a pytest fixture
     write_config,
 )
 from tests.support.fault_server import Fault, FaultServer, fault_server  # noqa: F401
 from tests.support.webhook_receiver import WebhookReceiver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("shared_tls_contexts")]
 MB = 1000 * 1000
 MEMORY_BOUND = 100 * MB  # generous: the bomb inflates to 1 GiB, the body is 200 MB
 CAP = 10 * 1024 * 1024  # every source's default max_bytes

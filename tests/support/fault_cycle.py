@@ -10,11 +10,16 @@ the one rule matches, and the alerts go to a signed-webhook receiver.
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
+from typing import Any
+
+import pytest
 
 from tests.support.fault_server import Fault, FaultServer
 from tests.support.sam_server import record
@@ -191,3 +196,22 @@ def write_config(
     config = tmp / "sources.toml"
     config.write_text(head + sources)
     return config
+
+
+@pytest.fixture(scope="module")
+def shared_tls_contexts() -> Iterator[None]:
+    """Build each kind of TLS context once for the module, not per client.
+
+    Every in-process ``poll`` opens its HTTP clients afresh, and each client loads the CA
+    bundle into a new context (~0.1 s, a third of a cycle). No test of the fault matrices
+    speaks TLS, so one shared context per set of arguments changes nothing they check.
+    """
+    build = ssl.create_default_context
+
+    @functools.cache
+    def cached(purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH, **kwargs: Any) -> ssl.SSLContext:
+        return build(purpose, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ssl, "create_default_context", cached)
+        yield
