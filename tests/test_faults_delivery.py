@@ -60,13 +60,14 @@ WEBHOOK: dict[Fault, tuple[str, str]] = {
     Fault.HUGE_BODY: ("pending", r"^HTTP 500 Internal Server Error: x{100}"),
 }
 SMTP_WHERE = r"^SMTP 127\.0\.0\.1:\d+ "
+SMTP_TIMED_OUT = SMTP_WHERE + r"connecting: " + TIMED_OUT  # the greeting never completed
 EMAIL: dict[SmtpFault, str] = {
-    SmtpFault.LATENCY: TIMED_OUT,
+    SmtpFault.LATENCY: SMTP_TIMED_OUT,
     # Reset before or after the connect call returned: both say so.
     SmtpFault.RESET: SMTP_WHERE + r"connecting failed: SMTPConnectError: Error connecting to "
     r"127\.0\.0\.1 on port \d+: (Connection lost|\[Errno 104\])",
-    SmtpFault.HANG: TIMED_OUT,
-    SmtpFault.SLOW_BYTES: TIMED_OUT,
+    SmtpFault.HANG: SMTP_TIMED_OUT,
+    SmtpFault.SLOW_BYTES: SMTP_TIMED_OUT,
     SmtpFault.REPLY_4XX: SMTP_WHERE + r"sending failed: SMTPDataError: \(451, '4\.3\.0 Temporary",
     SmtpFault.REPLY_5XX: SMTP_WHERE
     + r"sending failed: SMTPSenderRefused: \(554, '5\.7\.1 Sender refused",
