@@ -136,6 +136,13 @@ class EmailConfig(NotifierConfig):
         return self.smtp_port or DEFAULT_PORTS[self.tls]
 
 
+@dataclasses.dataclass
+class _Progress:
+    """How far one delivery got, for the error when it stalls or fails."""
+
+    step: str = "connecting"
+
+
 class EmailNotifier:
     """Sends deliveries as email through one SMTP server."""
 
@@ -169,14 +176,17 @@ class EmailNotifier:
         message = self.render(delivery)
         started = time.perf_counter()
         seconds = self.config.timeout.total_seconds()
-        result = DeliveryResult(
-            Outcome.RETRY, error=f"timed out after {format_duration(self.config.timeout)}"
-        )
+        progress = _Progress()
+        result = None
         with anyio.move_on_after(seconds):
-            result = await self._attempt(message, seconds)
+            result = await self._attempt(message, seconds, progress)
+        if result is None:  # the whole delivery ran past its timeout
+            result = DeliveryResult(Outcome.RETRY, error=self._timed_out(progress.step))
         return dataclasses.replace(result, duration=time.perf_counter() - started)
 
-    async def _attempt(self, message: EmailMessage, seconds: float) -> DeliveryResult:
+    async def _attempt(
+        self, message: EmailMessage, seconds: float, progress: _Progress
+    ) -> DeliveryResult:
         config = self.config
         smtp = aiosmtplib.SMTP(
             hostname=config.smtp_host,
@@ -187,18 +197,19 @@ class EmailNotifier:
             tls_context=self._tls_context() if config.tls != "none" else None,
             timeout=seconds,
         )
-        step = "connecting"
         try:
             await smtp.connect()
             if config.username is not None and config.password is not None:
-                step = "logging in"
+                progress.step = "logging in"
                 await smtp.login(config.username, config.password.get_secret_value())
-            step = "sending"
+            progress.step = "sending"
             errors, _ = await smtp.send_message(
                 message, sender=config.from_, recipients=list(config.to)
             )
-        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as e:
-            return DeliveryResult(Outcome.RETRY, error=self._reason(step, e))
+        except TimeoutError:  # aiosmtplib's per-step timeout (SMTPTimeoutError is one)
+            return DeliveryResult(Outcome.RETRY, error=self._timed_out(progress.step))
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as e:
+            return DeliveryResult(Outcome.RETRY, error=self._reason(progress.step, e))
         finally:
             if smtp.is_connected:
                 smtp.close()
@@ -213,6 +224,13 @@ class EmailNotifier:
         cafile = str(self.config.ca_file) if self.config.ca_file else None
         return ssl.create_default_context(cafile=cafile)  # verifies chain and host name
 
+    def _where(self) -> str:
+        return f"SMTP {self.config.smtp_host}:{self.config.port}"
+
+    def _timed_out(self, step: str) -> str:
+        """Where the delivery stalled: a silent server stalls ``connecting`` (its greeting)."""
+        return f"{self._where()} {step}: timed out after {format_duration(self.config.timeout)}"
+
     def _reason(self, step: str, error: BaseException) -> str:
         detail = str(error) or type(error).__name__
         # Redact before cutting and flattening, which would leave parts of it behind;
@@ -220,8 +238,7 @@ class EmailNotifier:
         for secret in self._secret_forms():
             detail = detail.replace(secret, "[redacted]")
         detail = one_line(detail, 300)
-        where = f"{self.config.smtp_host}:{self.config.port}"
-        return f"SMTP {where} {step} failed: {type(error).__name__}: {detail}"
+        return f"{self._where()} {step} failed: {type(error).__name__}: {detail}"
 
     def _secret_forms(self) -> list[str]:
         """The password as written and as AUTH PLAIN / LOGIN send it, longest first."""

@@ -92,6 +92,7 @@ from monitor.config_base import NotifierConfig
 from monitor.durations import Duration, format_duration
 from monitor.errors import NotifyError
 from monitor.retry_after import parse_retry_after
+from monitor.sources.decoding import BodyDecoder, content_encoding, feed_prefix
 from notifiers.base import Delivery, DeliveryResult, NotifierType, Outcome, mask_secret
 from notifiers.netguard import ALLOW_PRIVATE, host_problem
 
@@ -259,16 +260,25 @@ def _readable(text: str, hidden: Iterable[str]) -> str:
 
 
 async def _body_excerpt(response: httpx.Response, hidden: Iterable[str]) -> str:
-    """The start of a failed reply's body for the error text (reads at most 8 KiB)."""
-    received = bytearray()
-    try:
-        async for chunk in response.aiter_bytes():
-            received += chunk
-            if len(received) >= _ERROR_BODY_BYTES:
-                break
-    except httpx.HTTPError:
-        pass  # the body only decorates the error text: the status is what counts
-    return _readable(bytes(received[:_ERROR_BODY_BYTES]).decode("utf-8", "replace"), hidden)
+    """The start of a failed reply's body for the error text (decodes at most 8 KiB).
+
+    Best effort: the body only decorates the error text, the status is what counts. A
+    compressed body is inflated in bounded steps, so a gzip bomb costs 8 KiB, not a
+    64 KiB chunk's worth of inflated gigabytes; an encoding we cannot decode is not quoted.
+    """
+    encoding = content_encoding(response)
+    if encoding is None:
+        return ""
+    if response.is_stream_consumed:  # read and decoded already (a transport or a hook did)
+        try:
+            data = response.content[:_ERROR_BODY_BYTES]
+        except httpx.ResponseNotRead:
+            return ""
+    else:
+        decoder = BodyDecoder(encoding, _ERROR_BODY_BYTES)
+        await feed_prefix(response, decoder)
+        data = decoder.partial()
+    return _readable(data.decode("utf-8", "replace"), hidden)
 
 
 def _redirect_hint(response: httpx.Response) -> str:
@@ -307,14 +317,17 @@ async def _classify(
 
 def _transport_reason(exc: Exception, hidden: Iterable[str]) -> str:
     cause: BaseException | None = exc
+    os_reason = ""
     for _ in range(8):  # httpx wraps the OSError that says what happened; bounded walk
         if cause is None:
             break
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
+        if isinstance(cause, OSError) and cause.strerror and not os_reason:
+            os_reason = cause.strerror  # e.g. "Connection reset by peer", where str() is ""
         cause = cause.__cause__ or cause.__context__
     kind = _TRANSPORT_KINDS.get(type(exc), "request failed")
-    detail = _readable(str(exc), hidden) or type(exc).__name__
+    detail = _readable(str(exc), hidden) or os_reason or type(exc).__name__
     return f"{kind}: {detail}"
 
 

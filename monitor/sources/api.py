@@ -11,7 +11,16 @@ import httpx
 
 from monitor.errors import FetchError, ParseError
 from monitor.sources.base import FetchLimits
-from monitor.sources.http import redact_url
+from monitor.sources.http import (
+    ACCEPT_ENCODING,
+    REDIRECT_STATUSES,
+    deadline_error,
+    network_error,
+    read_body,
+    redact_url,
+    redirect_target,
+    request_timeout,
+)
 
 _HTTP_SCHEMES = frozenset({"http", "https"})
 
@@ -74,27 +83,30 @@ async def post_json(
 ) -> tuple[int, bytes, str | None]:
     """POST ``payload`` as JSON; (status, body, Retry-After) within ``limits``.
 
-    The body is read up to ``limits.max_bytes``; redirects are not followed (an API
-    that redirects a POST is misconfigured). Any failure is a FetchError naming
-    ``source``, with the URL redacted.
+    Bounded like :func:`monitor.sources.http.fetch_url`: per-step timeouts plus one
+    overall deadline (a server trickling bytes fails on time), and the *decoded* body
+    capped at ``limits.max_bytes`` while it streams (a gzip bomb fails at the cap).
+    Redirects are not followed: an API that redirects a POST is misconfigured. Any
+    failure is a FetchError naming ``source``, with the URL redacted.
     """
     where = f"POST {redact_url(url)}"
-    timeout = httpx.Timeout(
-        limits.read_timeout.total_seconds(), connect=limits.connect_timeout.total_seconds()
-    )
+    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
     with anyio.move_on_after(limits.deadline.total_seconds()):
         try:
             async with client.stream(
-                "POST", url, json=payload, headers={"Accept": "application/json"}, timeout=timeout
+                "POST", url, json=payload, headers=headers, timeout=request_timeout(limits)
             ) as response:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limits.max_bytes:
-                        raise FetchError(source, f"{where}: body larger than the size cap")
-                    chunks.append(chunk)
-                return response.status_code, b"".join(chunks), response.headers.get("retry-after")
+                status = response.status_code
+                if status in REDIRECT_STATUSES:
+                    raise FetchError(
+                        source,
+                        f"{where}: HTTP {status} redirect to "
+                        f"{redact_url(redirect_target(response))} not followed",
+                        hint="an API that redirects a POST is misconfigured; "
+                        "set base_url to the address the API answers at",
+                    )
+                body = await read_body(response, source, limits.max_bytes)
+                return status, body, response.headers.get("retry-after")
         except httpx.HTTPError as e:
-            raise FetchError(source, f"{where}: {type(e).__name__}: {e}") from e
-    raise FetchError(source, f"{where}: timed out after {limits.deadline.total_seconds():g}s")
+            raise network_error(e, source, url, limits, method="POST") from e
+    raise deadline_error(source, "POST", url, limits)

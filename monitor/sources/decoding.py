@@ -27,6 +27,24 @@ def content_encoding(response: httpx.Response) -> str | None:
     return None
 
 
+async def feed_prefix(response: httpx.Response, decoder: BodyDecoder) -> None:
+    """Feed ``decoder`` the start of ``response``'s body, best effort, for an error text.
+
+    Stops at the decoder's cap, after 64 KiB read from the wire, or at any read or decode
+    error; what was decoded stays in ``decoder.partial()``. Never a bomb's worth: the
+    decoder inflates in bounded steps (httpx's own decoding inflates a whole chunk).
+    """
+    received = 0
+    try:
+        async for chunk in response.aiter_raw():
+            decoder.feed(chunk)
+            received += len(chunk)
+            if received > _CHUNK:
+                break
+    except (BodyTooLargeError, zlib.error, httpx.HTTPError):
+        pass
+
+
 def _looks_like_zlib(data: bytes) -> bool:
     cmf, flg = data[0], data[1]
     return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0

@@ -32,6 +32,7 @@ from monitor.sources.decoding import (
     BodyTooLargeError,
     TruncatedBodyError,
     content_encoding,
+    feed_prefix,
 )
 
 # Asked before each request of a fetch (the URL, then each redirect target): a reason
@@ -40,8 +41,8 @@ HopCheck = Callable[[str], Awaitable[str | None]]
 _SECRET_NAME_PARTS = ("key", "token", "secret", "password", "sig")
 _SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _FOLLOWED_SCHEMES = frozenset({"http", "https"})
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_ACCEPT_ENCODING = "gzip, deflate"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+ACCEPT_ENCODING = "gzip, deflate"  # what BodyDecoder decodes, within its cap
 _CHUNK = 64 * 1024
 _SNIPPET_CHARS = 200
 _SNIPPET_SECONDS = 1.0
@@ -114,11 +115,7 @@ async def fetch_url(
             passthrough=passthrough,
             check_hop=check_hop,
         )
-    raise FetchError(
-        source,
-        f"GET {redact_url(url)}: timed out after {_seconds(limits.deadline)}s (overall deadline)",
-        hint="the server is too slow or stalls; the deadline covers redirects and the whole body",
-    )
+    raise deadline_error(source, "GET", url, limits)
 
 
 async def _follow_redirects(
@@ -151,7 +148,7 @@ async def _follow_redirects(
                         started=started,
                         passthrough=passthrough,
                     )
-                target = _resolve(str(response.url), response.headers["location"])
+                target = redirect_target(response)
         except httpx.InvalidURL as e:
             # httpx 0.28 parses a Location even when not following it, and raises for one
             # with a scheme but no host (data:, javascript:, mailto:...): encode/httpx#3706.
@@ -167,7 +164,7 @@ async def _follow_redirects(
                     f"GET {redact_url(current)}: redirect to an invalid URL refused: "
                     f"{_clip(str(e).partition(': ')[2], 100)}",
                 ) from e
-            raise _network_error(e, source, current, limits) from e
+            raise network_error(e, source, current, limits) from e
         _check_url(target, source, redirected_from=current)
         headers = _headers_for_hop(headers, current, target)
         current = target
@@ -204,7 +201,7 @@ async def _finish(
         )
     if not 200 <= status < 300 and status not in passthrough:
         raise await _status_error(response, source, _secret_values(str(response.url), headers))
-    body = await _read_body(response, source, limits.max_bytes)
+    body = await read_body(response, source, limits.max_bytes)
     return Fetched(
         url=str(response.url),
         status=status,
@@ -216,9 +213,13 @@ async def _finish(
     )
 
 
-async def _read_body(response: httpx.Response, source: str, cap: int) -> bytes:
-    """Read and decode the body, never holding more than ``cap`` decoded bytes (+ one chunk)."""
-    where = f"GET {redact_url(str(response.url))}"
+async def read_body(response: httpx.Response, source: str, cap: int) -> bytes:
+    """Read and decode the body, never holding more than ``cap`` decoded bytes (+ one chunk).
+
+    Raises :class:`FetchError` naming ``source``, the request and the cap when the body
+    is larger, or cannot be decoded.
+    """
+    where = f"{response.request.method} {redact_url(str(response.url))}"
     too_large = FetchError(
         source,
         f"{where}: body larger than the {_size(cap)} cap",
@@ -238,7 +239,7 @@ async def _read_body(response: httpx.Response, source: str, cap: int) -> bytes:
         raise FetchError(
             source,
             f"{where}: unsupported Content-Encoding '{value}'",
-            hint=f"the server ignored 'Accept-Encoding: {_ACCEPT_ENCODING}'",
+            hint=f"the server ignored 'Accept-Encoding: {ACCEPT_ENCODING}'",
         )
     decoder = BodyDecoder(encoding, cap)
     received = 0
@@ -301,19 +302,14 @@ async def _read_prefix(response: httpx.Response, encoding: str, size: int) -> by
     """Up to ``size`` decoded bytes of the body, best effort, within a second."""
     decoder = BodyDecoder(encoding, size)
     with anyio.move_on_after(_SNIPPET_SECONDS):
-        received = 0
-        try:
-            async for chunk in response.aiter_raw():
-                decoder.feed(chunk)
-                received += len(chunk)
-                if received > _CHUNK:
-                    break
-        except (BodyTooLargeError, zlib.error, httpx.HTTPError):
-            pass
+        await feed_prefix(response, decoder)
     return decoder.partial()
 
 
-def _network_error(e: httpx.HTTPError, source: str, url: str, limits: FetchLimits) -> FetchError:
+def network_error(
+    e: httpx.HTTPError, source: str, url: str, limits: FetchLimits, method: str = "GET"
+) -> FetchError:
+    """A readable FetchError for a transport failure of ``method url`` (URL redacted)."""
     reason = _root_reason(e)
     if isinstance(e, httpx.ConnectTimeout):
         what = f"connect timed out after {_seconds(limits.connect_timeout)}s"
@@ -334,7 +330,27 @@ def _network_error(e: httpx.HTTPError, source: str, url: str, limits: FetchLimit
         what = "not a valid http(s) URL"
     else:
         what = f"{type(e).__name__}: {reason}"
-    return FetchError(source, f"GET {redact_url(url)}: {what}")
+    return FetchError(source, f"{method} {redact_url(url)}: {what}")
+
+
+def deadline_error(source: str, method: str, url: str, limits: FetchLimits) -> FetchError:
+    """The FetchError of a request that ran past ``limits.deadline``."""
+    return FetchError(
+        source,
+        f"{method} {redact_url(url)}: timed out after {_seconds(limits.deadline)}s "
+        "(overall deadline)",
+        hint="the server is too slow or stalls; the deadline covers redirects and the whole body",
+    )
+
+
+def redirect_target(response: httpx.Response) -> str:
+    """Where a redirect response points, resolved against its URL."""
+    return _resolve(str(response.url), response.headers.get("location", ""))
+
+
+def request_timeout(limits: FetchLimits) -> httpx.Timeout:
+    """httpx's per-step timeouts (connect, each read and write) for ``limits``."""
+    return _timeout(limits)
 
 
 def _check_url(target: str, source: str, *, redirected_from: str | None = None) -> None:
@@ -372,7 +388,7 @@ def _resolve(base: str, location: str) -> str:
 
 
 def _is_redirect(response: httpx.Response) -> bool:
-    return response.status_code in _REDIRECT_STATUSES and "location" in response.headers
+    return response.status_code in REDIRECT_STATUSES and "location" in response.headers
 
 
 def _request_headers(
@@ -381,7 +397,7 @@ def _request_headers(
     result = httpx.Headers({"Accept": accept})
     if headers:
         result.update(headers)
-    result["Accept-Encoding"] = _ACCEPT_ENCODING
+    result["Accept-Encoding"] = ACCEPT_ENCODING
     if state is not None and state.etag:
         result["If-None-Match"] = state.etag
     if state is not None and state.last_modified:

@@ -33,13 +33,11 @@ Faults (:data:`FaultKind`):
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip as gzip_module
 import socket
 import struct
 import sys
 import threading
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -49,6 +47,8 @@ from typing import Any, Literal, NamedTuple
 
 import pytest
 
+from tests.support.fault_server import bomb_length, bomb_pieces
+
 FaultKind = Literal["slow", "hang", "bomb", "reset", "huge", "html"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("slow", "hang", "bomb", "reset", "huge", "html")
 
@@ -57,10 +57,8 @@ HTML_BODY = (
     b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
     b"<body><p>Checking your browser before accessing the site.</p></body></html>"
 )
-BOMB_DECODED_SIZE = 1 << 30
 HUGE_SIZE = 200 * 1000 * 1000
 
-_BLOCK = 1 << 20  # decoded size of one repeated bomb block
 _HUGE_CHUNK = 64 * 1024
 _SOCKET_TIMEOUT = 5.0  # no handler blocks longer than this on a silent or stuck client
 
@@ -343,10 +341,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/rss+xml")
         self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(_bomb_length()))
+        self.send_header("Content-Length", str(bomb_length()))
         self.send_header("Connection", "close")
         self.end_headers()
-        for piece in _bomb_pieces():
+        for piece in bomb_pieces():
             self.wfile.write(piece)
 
     def _fault_huge(self) -> None:
@@ -376,35 +374,6 @@ def _not_modified(route: _Static, if_none_match: str | None, if_modified_since: 
         )
     except (TypeError, ValueError):
         return route.last_modified == if_modified_since
-
-
-@functools.cache
-def _bomb_block() -> bytes:
-    """Raw deflate of one 1 MiB block of zeros, ending in a full flush so blocks concatenate."""
-    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return deflater.compress(bytes(_BLOCK)) + deflater.flush(zlib.Z_FULL_FLUSH)
-
-
-_GZIP_HEADER = struct.pack("<BBBBIBB", 0x1F, 0x8B, 8, 0, 0, 2, 255)
-_DEFLATE_END = b"\x03\x00"  # an empty final fixed-Huffman block
-_BOMB_BLOCKS = BOMB_DECODED_SIZE // _BLOCK
-
-
-def _bomb_length() -> int:
-    return len(_GZIP_HEADER) + _BOMB_BLOCKS * len(_bomb_block()) + len(_DEFLATE_END) + 8
-
-
-def _bomb_pieces() -> Iterator[bytes]:
-    """A valid gzip stream of BOMB_DECODED_SIZE zeros; the CRC is computed only if reached."""
-    yield _GZIP_HEADER
-    block = _bomb_block()
-    for _ in range(_BOMB_BLOCKS):
-        yield block
-    crc = 0
-    zeros = bytes(_BLOCK)
-    for _ in range(_BOMB_BLOCKS):
-        crc = zlib.crc32(zeros, crc)
-    yield _DEFLATE_END + struct.pack("<II", crc, BOMB_DECODED_SIZE & 0xFFFFFFFF)
 
 
 def _huge_chunks() -> Iterator[bytes]:
