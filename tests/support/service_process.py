@@ -1,0 +1,226 @@
+"""``noticewatch run`` as a child process that tests stop, kill and restart (the crash tests).
+
+:class:`Bench` writes a sources.toml for one loopback feed and any number of loopback
+webhook receivers (one notifier each) and starts ``run`` against it; :class:`Service`
+is one such process, logging to its own file (a pipe nobody reads would fill up and
+block a process that logs every delivery). :func:`check_database` is what every
+restart must find, and :class:`GatedFeedServer` lets a test hold a fetch's answer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from tests.support.feed_server import FeedServer, _Route
+from tests.support.feeds import Entry, rss
+from tests.support.webhook_receiver import WEBHOOK_SECRET, WebhookReceiver
+
+ROOT = Path(__file__).parent.parent.parent
+RULE = "clearview"
+
+
+def notices(count: int, start: int = 0) -> list[Entry]:
+    """``count`` distinct items that all match :data:`RULE`; item ``i`` links to /n/i."""
+    return [
+        Entry(f"n-{i}", f"Clearview notice {i}", f"https://notices.example/n/{i}")
+        for i in range(start, start + count)
+    ]
+
+
+def notice_feed(count: int, start: int = 0) -> bytes:
+    return rss(*notices(count, start))
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it holds; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def check_database(db: Path) -> None:
+    """What a restart must find after any stop: an intact file with intact references."""
+    with sqlite3.connect(db) as conn:
+        integrity = conn.execute("PRAGMA integrity_check").fetchall()
+        assert integrity == [("ok",)], f"PRAGMA integrity_check on {db}: {integrity}"
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        assert broken == [], f"PRAGMA foreign_key_check on {db}: {broken}"
+    conn.close()
+
+
+def main_thread_state(pid: int) -> str:
+    """Where the process's main thread waits in the kernel (``/proc/PID/wchan``)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return ""
+
+
+class Service:
+    """One ``noticewatch run`` process; its output goes to ``log_path``."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path):
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            list(args), cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.started = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill9(self) -> None:
+        """SIGKILL: no handler, no clean-up, no flush: a power cut for the process."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._log.close()
+
+    def terminate(self, timeout: float = 15) -> tuple[int, float]:
+        """SIGTERM and wait; (exit code, seconds it took to exit)."""
+        began = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return code, time.monotonic() - began
+
+    def close(self) -> None:
+        """Make sure the process is gone (a failed test must not leave it running)."""
+        if self.alive:
+            self.kill9()
+        self._log.close()
+
+
+@dataclass
+class Bench:
+    """A config with one rss source and one webhook notifier per receiver, in ``tmp``."""
+
+    tmp: Path
+    feed_url: str
+    receivers: Sequence[WebhookReceiver]
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def db(self) -> Path:
+        return self.tmp / "data" / "noticewatch.db"
+
+    def write_config(self) -> None:
+        # A source polled once per start (every 1h), alerts from its first fetch on
+        # (baseline off), and dedupe off: the numbered notices are near-copies of
+        # each other by design and must each alert.
+        notifiers = "".join(
+            textwrap.dedent(
+                f"""
+                [[notifiers]]
+                name = "hook-{number}"
+                type = "webhook"
+                url = "{receiver.url}"
+                secret = "${{TEST_WEBHOOK_SECRET}}"
+                allow_private = true
+                timeout = "2s"
+                """
+            )
+            for number, receiver in enumerate(self.receivers)
+        )
+        head = textwrap.dedent(
+            f"""
+            [monitor]
+            database = "sqlite:///{self.db}"
+            baseline = false
+            dedupe = false
+            http_port = 0
+
+            [[sources]]
+            name = "bulk"
+            type = "rss"
+            url = "{self.feed_url}"
+            every = "1h"
+
+            [[rules]]
+            name = "cv"
+            query = "{RULE}"
+            """
+        )
+        (self.tmp / "sources.toml").write_text(head + notifiers)
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTICEWATCH_")}
+        env["PYTHONPATH"] = str(ROOT)
+        env["TEST_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+        env["NOTICEWATCH_CONFIG"] = str(self.tmp / "sources.toml")
+        return env
+
+    def start(self) -> Service:
+        number = len(self.services) + 1
+        args = [sys.executable, "-m", "monitor", "run", "--log-format", "json"]
+        service = Service(args, self.tmp, self.environ(), self.tmp / f"run-{number}.log")
+        self.services.append(service)
+        return service
+
+    def close(self) -> None:
+        for service in self.services:
+            service.close()
+
+    # --- what the receivers got ---------------------------------------------------------
+
+    def accepted(self) -> int:
+        """Accepted deliveries over all receivers, repeats included."""
+        return sum(len(receiver.deliveries) for receiver in self.receivers)
+
+    def pairs(self) -> dict[tuple[int, str], list[str]]:
+        """(receiver number, item link) -> the webhook-id of every accepted delivery."""
+        found: dict[tuple[int, str], list[str]] = {}
+        for number, receiver in enumerate(self.receivers):
+            for delivery in receiver.deliveries:
+                link = delivery.payload["data"]["item"]["url"]
+                found.setdefault((number, link), []).append(delivery.webhook_id or "")
+        return found
+
+    def expected_pairs(self, links: Sequence[str]) -> set[tuple[int, str]]:
+        return {(number, link) for number in range(len(self.receivers)) for link in links}
+
+
+class GatedFeedServer(FeedServer):
+    """A FeedServer whose answers can be held: with ``hold()`` a GET is recorded (so the
+    test sees the request arrive) and then waits until ``release()`` before answering."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def _lookup(self, path: str) -> _Route | None:
+        # Called by the handler after the request is recorded, before it answers.
+        while not self._open.wait(0.05):
+            if self._stopping.is_set():
+                break
+        return super()._lookup(path)
