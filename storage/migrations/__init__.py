@@ -8,6 +8,8 @@ next revision from the difference between the tables and the migrations so far.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config as AlembicConfig
@@ -57,7 +59,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         try:
-            with connection.begin():
+            with connection.begin(), _one_transaction(connection):
                 before = _upgrade(connection, script, target)
                 if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise StorageError(
@@ -72,6 +74,31 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         return before, target
     log.info("database=upgraded from=%s to=%s", before or "empty", target)
     return before, target
+
+
+@contextmanager
+def _one_transaction(connection: Connection) -> Iterator[None]:
+    """Make the upgrade one SQLite transaction, committed (or rolled back) at its end.
+
+    Python's sqlite3 begins a transaction only before an INSERT/UPDATE/DELETE, so every
+    CREATE TABLE ahead of one commits on its own: a start killed half-way through the
+    first schema left some tables and no revision, and the next start failed on "table
+    already exists" or stamped a schema with tables missing. Here sqlite3 is told to
+    leave transactions alone and the upgrade opens its own (IMMEDIATE: a second process
+    starting at the same moment waits, then finds the schema done). SQLAlchemy's commit
+    or rollback at the end of ``connection.begin()`` ends it.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    saved = driver.isolation_level  # type: ignore[union-attr]
+    driver.isolation_level = None  # type: ignore[union-attr]
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        driver.isolation_level = saved  # type: ignore[union-attr]
 
 
 def _upgrade(connection: Connection, script: ScriptDirectory, target: str) -> str | None:

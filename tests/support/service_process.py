@@ -53,7 +53,9 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def check_database(db: Path) -> None:
     """What a restart must find after any stop: an intact file with intact references."""
-    with sqlite3.connect(db) as conn:
+    if not db.exists():
+        return  # stopped before it created the database: nothing to find
+    with sqlite3.connect(f"file:{db}?mode=rw", uri=True) as conn:
         integrity = conn.execute("PRAGMA integrity_check").fetchall()
         assert integrity == [("ok",)], f"PRAGMA integrity_check on {db}: {integrity}"
         broken = conn.execute("PRAGMA foreign_key_check").fetchall()
