@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 ALERTS = 1000
 ENDPOINTS = 3
 KILLS = 10
-DELIVERY_DEADLINE = 120.0  # seconds for every pair to arrive; generous for a busy 2-core box
+DELIVERY_DEADLINE = 240.0  # s for the deliveries awaited: a 2-core box under load is slow
 SEED_ENV = "NOTICEWATCH_CRASH_SEED"
 
 
