@@ -63,6 +63,15 @@ def bench(tmp_path: Path, receivers: list[WebhookReceiver]) -> Iterator[Bench]:
     bench.close()  # no run process outlives its test, whatever happened
 
 
+@pytest.fixture
+def bulk(bench: Bench, feed_server: FeedServer) -> Bench:
+    """The bench with one feed of ALERTS matching items for every receiver."""
+    feed_server.serve("/feed.xml", notice_feed(ALERTS), etag='"v1"')
+    bench.feed_url = feed_server.url("/feed.xml")
+    bench.write_config()
+    return bench
+
+
 def links(count: int, start: int = 0) -> list[str]:
     return [entry.link or "" for entry in notices(count, start)]
 
@@ -92,11 +101,9 @@ def stored(db: Path, query: str) -> list[tuple[object, ...]]:
 
 
 def test_kill_9_at_ten_random_moments_loses_nothing_and_keeps_webhook_ids(
-    bench: Bench, feed_server: FeedServer, crash_seed: int
+    bulk: Bench, crash_seed: int
 ) -> None:
-    feed_server.serve("/feed.xml", notice_feed(ALERTS), etag='"v1"')
-    bench.feed_url = feed_server.url("/feed.xml")
-    bench.write_config()
+    bench = bulk
     total = ALERTS * ENDPOINTS
     plan = kill_plan(random.Random(crash_seed), total)
     about = f"seed {crash_seed}, kill plan {[(n, round(s, 3)) for n, s in plan]}"
@@ -197,11 +204,9 @@ def test_kill_9_between_a_fetch_and_its_commit_alerts_the_new_items_once(
 
 
 def test_sigterm_during_1000_deliveries_exits_0_in_10s_losing_and_doubling_nothing(
-    bench: Bench, feed_server: FeedServer, crash_seed: int
+    bulk: Bench, crash_seed: int
 ) -> None:
-    feed_server.serve("/feed.xml", notice_feed(ALERTS), etag='"v1"')
-    bench.feed_url = feed_server.url("/feed.xml")
-    bench.write_config()
+    bench = bulk
     total = ALERTS * ENDPOINTS
     stop_at = random.Random(crash_seed).randrange(total // 10, total * 9 // 10)
     about = f"seed {crash_seed}, SIGTERM after {stop_at} deliveries"
