@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from tests.support.feed_server import FeedServer, _Route
 from tests.support.feeds import Entry, rss
@@ -71,24 +70,65 @@ def main_thread_state(pid: int) -> str:
         return ""
 
 
+class Launcher:
+    """Starts ``run`` processes through :mod:`tests.support.run_fork` (see why there) and
+    learns how each ended."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self._helper = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.run_fork"],
+            cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self._changed = threading.Condition()
+        self._started: list[int] = []
+        self.exits: dict[int, int] = {}
+        threading.Thread(target=self._read, name="run-fork-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._helper.stdout is not None
+        for line in self._helper.stdout:
+            word, pid, *code = line.split()
+            with self._changed:
+                if word == "started":
+                    self._started.append(int(pid))
+                else:
+                    self.exits[int(pid)] = int(code[0])
+                self._changed.notify_all()
+
+    def start(self, log_path: Path) -> int:
+        assert self._helper.stdin is not None
+        with self._changed:
+            count = len(self._started)
+            self._helper.stdin.write(f"{log_path}\n")
+            self._helper.stdin.flush()
+            if not self._changed.wait_for(lambda: len(self._started) > count, timeout=30):
+                raise AssertionError(f"the run helper started nothing (exit {self._helper.poll()})")
+            return self._started[-1]
+
+    def wait(self, pid: int, timeout: float) -> int:
+        """The exit code of ``pid`` once it ended; AssertionError after ``timeout`` s."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: pid in self.exits, timeout=timeout):
+                raise AssertionError(f"run (pid {pid}) still running after {timeout}s")
+            return self.exits[pid]
+
+    def close(self) -> None:
+        if self._helper.stdin is not None:
+            self._helper.stdin.close()  # EOF: the helper ends after its last child
+        self._helper.wait(timeout=30)
+
+
 class Service:
     """One ``noticewatch run`` process; its output goes to ``log_path``."""
 
-    def __init__(self, args: Sequence[str], cwd: Path, env: dict[str, str], log_path: Path):
+    def __init__(self, launcher: Launcher, log_path: Path) -> None:
         self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            list(args), cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self.started = time.monotonic()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+        self._launcher = launcher
+        self.pid = launcher.start(log_path)
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.pid not in self._launcher.exits
 
     @property
     def output(self) -> str:
@@ -97,23 +137,20 @@ class Service:
     def kill9(self) -> None:
         """SIGKILL: no handler, no clean-up, no flush: a power cut for the process."""
         if self.alive:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._log.close()
+            os.kill(self.pid, signal.SIGKILL)
+        self._launcher.wait(self.pid, timeout=10)
 
     def terminate(self, timeout: float = 15) -> tuple[int, float]:
         """SIGTERM and wait; (exit code, seconds it took to exit)."""
         began = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self._log.close()
+        os.kill(self.pid, signal.SIGTERM)
+        code = self._launcher.wait(self.pid, timeout)
         return code, time.monotonic() - began
 
     def close(self) -> None:
         """Make sure the process is gone (a failed test must not leave it running)."""
         if self.alive:
             self.kill9()
-        self._log.close()
 
 
 @dataclass
@@ -124,6 +161,7 @@ class Bench:
     feed_url: str
     receivers: Sequence[WebhookReceiver]
     services: list[Service] = field(default_factory=list)
+    launcher: Launcher | None = None
 
     @property
     def db(self) -> Path:
@@ -176,15 +214,17 @@ class Bench:
         return env
 
     def start(self) -> Service:
-        number = len(self.services) + 1
-        args = [sys.executable, "-m", "monitor", "run", "--log-format", "json"]
-        service = Service(args, self.tmp, self.environ(), self.tmp / f"run-{number}.log")
+        if self.launcher is None:
+            self.launcher = Launcher(self.tmp, self.environ())
+        service = Service(self.launcher, self.tmp / f"run-{len(self.services) + 1}.log")
         self.services.append(service)
         return service
 
     def close(self) -> None:
         for service in self.services:
             service.close()
+        if self.launcher is not None:
+            self.launcher.close()
 
     # --- what the receivers got ---------------------------------------------------------
 
