@@ -3,8 +3,9 @@ it works, then started again, loses no alert and doubles none.
 
 Every test drives ``noticewatch run`` as a separate process (the CLI's own ``main``,
 forked from a helper that imported it once: tests/support/run_fork.py) against a
-loopback feed and real loopback receivers that verify each Standard Webhooks signature. After every stop the
-database must pass ``PRAGMA integrity_check`` and ``PRAGMA foreign_key_check``.
+loopback feed and real loopback receivers that verify each Standard Webhooks signature.
+After every stop the database must pass ``PRAGMA integrity_check`` and ``PRAGMA
+foreign_key_check``.
 
 The random kill moments come from a seeded RNG; the seed is printed (pytest shows it
 with a failure) and named in every assertion. Run again with the same moments:
@@ -17,7 +18,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,13 @@ from tests.support.service_process import (
     Bench,
     GatedFeedServer,
     Service,
+    SlowReceiver,
     check_database,
     main_thread_state,
     notice_feed,
     notices,
     wait_until,
 )
-from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +55,15 @@ def crash_seed() -> int:
 
 
 @pytest.fixture
-def receivers(webhook_receiver_factory: Callable[..., WebhookReceiver]) -> list[WebhookReceiver]:
-    return [webhook_receiver_factory() for _ in range(ENDPOINTS)]
+def receivers() -> Iterator[list[SlowReceiver]]:
+    receivers = [SlowReceiver().start() for _ in range(ENDPOINTS)]
+    yield receivers
+    for receiver in receivers:
+        receiver.close()
 
 
 @pytest.fixture
-def bench(tmp_path: Path, receivers: list[WebhookReceiver]) -> Iterator[Bench]:
+def bench(tmp_path: Path, receivers: list[SlowReceiver]) -> Iterator[Bench]:
     bench = Bench(tmp_path, "", receivers)
     yield bench
     bench.close()  # no run process outlives its test, whatever happened
@@ -148,7 +152,7 @@ def test_kill_9_at_ten_random_moments_loses_nothing_and_keeps_webhook_ids(
 
 
 def test_kill_9_between_a_fetch_and_its_commit_alerts_the_new_items_once(
-    bench: Bench, receivers: list[WebhookReceiver]
+    bench: Bench, receivers: list[SlowReceiver]
 ) -> None:
     old, new = links(20), links(50, start=20)
     old_modified = "Sun, 22 Nov 2026 09:00:00 GMT"
@@ -205,14 +209,20 @@ def test_kill_9_between_a_fetch_and_its_commit_alerts_the_new_items_once(
 
 
 def test_sigterm_during_1000_deliveries_exits_0_in_10s_losing_and_doubling_nothing(
-    bench: Bench, feed_server: FeedServer, crash_seed: int
+    bench: Bench, feed_server: FeedServer, receivers: list[SlowReceiver], crash_seed: int
 ) -> None:
+    for receiver in receivers:
+        receiver.delay = 0.01  # each endpoint takes 10 ms: a request is in flight at the stop
     serve_alerts(bench, feed_server, SIGTERM_ALERTS)
     total = SIGTERM_ALERTS * ENDPOINTS
     stop_at = random.Random(crash_seed).randrange(total // 10, total * 9 // 10)
     about = f"seed {crash_seed}, SIGTERM after {stop_at} deliveries"
     service = bench.start()
-    wait_until(lambda: bench.accepted() >= stop_at or not service.alive, DELIVERY_DEADLINE, about)
+
+    def mid_delivery() -> bool:  # past stop_at, and every endpoint has a request in flight
+        return bench.accepted() >= stop_at and all(r.in_flight for r in receivers)
+
+    wait_until(lambda: mid_delivery() or not service.alive, DELIVERY_DEADLINE, about)
     assert service.alive, service.output[-3000:]
     code, took = service.terminate()
     assert code == 0 and took < 10, f"exit {code} after {took:.1f}s ({about})"

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.feed_server import FeedServer, _Route
 from tests.support.feeds import Entry, rss
@@ -243,6 +244,24 @@ class Bench:
 
     def expected_pairs(self, links: Sequence[str]) -> set[tuple[int, str]]:
         return {(number, link) for number in range(len(self.receivers)) for link in links}
+
+
+class SlowReceiver(WebhookReceiver):
+    """A WebhookReceiver that waits ``delay`` seconds before it reads and answers each
+    request, so that a delivery is nearly always in flight when the test stops ``run``."""
+
+    delay = 0.0
+    in_flight = 0  # requests it is waiting on right now
+
+    def _handle(self, handler: Any) -> None:
+        with self._lock:
+            self.in_flight += 1
+        try:
+            time.sleep(self.delay)  # the endpoint's latency, not a wait in the test
+            super()._handle(handler)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
 
 class GatedFeedServer(FeedServer):
