@@ -18,7 +18,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,26 @@ def stored(db: Path, query: str) -> list[tuple[object, ...]]:
     return rows
 
 
+def assert_all_received(
+    got: Iterable[tuple[int, str]], expected: set[tuple[int, str]], about: str
+) -> None:
+    missing, extra = expected - set(got), set(got) - expected
+    assert not missing, (
+        f"{len(missing)} (endpoint, item) pairs lost, e.g. {sorted(missing)[:3]} {about}"
+    )
+    assert not extra, f"pairs nobody expected: {sorted(extra)[:3]} {about}"
+
+
+def settled(db: Path, total: int) -> bool:
+    """Every one of ``total`` alerts is out of the queue: waiting longer brings nothing."""
+    if not db.exists():
+        return False
+    [(count, pending)] = stored(
+        db, "SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM alerts"
+    )
+    return count == total and pending == 0
+
+
 def test_kill_9_at_ten_random_moments_loses_nothing_and_keeps_webhook_ids(
     bench: Bench, feed_server: FeedServer, crash_seed: int
 ) -> None:
@@ -128,7 +148,7 @@ def test_kill_9_at_ten_random_moments_loses_nothing_and_keeps_webhook_ids(
     last = bench.start()
     expected = bench.expected_pairs(links(ALERTS))
     wait_until(
-        lambda: expected <= bench.pairs().keys() or not last.alive,
+        lambda: expected <= bench.pairs().keys() or not last.alive or settled(bench.db, total),
         DELIVERY_DEADLINE,
         f"every (alert, endpoint) pair after the restart ({about})",
     )
@@ -137,7 +157,7 @@ def test_kill_9_at_ten_random_moments_loses_nothing_and_keeps_webhook_ids(
     check_database(bench.db)
 
     pairs = bench.pairs()
-    assert pairs.keys() == expected, about
+    assert_all_received(pairs.keys(), expected, about)
     changed = {pair: ids for pair, ids in pairs.items() if len(set(ids)) != 1}
     assert not changed, f"a repeat came with another webhook-id ({about}): {changed}"
     ids = {ids[0] for ids in pairs.values()}
@@ -202,7 +222,7 @@ def test_kill_9_between_a_fetch_and_its_commit_alerts_the_new_items_once(
     assert refetch.headers.get("if-none-match") == '"v1"'
     assert refetch.headers.get("if-modified-since") == old_modified
     pairs = bench.pairs()
-    assert pairs.keys() == everything
+    assert_all_received(pairs.keys(), everything, "")
     doubled = {pair: ids for pair, ids in pairs.items() if len(ids) != 1}
     assert not doubled, f"alerted more than once: {doubled}"
     assert stored(bench.db, "SELECT etag FROM source_state") == [('"v2"',)]
@@ -236,12 +256,16 @@ def test_sigterm_during_1000_deliveries_exits_0_in_10s_losing_and_doubling_nothi
 
     again = bench.start()
     expected = bench.expected_pairs(links(SIGTERM_ALERTS))
-    wait_until(lambda: expected <= bench.pairs().keys(), DELIVERY_DEADLINE, about)
+    wait_until(
+        lambda: expected <= bench.pairs().keys() or settled(bench.db, total),
+        DELIVERY_DEADLINE,
+        about,
+    )
     code, took = again.terminate()
     assert code == 0 and took < 10, f"exit {code} after {took:.1f}s ({about})"
     check_database(bench.db)
     pairs = bench.pairs()
-    assert pairs.keys() == expected, about
+    assert_all_received(pairs.keys(), expected, about)
     doubled = {pair: ids for pair, ids in pairs.items() if len(ids) != 1}
     assert not doubled, f"received more than once ({about}): {doubled}"
     rows = stored(bench.db, "SELECT status, count(*) FROM alerts GROUP BY status")

@@ -133,7 +133,11 @@ class Service:
 
     @property
     def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """What it logged so far ("" until the forked child has opened its log)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def kill9(self) -> None:
         """SIGKILL: no handler, no clean-up, no flush: a power cut for the process."""
