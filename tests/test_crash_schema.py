@@ -72,3 +72,16 @@ def test_a_first_start_cut_short_at_any_table_leaves_no_half_schema(
         create_db_engine(f"sqlite:///{db}").dispose()  # the restart
         assert tables(db) == expected, f"after a cut at {made[fail_at - 1]}"
         assert version(db) == [(migrations.head(),)]
+
+
+def test_opening_an_up_to_date_database_takes_no_write_lock(tmp_path: Path) -> None:
+    """``status`` or a second start while ``run`` commits: no wait for the writer."""
+    db = tmp_path / "noticewatch.db"
+    create_db_engine(f"sqlite:///{db}").dispose()
+    writer = sqlite3.connect(db, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a commit
+        create_db_engine(f"sqlite:///{db}").dispose()
+    finally:
+        writer.rollback()
+        writer.close()

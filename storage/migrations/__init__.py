@@ -59,7 +59,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         try:
-            with connection.begin(), _one_transaction(connection):
+            with connection.begin(), _one_transaction(connection, target):
                 before = _upgrade(connection, script, target)
                 if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise StorageError(
@@ -77,7 +77,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 
 
 @contextmanager
-def _one_transaction(connection: Connection) -> Iterator[None]:
+def _one_transaction(connection: Connection, target: str) -> Iterator[None]:
     """Make the upgrade one SQLite transaction, committed (or rolled back) at its end.
 
     Python's sqlite3 begins a transaction only before an INSERT/UPDATE/DELETE, so every
@@ -86,7 +86,8 @@ def _one_transaction(connection: Connection) -> Iterator[None]:
     already exists" or stamped a schema with tables missing. Here sqlite3 is told to
     leave transactions alone and the upgrade opens its own (IMMEDIATE: a second process
     starting at the same moment waits, then finds the schema done). SQLAlchemy's commit
-    or rollback at the end of ``connection.begin()`` ends it.
+    or rollback at the end of ``connection.begin()`` ends it. A database already at
+    ``target`` is only read: no write lock, so ``status`` never waits for a busy ``run``.
     """
     if connection.dialect.name != "sqlite":
         yield
@@ -95,7 +96,8 @@ def _one_transaction(connection: Connection) -> Iterator[None]:
     saved = driver.isolation_level  # type: ignore[union-attr]
     driver.isolation_level = None  # type: ignore[union-attr]
     try:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if current(connection) != target:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         yield
     finally:
         driver.isolation_level = saved  # type: ignore[union-attr]
