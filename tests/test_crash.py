@@ -30,6 +30,7 @@ from tests.support.service_process import (
     GatedFeedServer,
     Service,
     SlowReceiver,
+    StateWatch,
     check_database,
     main_thread_state,
     notice_feed,
@@ -45,6 +46,9 @@ KILLS = 10
 SIGTERM_ALERTS = 334  # x ENDPOINTS: the issue's 1,000 deliveries (1,002), three rounds at once
 DELIVERY_DEADLINE = 240.0  # s for the deliveries awaited: a 2-core box under load is slow
 SEED_ENV = "NOTICEWATCH_CRASH_SEED"
+VALIDATORS_AND_COUNTS = (
+    "SELECT etag, (SELECT count(*) FROM items), (SELECT count(*) FROM alerts) FROM source_state"
+)
 
 
 @pytest.fixture
@@ -212,12 +216,19 @@ def test_kill_9_between_a_fetch_and_its_commit_alerts_the_new_items_once(
         assert stored(bench.db, "SELECT count(*) FROM items") == [(20,)]
         assert stored(bench.db, "SELECT count(*) FROM alerts") == [(20 * ENDPOINTS,)]
 
-        again = bench.start()
         everything = bench.expected_pairs(old + new)
-        wait_until(lambda: everything <= bench.pairs().keys(), 60, "the new items' alerts")
-        assert again.terminate()[0] == 0, again.output[-3000:]
+        with StateWatch(bench.db, VALIDATORS_AND_COUNTS) as watch:
+            again = bench.start()
+            wait_until(lambda: everything <= bench.pairs().keys(), 60, "the new items' alerts")
+            assert again.terminate()[0] == 0, again.output[-3000:]
         check_database(bench.db)
         refetch = feed.requests[2]
+    # The validators never ran ahead: no committed state had "v2" without all it brought.
+    ahead = [
+        state for state in watch.seen if state[0] == '"v2"' and state[1:] != (70, 70 * ENDPOINTS)
+    ]
+    assert not ahead, f"the ETag advanced before its items and alerts: {watch.seen}"
+    assert ('"v2"', 70, 70 * ENDPOINTS) in watch.seen
     # The server saw the old validators again, so it sent the new items again.
     assert refetch.headers.get("if-none-match") == '"v1"'
     assert refetch.headers.get("if-modified-since") == old_modified

@@ -71,6 +71,36 @@ def main_thread_state(pid: int) -> str:
         return ""
 
 
+class StateWatch:
+    """Reads ``query`` again and again (every ~2 ms) from its own connection while a run
+    works, and keeps each distinct answer: the committed states the run went through.
+    One SELECT reads one snapshot (WAL), so an answer never mixes two commits."""
+
+    def __init__(self, db: Path, query: str) -> None:
+        self.db, self.query = db, query
+        self.seen: list[tuple[object, ...]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="state-watch", daemon=True)
+
+    def _watch(self) -> None:
+        conn = sqlite3.connect(self.db, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(0.002):
+                for row in conn.execute(self.query).fetchall():
+                    if not self.seen or self.seen[-1] != row:
+                        self.seen.append(row)
+        finally:
+            conn.close()
+
+    def __enter__(self) -> StateWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 class Launcher:
     """Starts ``run`` processes through :mod:`tests.support.run_fork` (see why there) and
     learns how each ended."""
