@@ -136,7 +136,11 @@ class Deliverer:
         attempt = alert.attempts + 1
         if result.outcome is Outcome.DELIVERED:
             self._record(alert, result, "delivered", "delivered", now, None)
-            self.store.notifier_succeeded(notifier.name)
+            if counts.delivered == 0 or counts.dead:
+                # Only a failure sets failing_since; one that ends in a retry or a
+                # disable also ends the round. So after this round's first success it
+                # is clear until a dead letter: not a write transaction per delivery.
+                self.store.notifier_succeeded(notifier.name)
             counts.delivered += 1
             log.info(
                 "notifier=%s alert=%s outcome=delivered attempt=%d status=%s duration=%.2fs",

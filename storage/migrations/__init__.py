@@ -8,6 +8,8 @@ next revision from the difference between the tables and the migrations so far.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config as AlembicConfig
@@ -59,12 +61,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         try:
-            with connection.begin():
-                if connection.dialect.name == "postgresql":
-                    # Replicas starting together would each run the DDL; PostgreSQL's DDL is
-                    # transactional, so the first holds this lock until it commits and the
-                    # others then find the database at the newest revision.
-                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            with connection.begin(), _one_transaction(connection, target):
                 before = _upgrade(connection, script, target)
                 if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise StorageError(
@@ -79,6 +76,40 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         return before, target
     log.info("database=upgraded from=%s to=%s", before or "empty", target)
     return before, target
+
+
+@contextmanager
+def _one_transaction(connection: Connection, target: str) -> Iterator[None]:
+    """Make the upgrade one transaction that one process at a time runs.
+
+    Python's sqlite3 begins a transaction only before an INSERT/UPDATE/DELETE, so every
+    CREATE TABLE ahead of one commits on its own: a start killed half-way through the
+    first schema left some tables and no revision, and the next start failed on "table
+    already exists" or stamped a schema with tables missing. Here sqlite3 is told to
+    leave transactions alone and the upgrade opens its own (IMMEDIATE: a second process
+    starting at the same moment waits, then finds the schema done). SQLAlchemy's commit
+    or rollback at the end of ``connection.begin()`` ends it. A database already at
+    ``target`` is only read: no write lock, so ``status`` never waits for a busy ``run``.
+    """
+    if connection.dialect.name == "postgresql":
+        # PostgreSQL's DDL is transactional: replicas starting together queue on this lock
+        # and the later ones find the database at the newest revision.
+        if current(connection) != target:
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        yield
+        return
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    saved = driver.isolation_level  # type: ignore[union-attr]
+    driver.isolation_level = None  # type: ignore[union-attr]
+    try:
+        if current(connection) != target:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        driver.isolation_level = saved  # type: ignore[union-attr]
 
 
 def _upgrade(connection: Connection, script: ScriptDirectory, target: str) -> str | None:
