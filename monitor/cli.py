@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,6 +31,7 @@ from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.pipeline import SourceRun, run_source
 from monitor.quota import Metered
 from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
+from monitor.replicas import replica_id
 from monitor.scheduler import Service
 from monitor.web import WebSettings, api_token, build_web, listen, serve
 from storage.db import create_db_engine, init_schema
@@ -214,7 +216,8 @@ async def _run(
 ) -> int:
     monitor = config.monitor
     listener = listen(monitor.http_host, monitor.http_port) if monitor.http_port else None
-    async with open_app(config) as app, contextlib.AsyncExitStack() as stack:
+    replica = replica_id(env, socket.gethostname(), os.getpid())
+    async with open_app(config, replica_id=replica) as app, contextlib.AsyncExitStack() as stack:
         # A first write now: a read-only or full data volume stops the start with a clear
         # error, instead of every fetch failing later.
         app.store.set_meta("service_started_at", iso_utc(app.clock()))
