@@ -27,6 +27,7 @@ from monitor.app import App, config_secrets, open_app
 from monitor.config import DATABASE_ENV, Config, config_path, load_config
 from monitor.durations import format_duration
 from monitor.errors import ConfigError, StorageError
+from monitor.lease_status import leases_report
 from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.pipeline import SourceRun, run_source
 from monitor.quota import Metered
@@ -297,6 +298,8 @@ def status_report(app: App) -> str:
         note = (f", {digested} sent in digests" if digested else "") + note
         lines.append(f"  {name}: {pending} pending, {delivered} delivered, {dead} dead{note}")
     lines.extend(_events_report(app))
+    now = app.clock()
+    lines.extend(leases_report(app.store.leases(now), app.store.last_holders(), now))
     return "\n".join(lines)
 
 
