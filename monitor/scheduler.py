@@ -282,14 +282,23 @@ class Service:
             log.debug("source=%s outcome=skipped replica=%s not due here", name, replica.id)
             return None
         renewing = asyncio.create_task(self._renew(app, claim), name=f"lease:{name}")
+        run: SourceRun | None = None
         try:
-            return await run_source(source, app.pipeline, lease=claim)
+            run = await run_source(source, app.pipeline, lease=claim)
+            return run
         finally:
             renewing.cancel()
-            try:
-                app.store.release_source(claim)
-            except MonitorError as e:  # it runs out by itself: nothing is stuck
-                log.error("source=%s outcome=error could not end its lease: %s", name, e)
+            # A run that recorded its outcome ended the lease in that commit; a pause met
+            # at the start, a failure not recorded, or a cancelled run did not.
+            if run is None or run.outcome in ("paused", "error"):
+                self._release(app, claim)
+
+    @staticmethod
+    def _release(app: App, claim: SourceClaim) -> None:
+        try:
+            app.store.release_source(claim)
+        except MonitorError as e:  # it runs out by itself: nothing is stuck
+            log.error("source=%s outcome=error could not end its lease: %s", claim.name, e)
 
     @staticmethod
     async def _renew(app: App, claim: SourceClaim) -> None:

@@ -68,27 +68,31 @@ class LeaseRecords(ABC):
         """Take ``name`` for ``holder`` if it is due and nobody holds a live lease on it."""
         free = or_(col(SourceLease.holder).is_(None), col(SourceLease.expires_at) <= now)
         due = or_(col(SourceLease.next_due_at).is_(None), col(SourceLease.next_due_at) <= now)
+        expires = now + lease
+        claim = SourceClaim(name, holder, now, expires, now + due_again)
+        taking = {"holder": holder, "claimed_at": now, "expires_at": expires}
         with self.session() as s:
-            self._insert_ignoring_duplicates(s, SourceLease, [{"name": name}])
             query = (
                 select(SourceLease.name)
                 .where(SourceLease.name == name, free, due)
                 .with_for_update(skip_locked=True)
             )
             if s.exec(query).first() is None:
-                s.rollback()
-                return None
-            expires = now + lease
-            taken = s.execute(
-                update(SourceLease)
-                .where(col(SourceLease.name) == name, free, due)
-                .values(holder=holder, claimed_at=now, expires_at=expires)
-            )
-            if not taken.rowcount:  # type: ignore[attr-defined]
+                # Not due, held, being claimed right now (skipped), or never seen: a
+                # source's first claim creates its row, unless another replica just did.
+                taken = self._insert_ignoring_duplicates(s, SourceLease, [{"name": name, **taking}])
+            else:
+                done = s.execute(
+                    update(SourceLease)
+                    .where(col(SourceLease.name) == name, free, due)
+                    .values(**taking)
+                )
+                taken = int(done.rowcount or 0)  # type: ignore[attr-defined]
+            if not taken:
                 s.rollback()
                 return None
             s.commit()
-        return SourceClaim(name, holder, now, expires, now + due_again)
+        return claim
 
     def renew_source(self, claim: SourceClaim, now: datetime, lease: timedelta) -> bool:
         """Extend a held lease; False when it was taken over (the run should stop)."""
