@@ -521,9 +521,15 @@ class Store(DeliveryRecords, LeaseRecords):
         now: datetime,
         announce: Sequence[SystemDraft] = (),
     ) -> None:
-        """Disable ``name`` and queue ``announce`` (notifier.disabled) in one transaction."""
+        """Disable ``name`` and queue ``announce`` (notifier.disabled) in one transaction.
+
+        Once: a replica that finds it already disabled (another replica's round met the
+        same failure) announces nothing again.
+        """
         with self.session() as s:
             row = self._notifier_state(s, name, fingerprint)
+            if row.disabled_at is not None and row.fingerprint == fingerprint:
+                return
             row.fingerprint = fingerprint
             row.disabled_at = now
             row.disabled_reason = reason

@@ -269,3 +269,14 @@ def test_replicas_building_one_digest_slot_build_it_once(pg_url: str) -> None:
     errors = _together(4, lambda: built.append(store.make_digest("newsroom", slot, slot)))
     assert errors == []
     assert sorted(len(ids) for ids in built) == [0, 0, 0, 1]
+
+
+def test_a_notifier_disabled_by_two_replicas_is_announced_once(store: Store) -> None:
+    from monitor.system import SystemDraft
+
+    for n, now in enumerate((FIXED_NOW, FIXED_NOW + timedelta(seconds=3))):
+        # Each replica's round met the 410 at its own moment: the ids differ.
+        draft = SystemDraft(f"sys_{n}", "ops", "notifier.disabled", {"notifier": "newsroom"})
+        store.disable_notifier("newsroom", "fp", "HTTP 410", now, [draft])
+    assert [row.id for row in store.deliveries()] == ["sys_0"]
+    assert store.notifier_disabled("newsroom", "fp") == "HTTP 410"
