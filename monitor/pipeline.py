@@ -150,30 +150,31 @@ async def _run(
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(name, changes, ctx) if alerting else []
     # No await from here to the commit: concurrent sources cannot both take one
-    # event's copy for its first.
-    if ctx.dedupe is not None:
-        drafts = _settle_amended(name, changes, drafts, ctx)
-    dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
-    if dedupe is not None:
-        drafts = dedupe.drafts
-    if dry_run:
-        counts = _dry_counts(items, changes, drafts)
-    else:
-        now = ctx.clock()
-        counts = ctx.store.commit_batch(
-            name,
-            kind,
-            fetched,
-            items,
-            changes,
-            drafts,
-            now,
-            identity=identity,
-            health=ctx.health,
-            dedupe=dedupe,
-            paused_until=pause,
-            lease=lease,
-        )
+    # event's copy for its first; replicas sharing the database take turns on a lock.
+    with ctx.store.serialised("dedupe", enabled=ctx.dedupe is not None and not dry_run):
+        if ctx.dedupe is not None:
+            drafts = _settle_amended(name, changes, drafts, ctx)
+        dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
+        if dedupe is not None:
+            drafts = dedupe.drafts
+        if dry_run:
+            counts = _dry_counts(items, changes, drafts)
+        else:
+            now = ctx.clock()
+            counts = ctx.store.commit_batch(
+                name,
+                kind,
+                fetched,
+                items,
+                changes,
+                drafts,
+                now,
+                identity=identity,
+                health=ctx.health,
+                dedupe=dedupe,
+                paused_until=pause,
+                lease=lease,
+            )
     return SourceRun(
         name,
         "ok" if alerting else "baseline",

@@ -14,17 +14,20 @@ Kept apart from store.py; :class:`storage.store.Store` inherits these methods.
 
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor.errors import LeaseLost
+from monitor.errors import LeaseLost, StorageError
 from storage.tables import AlertRow, SourceLease
 
 
@@ -50,6 +53,8 @@ class LeaseView:
 
 
 class LeaseRecords(ABC):
+    engine: Engine
+
     @abstractmethod
     def session(self) -> AbstractContextManager[Session]:
         """A session whose database errors surface as StorageError."""
@@ -237,6 +242,31 @@ class LeaseRecords(ABC):
                 hint="a delivery longer than its claim means the notifier's timeout is "
                 "shorter than the time the send really took, or the replica stalled",
             )
+
+    # --- one at a time across replicas -----------------------------------------------------
+
+    @contextmanager
+    def serialised(self, name: str, *, enabled: bool = True) -> Iterator[None]:
+        """Hold the database-wide lock ``name`` for the block (PostgreSQL: a session
+        advisory lock on its own connection; other replicas wait for it). For decisions
+        made from reads and written later, such as dedupe's "is this event new?", which
+        two replicas must not make at once. SQLite serialises writers already, and one
+        process keeps such a block free of awaits, so nothing is taken there."""
+        if not enabled or self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = zlib.crc32(f"noticewatch:{name}".encode())
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
+        except SQLAlchemyError as e:
+            raise StorageError(f"storage: lock {name}: {type(e).__name__}: {e}") from e
 
     # --- status --------------------------------------------------------------------------
 

@@ -280,3 +280,33 @@ def test_a_notifier_disabled_by_two_replicas_is_announced_once(store: Store) -> 
         store.disable_notifier("newsroom", "fp", "HTTP 410", now, [draft])
     assert [row.id for row in store.deliveries()] == ["sys_0"]
     assert store.notifier_disabled("newsroom", "fp") == "HTTP 410"
+
+
+def test_a_serialised_block_holds_other_replicas_back_until_it_ends(pg_url: str) -> None:
+    """Dedupe decides "is this event new?" from reads and writes later: replicas take turns."""
+    first, second = Store(create_db_engine(pg_url)), Store(create_db_engine(pg_url))
+    inside, release, entered = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.serialised("dedupe"):
+            inside.set()
+            release.wait(timeout=30)
+
+    def wait_turn() -> None:
+        with second.serialised("dedupe"):
+            entered.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(timeout=10)
+    waiter = threading.Thread(target=wait_turn)
+    waiter.start()
+    assert not entered.wait(timeout=0.5)  # still held by the first replica
+    release.set()
+    assert entered.wait(timeout=10)
+    holder.join()
+    waiter.join()
+    with second.serialised("dedupe", enabled=False):  # no lock taken: nothing to wait for
+        pass
+    first.engine.dispose()
+    second.engine.dispose()
