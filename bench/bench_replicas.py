@@ -42,11 +42,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from machine import cpu_model  # bench/machine.py: this script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # bench this checkout, whatever an editable install points at
+
+if TYPE_CHECKING:
+    from monitor.app import App
 
 ITEMS = 20
 MATCHING = 2
@@ -56,11 +60,33 @@ CONCURRENCY = 8
 # --- the child: one replica ------------------------------------------------------------------
 
 
+async def _fetch_all(app: App) -> int:
+    """Fire every source at once, claiming each as the service does; the number fetched."""
+    from monitor.pipeline import run_source
+    from monitor.replicas import due_again
+
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(name: str) -> int:
+        async with gate:
+            source = app.sources[name]
+            again = due_again(source.config.every)
+            claim = app.store.claim_source(
+                name, app.replica.id, app.clock(), app.replica.source_lease, again
+            )
+            if claim is None:
+                return 0
+            run = await run_source(source, app.pipeline, lease=claim)
+            if run.outcome in ("paused", "error"):
+                app.store.release_source(claim)
+            return 1
+
+    return sum(await asyncio.gather(*(one(name) for name in app.sources)))
+
+
 async def _replica(config_path: Path, replica: str) -> None:
     from monitor.app import open_app
     from monitor.config import load_config
-    from monitor.pipeline import run_source
-    from monitor.replicas import due_again
 
     config = load_config(config_path, dict(os.environ))
     async with open_app(config, replica_id=replica) as app:
@@ -70,23 +96,7 @@ async def _replica(config_path: Path, replica: str) -> None:
             started = time.time()
             work = 0
             if phase == "fetch":
-                gate = asyncio.Semaphore(CONCURRENCY)
-
-                async def one(name: str) -> int:
-                    async with gate:
-                        source = app.sources[name]
-                        every = due_again(source.config.every)
-                        claim = app.store.claim_source(
-                            name, replica, app.clock(), app.replica.source_lease, every
-                        )
-                        if claim is None:
-                            return 0
-                        run = await run_source(source, app.pipeline, lease=claim)
-                        if run.outcome in ("paused", "error"):
-                            app.store.release_source(claim)
-                        return 1
-
-                work = sum(await asyncio.gather(*(one(name) for name in app.sources)))
+                work = await _fetch_all(app)
             else:
                 for name in app.notifiers:
                     work += (await app.deliverer.deliver_due(name)).delivered
@@ -199,14 +209,13 @@ def _once(engine: str, replicas: int, count: int, postgres: str | None, tmp: Pat
         config = tmp / "sources.toml"
         _config(config, db, feeds, hook, count)
         create_db_engine(db).dispose()  # migrate once, before the replicas open it
-        environ = {
-            k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")
-        } | {"SECRET": WEBHOOK_SECRET, "PYTHONPATH": str(ROOT), "NOTICEWATCH_LOG_LEVEL": "ERROR"}
+        environ = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        environ |= {"SECRET": WEBHOOK_SECRET, "PYTHONPATH": str(ROOT)}
+        environ["NOTICEWATCH_LOG_LEVEL"] = "ERROR"
+        command = [sys.executable, __file__, "--child", str(config)]
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
         children = [
-            subprocess.Popen(
-                [sys.executable, __file__, "--child", str(config), f"r{n}"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environ,
-            )  # fmt: skip
+            subprocess.Popen([*command, f"r{n}"], text=True, env=environ, **pipes)
             for n in range(1, replicas + 1)
         ]
         try:

@@ -275,9 +275,13 @@ class Service:
         run's own commit (or here, when the run committed nothing)."""
         source = app.sources[name]
         replica = app.replica
-        claim = app.store.claim_source(
-            name, replica.id, app.clock(), replica.source_lease, due_again(source.config.every)
-        )
+        try:
+            claim = app.store.claim_source(
+                name, replica.id, app.clock(), replica.source_lease, due_again(source.config.every)
+            )
+        except MonitorError as e:  # the database is unreachable: the next timer tries again
+            log.error("source=%s outcome=error could not claim it: %s", name, e)
+            return None
         if claim is None:
             log.debug("source=%s outcome=skipped replica=%s not due here", name, replica.id)
             return None

@@ -7,10 +7,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from monitor.errors import LeaseLost
+from monitor.errors import LeaseLost, StorageError
 from monitor.lease_status import leases_report
 from monitor.pipeline import PipelineContext, run_source
 from monitor.replicas import (
@@ -27,6 +28,8 @@ from storage.store import Change, Store
 from storage.tables import AlertRow, SourceLease
 from tests.conftest import FIXED_NOW
 from tests.support.fakes import FakeSource, make_item, source_config
+from tests.support.feeds import Entry, rss
+from tests.support.running import FEED, Web, config_text, running, source_toml
 
 pytestmark = pytest.mark.anyio
 
@@ -310,3 +313,20 @@ def test_a_serialised_block_holds_other_replicas_back_until_it_ends(pg_url: str)
         pass
     first.engine.dispose()
     second.engine.dispose()
+
+
+async def test_a_claim_the_database_refuses_skips_the_run_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = Web(feeds={FEED.format(name="ap"): rss(Entry("g1", "Clearview"))})
+    path = tmp_path / "sources.toml"
+    path.write_text(config_text(tmp_path / "nw.db", source_toml("ap")))
+    async with running(path, web) as service:
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise StorageError("storage: OperationalError: connection refused")
+
+        monkeypatch.setattr(service.app.store, "claim_source", refuse)
+        await service._source("ap")  # neither raises nor fetches
+    assert web.fetched == []
+    assert "source=ap outcome=error could not claim it: storage: OperationalError" in caplog.text
