@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,6 +50,7 @@ sys.path.insert(0, str(ROOT))  # bench this checkout, whatever an editable insta
 
 if TYPE_CHECKING:
     from monitor.app import App
+    from tests.support.feed_server import FeedServer
 
 ITEMS = 20
 MATCHING = 2
@@ -116,39 +116,16 @@ class Result:
     delivered: int
 
 
-def _config(path: Path, db: str, feeds: object, hook: object, count: int) -> None:
-    sources = "".join(
-        f'[[sources]]\nname = "s{n:04d}"\ntype = "rss"\n'
-        f'url = "{feeds.url(f"/s{n:04d}.xml")}"\nevery = "15m"\n\n'  # type: ignore[attr-defined]
-        for n in range(count)
-    )
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [monitor]
-            database = "{db}"
-            baseline = false
-            dedupe = false
-            http_port = 0
+def _config(path: Path, db: str, feeds: FeedServer, hook_url: str, count: int) -> None:
+    from tests.support.replicas import replicas_config
 
-            [[rules]]
-            name = "cv"
-            query = "clearview"
-
-            [[notifiers]]
-            name = "newsroom"
-            type = "webhook"
-            url = "{hook.url}"
-            secret = "${{SECRET}}"
-            allow_private = true
-            """  # type: ignore[attr-defined]
-        )
-        + sources
-    )
+    extra = "baseline = false\ndedupe = false"  # every matching item alerts, unconditionally
+    path.write_text(replicas_config(db, feeds, hook_url, count, monitor=extra))
 
 
-def _serve(feeds: object, count: int) -> None:
+def _serve(feeds: FeedServer, count: int) -> None:
     from tests.support.feeds import Entry, rss
+    from tests.support.replicas import feed_path
 
     for n in range(count):
         entries = [
@@ -159,7 +136,7 @@ def _serve(feeds: object, count: int) -> None:
             )
             for k in range(ITEMS)
         ]
-        feeds.serve(f"/s{n:04d}.xml", rss(*entries))  # type: ignore[attr-defined]
+        feeds.serve(feed_path(n), rss(*entries))
 
 
 @contextmanager
@@ -167,19 +144,11 @@ def _database(engine: str, postgres: str | None, tmp: Path) -> Iterator[str]:
     if engine == "sqlite":
         yield f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
         return
-    import psycopg
-    from sqlalchemy.engine import make_url
+    from tests.support.databases import fresh_database
 
     assert postgres is not None
-    admin = make_url(postgres).set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"nw_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(postgres) as url:
+        yield url
 
 
 def _phase(children: list[subprocess.Popen[str]]) -> tuple[float, int]:
@@ -207,7 +176,7 @@ def _once(engine: str, replicas: int, count: int, postgres: str | None, tmp: Pat
     ):
         _serve(feeds, count)
         config = tmp / "sources.toml"
-        _config(config, db, feeds, hook, count)
+        _config(config, db, feeds, hook.url, count)
         create_db_engine(db).dispose()  # migrate once, before the replicas open it
         environ = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         environ |= {"SECRET": WEBHOOK_SECRET, "PYTHONPATH": str(ROOT)}

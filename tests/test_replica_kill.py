@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,6 +28,7 @@ from storage.store import Store
 from storage.tables import AlertRow
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import Entry, rss
+from tests.support.replicas import feed_path, replicas_config
 from tests.support.webhook_receiver import WEBHOOK_SECRET, WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -40,38 +40,15 @@ TIMEOUT = timedelta(seconds=4)  # the webhook timeout: a delivery claim lasts 12
 
 
 def _config(tmp_path: Path, db: str, feeds: FeedServer, hook: WebhookReceiver) -> Path:
-    sources = "".join(
-        f'[[sources]]\nname = "s{n}"\ntype = "rss"\nurl = "{feeds.url(f"/s{n}.xml")}"\n'
-        f'every = "10m"\n\n'
-        for n in range(SOURCES)
-    )
     path = tmp_path / "sources.toml"
+    timeout = f'timeout = "{TIMEOUT.seconds}s"'
     path.write_text(
-        textwrap.dedent(
-            f"""
-            [monitor]
-            database = "{db}"
-            baseline = false
-            http_port = 0
-
-            [[rules]]
-            name = "cv"
-            query = "clearview"
-
-            [[notifiers]]
-            name = "newsroom"
-            type = "webhook"
-            url = "{hook.url}"
-            secret = "${{SECRET}}"
-            allow_private = true
-            timeout = "{TIMEOUT.seconds}s"
-            """
-        )
-        + sources
-    )
+        replicas_config(db, feeds, hook.url, SOURCES, every="10m", monitor="baseline = false",
+                        notifier=timeout)
+    )  # fmt: skip
     for n in range(SOURCES):
         entries = [Entry(f"s{n}-{k}", f"Clearview contract {n}.{k}") for k in range(PER_SOURCE)]
-        feeds.serve(f"/s{n}.xml", rss(*entries))
+        feeds.serve(feed_path(n), rss(*entries))
     return path
 
 

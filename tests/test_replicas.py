@@ -10,7 +10,6 @@ every signature with ``standardwebhooks``.
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,6 +24,7 @@ from monitor.scheduler import Service
 from tests.support.fakes import Clock
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import Entry, rss
+from tests.support.replicas import feed_path, replicas_config
 from tests.support.webhook_receiver import WEBHOOK_SECRET, WebhookReceiver
 
 pytestmark = pytest.mark.anyio
@@ -34,33 +34,8 @@ EVERY = timedelta(minutes=15)
 
 
 def _config(tmp_path: Path, db: str, feeds: FeedServer, hook: WebhookReceiver) -> Path:
-    sources = "".join(
-        f'[[sources]]\nname = "s{n:03d}"\ntype = "rss"\nurl = "{feeds.url(f"/s{n:03d}.xml")}"\n'
-        f'every = "15m"\n\n'
-        for n in range(SOURCES)
-    )
     path = tmp_path / "sources.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [monitor]
-            database = "{db}"
-
-            [[rules]]
-            name = "cv"
-            query = "clearview"
-
-            [[notifiers]]
-            name = "newsroom"
-            type = "webhook"
-            url = "{hook.url}"
-            secret = "${{SECRET}}"
-            allow_private = true
-            timeout = "10s"
-            """
-        )
-        + sources
-    )
+    path.write_text(replicas_config(db, feeds, hook.url, SOURCES, notifier='timeout = "10s"'))
     return path
 
 
@@ -70,7 +45,7 @@ def _serve(feeds: FeedServer, version: int) -> None:
         entries = [Entry(f"s{n}-a", f"Tender {n} for office chairs")]
         if version >= 2 and n % 2 == 0:
             entries.append(Entry(f"s{n}-b", f"Clearview AI contract {n}"))
-        feeds.serve(f"/s{n:03d}.xml", rss(*entries, title=f"feed {n}"))
+        feeds.serve(feed_path(n), rss(*entries, title=f"feed {n}"))
 
 
 @asynccontextmanager
