@@ -4,32 +4,40 @@ Time is the injected clock."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from monitor.app import open_app
+from monitor.config import load_config
 from monitor.errors import LeaseLost, StorageError
 from monitor.lease_status import leases_report
 from monitor.pipeline import PipelineContext, run_source
 from monitor.replicas import (
     REPLICA_ENV,
+    Replica,
     delivery_lease,
     due_again,
     replica_id,
     source_jitter,
     source_lease,
 )
+from monitor.scheduler import Service
 from monitor.sources.base import Fetched
 from storage.db import create_db_engine
 from storage.store import Change, Store
 from storage.tables import AlertRow, SourceLease
 from tests.conftest import FIXED_NOW
-from tests.support.fakes import FakeSource, make_item, source_config
+from tests.support.fakes import Clock, FakeSource, make_item, source_config
 from tests.support.feeds import Entry, rss
-from tests.support.running import FEED, Web, config_text, running, source_toml
+from tests.support.running import ENV, FEED, Web, config_text, running, source_toml
 
 pytestmark = pytest.mark.anyio
 
@@ -330,3 +338,40 @@ async def test_a_claim_the_database_refuses_skips_the_run_and_says_why(
         await service._source("ap")  # neither raises nor fetches
     assert web.fetched == []
     assert "source=ap outcome=error could not claim it: storage: OperationalError" in caplog.text
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_long_run_keeps_its_lease_by_renewing_it(tmp_path: Path) -> None:
+    """The holder renews every third of the lease while the run lasts: past the first
+    expiry, another replica still cannot take the source, and the run's results count."""
+    release = asyncio.Event()
+
+    async def slow_feed(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, content=rss(Entry("g1", "Clearview contract")))
+
+    path = tmp_path / "sources.toml"
+    path.write_text(config_text(tmp_path / "nw.db", source_toml("ap")))
+    clock = Clock(FIXED_NOW)
+    transport = httpx.MockTransport(slow_feed)
+    config = load_config(path, ENV)
+    async with open_app(config, clock=clock, transport=transport) as opened:
+        app = dataclasses.replace(opened, replica=Replica("r1", timedelta(seconds=0.3)))
+        store = app.store
+        running_ = asyncio.create_task(Service(app)._source("ap"))
+        await _until(lambda: len(store.leases(clock())) == 1)
+        [claimed] = store.leases(clock())
+        clock.advance(timedelta(seconds=1))  # the first expiry has passed
+        await _until(lambda: (store.leases(clock())[0].expires_at or clock()) > clock())
+        assert store.claim_source("ap", "r2", clock(), LEASE, AGAIN) is None
+        release.set()
+        await running_
+        assert claimed.holder == "r1" and store.leases(clock()) == []
+        [state] = store.source_states()
+        assert state.last_outcome == "ok" and store.last_holders() == {"ap": "r1"}
