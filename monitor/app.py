@@ -8,7 +8,9 @@ reload or a new API subscription builds a fresh App around the same long-lived p
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from monitor.matching import Matcher
 from monitor.metrics import Metrics
 from monitor.pipeline import PipelineContext
 from monitor.quota import Metered
+from monitor.replicas import Replica, source_lease
+from monitor.replicas import replica_id as make_replica_id
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
 from monitor.subscriptions import notifier_config
@@ -60,6 +64,7 @@ class App:
     metrics: Metrics
     rng: random.Random = field(default_factory=random.Random)
     subscriptions: tuple[Subscription, ...] = ()
+    replica: Replica = field(default_factory=Replica)
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -121,8 +126,10 @@ def assemble(
     metrics: Metrics,
     rng: random.Random,
     subscriptions: Sequence[Subscription] = (),
+    replica: Replica | None = None,
 ) -> App:
     """Everything a configuration (plus the stored subscriptions) decides."""
+    replica = replica or Replica(source_lease=source_lease(FetchLimits().deadline))
     notifiers = build_notifiers(config, subscriptions)
     routes = tuple(
         NotifierRoute(n.config.name, None if n.config.rules is None else frozenset(n.config.rules))
@@ -151,6 +158,7 @@ def assemble(
         health=health,
         disable_after=config.monitor.disable_after,
         zone=config.monitor.zone,
+        replica=replica.id,
     )
     sources = build_sources(config)
     for source in sources.values():
@@ -170,6 +178,7 @@ def assemble(
         metrics=metrics,
         rng=rng,
         subscriptions=tuple(subscriptions),
+        replica=replica,
     )
 
 
@@ -185,6 +194,7 @@ def reconfigure(app: App, config: Config | None = None) -> App:
         metrics=app.metrics,
         rng=app.rng,
         subscriptions=app.store.subscriptions(),
+        replica=app.replica,
     )
 
 
@@ -195,8 +205,13 @@ async def open_app(
     clock: Clock = utcnow,
     transport: httpx.AsyncBaseTransport | None = None,
     rng: random.Random | None = None,
+    replica_id: str | None = None,
 ) -> AsyncIterator[App]:
-    """Open the database and HTTP client; close them on exit."""
+    """Open the database and HTTP client; close them on exit.
+
+    ``replica_id`` names this process in the leases it takes (default: one made up
+    from the host name and process id, unique per process)."""
+    replica = replica_id or make_replica_id({}, socket.gethostname(), os.getpid())
     store = Store(create_db_engine(config.monitor.database))
     http = httpx.AsyncClient(
         headers={"User-Agent": config.monitor.user_agent},
@@ -220,6 +235,7 @@ async def open_app(
             metrics=Metrics(store, clock),
             rng=rng or random.Random(),
             subscriptions=store.subscriptions(),
+            replica=Replica(replica, source_lease(FetchLimits().deadline)),
         )
     finally:
         await http.aclose()

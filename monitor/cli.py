@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -26,10 +27,12 @@ from monitor.app import App, config_secrets, open_app
 from monitor.config import DATABASE_ENV, Config, config_path, load_config
 from monitor.durations import format_duration
 from monitor.errors import ConfigError, StorageError
+from monitor.lease_status import leases_report
 from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.pipeline import SourceRun, run_source
 from monitor.quota import Metered
 from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
+from monitor.replicas import replica_id
 from monitor.scheduler import Service
 from monitor.web import WebSettings, api_token, build_web, listen, serve
 from storage.db import create_db_engine, init_schema
@@ -214,7 +217,8 @@ async def _run(
 ) -> int:
     monitor = config.monitor
     listener = listen(monitor.http_host, monitor.http_port) if monitor.http_port else None
-    async with open_app(config) as app, contextlib.AsyncExitStack() as stack:
+    replica = replica_id(env, socket.gethostname(), os.getpid())
+    async with open_app(config, replica_id=replica) as app, contextlib.AsyncExitStack() as stack:
         # A first write now: a read-only or full data volume stops the start with a clear
         # error, instead of every fetch failing later.
         app.store.set_meta("service_started_at", iso_utc(app.clock()))
@@ -294,6 +298,8 @@ def status_report(app: App) -> str:
         note = (f", {digested} sent in digests" if digested else "") + note
         lines.append(f"  {name}: {pending} pending, {delivered} delivered, {dead} dead{note}")
     lines.extend(_events_report(app))
+    now = app.clock()
+    lines.extend(leases_report(app.store.leases(now), app.store.last_holders(), now))
     return "\n".join(lines)
 
 

@@ -5,6 +5,10 @@ ran out of attempts), and its ``webhook-id`` never changes, so receivers drop re
 Each notifier is worked on its own, so a dead or slow endpoint never delays the others;
 a failing endpoint holds its whole queue until the failed alert's next attempt instead
 of being hammered with every other pending alert.
+
+Replicas share the outbox: a round claims a batch of due alerts for this replica
+(``storage/leases.py``), renews the claim of each just before sending it, records the
+attempt only while it still holds the claim, and gives back what it did not send.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import httpx
 
 from monitor.digest import EVENT_DIGEST, latest_slot, parse_schedule
-from monitor.errors import MonitorError
+from monitor.errors import LeaseLost, MonitorError
+from monitor.replicas import delivery_lease
 from monitor.system import EVENT_NOTIFIER_DISABLED, HealthPolicy, notifier_disabled_data
 from notifiers.base import Delivery, DeliveryResult, Notifier, Outcome
 from storage.store import Store
 from storage.tables import AlertRow
 
 log = logging.getLogger("noticewatch.delivery")
+
+CLAIM_BATCH = 20  # alerts claimed at once; small, so a slow endpoint strands few claims
+DEFAULT_TIMEOUT = timedelta(seconds=30)  # a notifier type without a timeout setting
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,7 @@ class Deliverer:
         health: HealthPolicy | None = None,
         disable_after: timedelta = timedelta(days=5),
         zone: tzinfo = UTC,
+        replica: str = "local",
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -85,6 +94,7 @@ class Deliverer:
         self.health = health or HealthPolicy()
         self.disable_after = disable_after
         self.zone = zone  # of "daily HH:MM" digests
+        self.replica = replica  # the holder of this process's outbox claims
 
     async def deliver_all(self, stop: asyncio.Event | None = None) -> dict[str, RoundCounts]:
         """One round for every notifier, concurrently."""
@@ -104,15 +114,24 @@ class Deliverer:
             slot = latest_slot(schedule, self.clock(), self.zone)
             for ident in self.store.make_digest(name, slot, self.clock()):
                 log.info("notifier=%s digest=%s outcome=queued slot=%s", name, ident, slot)
+        lease = delivery_lease(getattr(notifier.config, "timeout", DEFAULT_TIMEOUT))
         while stop is None or not stop.is_set():
-            batch = self.store.due_alerts(name, self.clock(), with_items=schedule.immediate)
+            batch = self.store.claim_alerts(
+                name, self.replica, self.clock(), lease, CLAIM_BATCH, with_items=schedule.immediate
+            )
             if not batch:
                 break
-            for alert in batch:
-                if stop is not None and stop.is_set():
-                    return counts
-                if not await self._deliver_one(notifier, alert, counts):
-                    return counts
+            try:
+                for alert in batch:
+                    if stop is not None and stop.is_set():
+                        return counts
+                    if not self.store.renew_alert(alert.id, self.replica, self.clock(), lease):
+                        continue  # our claim ran out and another replica has it now
+                    if not await self._deliver_one(notifier, alert, counts):
+                        return counts
+            finally:
+                # What this round did not send goes back to the queue for any replica.
+                self.store.release_alerts([a.id for a in batch], self.replica)
         return counts
 
     async def _deliver_one(self, notifier: Notifier, alert: AlertRow, counts: RoundCounts) -> bool:
@@ -204,13 +223,17 @@ class Deliverer:
         now: datetime,
         retry_at: datetime | None,
     ) -> None:
-        self.store.record_attempt(
-            alert,
-            outcome=outcome,
-            status=status,
-            now=now,
-            next_attempt_at=retry_at,
-            status_code=result.status_code,
-            error=result.error,
-            duration=result.duration,
-        )
+        try:
+            self.store.record_attempt(
+                alert,
+                outcome=outcome,
+                status=status,
+                now=now,
+                next_attempt_at=retry_at,
+                status_code=result.status_code,
+                error=result.error,
+                duration=result.duration,
+                holder=self.replica,
+            )
+        except LeaseLost as e:
+            log.warning("notifier=%s alert=%s outcome=lease_lost %s", alert.notifier, alert.id, e)

@@ -9,7 +9,8 @@ third-party exceptions are wrapped at the stage boundary with ``raise ... from e
     ├── FetchError         the network stage of one source failed
     ├── ParseError         a fetched body is not what the source type expects
     ├── StorageError       the database refused or is unreachable
-    └── NotifyError        a notifier could not be built or used
+    ├── NotifyError        a notifier could not be built or used
+    └── LeaseLost          another replica took over a source or an alert from this one
 
 Messages read ``stage: source 'name': what happened: cause`` and a fixable one
 carries a hint. No message ever contains a secret value.
@@ -110,3 +111,10 @@ class SourceConfigError(SourceError):
     a problem to fix in sources.toml, reported on that source only."""
 
     stage = "config"
+
+
+class LeaseLost(MonitorError):
+    """This replica's lease ran out and another replica took the work over: what this
+    replica did is not recorded (the new holder records its own run)."""
+
+    stage = "lease"

@@ -8,6 +8,7 @@ transaction that records the items and their alerts, so a crash never loses one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from monitor.dedupe import (
     item_fingerprint,
     settle_amended,
 )
-from monitor.errors import FetchError, MonitorError, ParseError
+from monitor.errors import FetchError, LeaseLost, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.matching.money import with_amounts
 from monitor.models import Item
@@ -32,6 +33,7 @@ from monitor.quota import QuotaExhausted
 from monitor.retry_after import parse_retry_after
 from monitor.sources.base import Enriching, Source
 from monitor.system import HealthPolicy
+from storage.leases import SourceClaim
 from storage.store import Change, IngestCounts, Store
 
 log = logging.getLogger("noticewatch.pipeline")
@@ -59,7 +61,7 @@ class SourceRun:
     """What one run of one source did; ``drafts`` is filled only by a dry run."""
 
     source: str
-    outcome: str  # ok | not_modified | unchanged | baseline | paused | error
+    outcome: str  # ok | not_modified | unchanged | baseline | paused | error | lease_lost
     items: int = 0
     counts: IngestCounts = field(default_factory=IngestCounts)
     duration: float = 0.0
@@ -72,29 +74,50 @@ class SourceRun:
         return self.outcome == "error"
 
 
-async def run_source(source: Source, ctx: PipelineContext, *, dry_run: bool = False) -> SourceRun:
-    """Run ``source`` once; failures are recorded on the source, never raised."""
+async def run_source(
+    source: Source,
+    ctx: PipelineContext,
+    *,
+    dry_run: bool = False,
+    lease: SourceClaim | None = None,
+) -> SourceRun:
+    """Run ``source`` once; failures are recorded on the source, never raised.
+
+    With ``lease`` (this replica's claim on the source), the run's results are recorded
+    only while the lease is still this replica's, and recording them ends it.
+    """
     started = time.monotonic()
+    fail = functools.partial(_failed, lease=lease)
     try:
-        run = await _run(source, ctx, dry_run=dry_run, started=started)
+        run = await _run(source, ctx, dry_run=dry_run, started=started, lease=lease)
+    except LeaseLost as e:
+        duration = time.monotonic() - started
+        run = SourceRun(source.name, "lease_lost", duration=duration, error=str(e))
     except QuotaExhausted as e:
         # Waiting for the quota is not a failure: paused, with the reason, uncounted.
-        run = _quota_paused(source, ctx, e, started, dry_run=dry_run)
+        run = _quota_paused(source, ctx, e, started, dry_run=dry_run, lease=lease)
     except FetchError as e:
         # The server asked us to come back later: not before then, whatever the schedule.
         until = _pause_until(e.retry_after, ctx)
-        run = _failed(source, ctx, str(e), started, dry_run=dry_run, paused_until=until)
+        run = fail(source, ctx, str(e), started, dry_run=dry_run, paused_until=until)
     except MonitorError as e:
-        run = _failed(source, ctx, str(e), started, dry_run=dry_run)
+        run = fail(source, ctx, str(e), started, dry_run=dry_run)
     except Exception as e:  # a bug in one source must not stop the others
         log.exception("source=%s outcome=bug", source.name)
         what = f"internal error: {type(e).__name__}: {e}"
-        run = _failed(source, ctx, str(ParseError(source.name, what)), started, dry_run=dry_run)
+        run = fail(source, ctx, str(ParseError(source.name, what)), started, dry_run=dry_run)
     _log_run(run)
     return run
 
 
-async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: float) -> SourceRun:
+async def _run(
+    source: Source,
+    ctx: PipelineContext,
+    *,
+    dry_run: bool,
+    started: float,
+    lease: SourceClaim | None = None,
+) -> SourceRun:
     name, kind = source.name, source.type
     identity = source.config.identity()
     snapshot = ctx.store.snapshot(name, identity)
@@ -109,7 +132,7 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
         if not dry_run:
             ctx.store.record_fetch(
                 name, kind, fetched, outcome, ctx.clock(), identity, health=ctx.health,
-                paused_until=pause,
+                paused_until=pause, lease=lease,
             )  # fmt: skip
         return SourceRun(name, outcome, duration=time.monotonic() - started)
 
@@ -127,29 +150,31 @@ async def _run(source: Source, ctx: PipelineContext, *, dry_run: bool, started: 
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(name, changes, ctx) if alerting else []
     # No await from here to the commit: concurrent sources cannot both take one
-    # event's copy for its first.
-    if ctx.dedupe is not None:
-        drafts = _settle_amended(name, changes, drafts, ctx)
-    dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
-    if dedupe is not None:
-        drafts = dedupe.drafts
-    if dry_run:
-        counts = _dry_counts(items, changes, drafts)
-    else:
-        now = ctx.clock()
-        counts = ctx.store.commit_batch(
-            name,
-            kind,
-            fetched,
-            items,
-            changes,
-            drafts,
-            now,
-            identity=identity,
-            health=ctx.health,
-            dedupe=dedupe,
-            paused_until=pause,
-        )
+    # event's copy for its first; replicas sharing the database take turns on a lock.
+    with ctx.store.serialised("dedupe", enabled=ctx.dedupe is not None and not dry_run):
+        if ctx.dedupe is not None:
+            drafts = _settle_amended(name, changes, drafts, ctx)
+        dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
+        if dedupe is not None:
+            drafts = dedupe.drafts
+        if dry_run:
+            counts = _dry_counts(items, changes, drafts)
+        else:
+            now = ctx.clock()
+            counts = ctx.store.commit_batch(
+                name,
+                kind,
+                fetched,
+                items,
+                changes,
+                drafts,
+                now,
+                identity=identity,
+                health=ctx.health,
+                dedupe=dedupe,
+                paused_until=pause,
+                lease=lease,
+            )
     return SourceRun(
         name,
         "ok" if alerting else "baseline",
@@ -248,6 +273,7 @@ def _failed(
     *,
     dry_run: bool,
     paused_until: datetime | None = None,
+    lease: SourceClaim | None = None,
 ) -> SourceRun:
     if not dry_run:
         try:
@@ -259,7 +285,10 @@ def _failed(
                 paused_until,
                 identity=source.config.identity(),
                 health=ctx.health,
+                lease=lease,
             )
+        except LeaseLost as e:
+            log.warning("source=%s outcome=lease_lost %s", source.name, e)
         except MonitorError as e:
             log.error("source=%s outcome=error could not record failure: %s", source.name, e)
     duration = time.monotonic() - started
@@ -276,14 +305,20 @@ def _pause_until(retry_after: str | None, ctx: PipelineContext) -> datetime | No
 
 
 def _quota_paused(
-    source: Source, ctx: PipelineContext, e: QuotaExhausted, started: float, *, dry_run: bool
+    source: Source,
+    ctx: PipelineContext,
+    e: QuotaExhausted,
+    started: float,
+    *,
+    dry_run: bool,
+    lease: SourceClaim | None = None,
 ) -> SourceRun:
     until = _pause_until(e.retry_after, ctx)
     if not dry_run:
         try:
             ctx.store.record_pause(
                 source.name, source.type, str(e), ctx.clock(), until,
-                identity=source.config.identity(),
+                identity=source.config.identity(), lease=lease,
             )  # fmt: skip
         except MonitorError as err:
             log.error("source=%s outcome=paused could not record it: %s", source.name, err)
@@ -292,6 +327,9 @@ def _quota_paused(
 
 
 def _log_run(run: SourceRun) -> None:
+    if run.outcome == "lease_lost":
+        log.warning("source=%s outcome=lease_lost %s", run.source, run.error)
+        return
     if run.outcome == "paused":
         log.info(
             "source=%s outcome=paused until=%s%s", run.source, run.paused_until,

@@ -8,6 +8,10 @@ committed before the end of a fetch, so nothing is lost) and let deliveries fini
 ``apply`` swaps in a new App (a reloaded config, a new API subscription) between
 polls: each task takes ``self.app`` once when it starts, so a run in progress finishes
 with the rules and notifiers it began with and the next one uses the new ones.
+
+Several replicas may share one database: a source's timer fires in every replica, and
+the one that claims the source in the database (``storage/leases.py``) fetches it; the
+others skip it until it is due again (see ``monitor/replicas.py`` for the lease lengths).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.app import App, config_secrets, reconfigure
 from monitor.config import Config
 from monitor.errors import MonitorError
-from monitor.pipeline import run_source
+from monitor.pipeline import SourceRun, run_source
 from monitor.reload import STATUS_KEY, ConfigWatcher, needs_restart
+from monitor.replicas import due_again, source_jitter
 from monitor.subscriptions import missing_rules
+from storage.leases import SourceClaim
 
 log = logging.getLogger("noticewatch.scheduler")
 
@@ -74,7 +80,8 @@ class Service:
         self._schedule()
         self.scheduler.start()
         log.info(
-            "service=started sources=%d notifiers=%d",
+            "service=started replica=%s sources=%d notifiers=%d",
+            self.app.replica.id,
             len(self.app.sources),
             len(self.app.notifiers),
         )
@@ -106,7 +113,7 @@ class Service:
     @staticmethod
     def _source_trigger(every: timedelta) -> IntervalTrigger:
         return IntervalTrigger(
-            seconds=every.total_seconds(), jitter=min(every.total_seconds() / 10, 60)
+            seconds=every.total_seconds(), jitter=source_jitter(every).total_seconds()
         )
 
     def _add_source_job(self, name: str, every: timedelta, first: Any) -> None:
@@ -251,7 +258,9 @@ class Service:
         source = app.sources.get(name)
         if source is None:  # removed by a reload since the job fired
             return
-        run = await run_source(source, app.pipeline)
+        run = await self._claimed_run(app, name)
+        if run is None:
+            return
         c = run.counts
         app.metrics.observe_run(name, run.outcome, run.duration, c.new, c.updated, c.seen)
         if c.alerts:
@@ -259,6 +268,55 @@ class Service:
         if c.alerts and not self.stop.is_set():
             for notifier in self.app.notifiers:
                 await self._trigger_delivery(notifier)
+
+    async def _claimed_run(self, app: App, name: str) -> SourceRun | None:
+        """Run the source if this replica claims it; None when another replica has it
+        or it is not due yet. The lease is renewed while the run lasts, and ended by the
+        run's own commit (or here, when the run committed nothing)."""
+        source = app.sources[name]
+        replica = app.replica
+        try:
+            claim = app.store.claim_source(
+                name, replica.id, app.clock(), replica.source_lease, due_again(source.config.every)
+            )
+        except MonitorError as e:  # the database is unreachable: the next timer tries again
+            log.error("source=%s outcome=error could not claim it: %s", name, e)
+            return None
+        if claim is None:
+            log.debug("source=%s outcome=skipped replica=%s not due here", name, replica.id)
+            return None
+        renewing = asyncio.create_task(self._renew(app, claim), name=f"lease:{name}")
+        run: SourceRun | None = None
+        try:
+            run = await run_source(source, app.pipeline, lease=claim)
+            return run
+        finally:
+            renewing.cancel()
+            # A run that recorded its outcome ended the lease in that commit; a pause met
+            # at the start, a failure not recorded, or a cancelled run did not.
+            if run is None or run.outcome in ("paused", "error"):
+                self._release(app, claim)
+
+    @staticmethod
+    def _release(app: App, claim: SourceClaim) -> None:
+        try:
+            app.store.release_source(claim)
+        except MonitorError as e:  # it runs out by itself: nothing is stuck
+            log.error("source=%s outcome=error could not end its lease: %s", claim.name, e)
+
+    @staticmethod
+    async def _renew(app: App, claim: SourceClaim) -> None:
+        every = app.replica.renew_every.total_seconds()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                held = app.store.renew_source(claim, app.clock(), app.replica.source_lease)
+            except MonitorError as e:
+                log.error("source=%s outcome=error could not renew its lease: %s", claim.name, e)
+                continue
+            if not held:
+                log.warning("source=%s outcome=lease_lost replica=%s", claim.name, claim.holder)
+                return
 
     def _retire_deleted(self, began: App) -> None:
         """A subscription deleted while this run went on may have got alerts from it, or

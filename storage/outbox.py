@@ -33,6 +33,22 @@ class DeliveryRecords(ABC):
         """A session whose database errors surface as StorageError."""
 
     @abstractmethod
+    def _insert_ignoring_duplicates(
+        self, s: Session, table: type[Any], rows: Sequence[dict[str, Any]]
+    ) -> int:
+        """INSERT ... ON CONFLICT DO NOTHING; the number of rows inserted."""
+
+    def _notifier_state(self, s: Session, name: str, fingerprint: str) -> NotifierState:
+        """The notifier's row, created if missing, locked until ``s`` ends (on PostgreSQL),
+        so that replicas working the same notifier wait for each other instead of
+        failing on a duplicate key or building one digest slot twice."""
+        self._insert_ignoring_duplicates(
+            s, NotifierState, [{"name": name, "fingerprint": fingerprint}]
+        )
+        query = select(NotifierState).where(NotifierState.name == name).with_for_update()
+        return s.exec(query.execution_options(populate_existing=True)).one()
+
+    @abstractmethod
     def _insert_system(self, s: Session, drafts: Sequence[SystemDraft], now: datetime) -> int:
         """Insert system messages into the outbox within ``s``."""
 
@@ -53,7 +69,7 @@ class DeliveryRecords(ABC):
         only starts the clock.
         """
         with self.session() as s:
-            state = s.get(NotifierState, notifier) or NotifierState(name=notifier, fingerprint="")
+            state = self._notifier_state(s, notifier, "")
             previous = state.digest_slot
             if previous is not None and previous >= slot:
                 return []
@@ -110,7 +126,7 @@ class DeliveryRecords(ABC):
         the queue was empty) are two episodes, not one continuous failure.
         """
         with self.session() as s:
-            row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
+            row = self._notifier_state(s, name, fingerprint)
             since = row.failing_since
             if since is not None and max_gap is not None:
                 last = s.exec(

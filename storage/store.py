@@ -36,6 +36,7 @@ from monitor.system import (
 )
 from storage.db import storage_hint
 from storage.dedupe import load_events, load_history, recent_events, record_outcome
+from storage.leases import LeaseRecords, SourceClaim
 from storage.outbox import DeliveryRecords
 from storage.tables import (
     AlertRow,
@@ -70,7 +71,7 @@ class IngestCounts:
     alerts: int = 0
 
 
-class Store(DeliveryRecords):
+class Store(DeliveryRecords, LeaseRecords):
     """All database access of noticewatch. Methods are short transactions."""
 
     def __init__(self, engine: Engine) -> None:
@@ -158,6 +159,7 @@ class Store(DeliveryRecords):
         identity: str = "",
         health: HealthPolicy | None = None,
         paused_until: datetime | None = None,
+        lease: SourceClaim | None = None,
     ) -> None:
         """A successful fetch that changed nothing (304, or a byte-identical body)."""
         with self.session() as s:
@@ -168,6 +170,7 @@ class Store(DeliveryRecords):
             self._succeeded(row, outcome, now)
             row.paused_until = paused_until
             s.add(row)
+            self._end_source_lease(s, lease, strict=True)
             s.commit()
 
     def record_pause(
@@ -178,6 +181,7 @@ class Store(DeliveryRecords):
         now: datetime,
         paused_until: datetime | None,
         identity: str = "",
+        lease: SourceClaim | None = None,
     ) -> None:
         """The source waits for its quota: paused with the reason, neither a failure
         (no ``source.failing``) nor a success (a failure streak stays as it was)."""
@@ -188,6 +192,7 @@ class Store(DeliveryRecords):
             row.last_error = reason
             row.paused_until = paused_until
             s.add(row)
+            self._end_source_lease(s, lease, strict=True)
             s.commit()
 
     def record_failure(
@@ -199,6 +204,7 @@ class Store(DeliveryRecords):
         paused_until: datetime | None = None,
         identity: str = "",
         health: HealthPolicy | None = None,
+        lease: SourceClaim | None = None,
     ) -> int:
         """Count a failed fetch or parse; returns the consecutive failures so far.
 
@@ -225,6 +231,7 @@ class Store(DeliveryRecords):
                 )
                 self._insert_system(s, health.plan(EVENT_SOURCE_FAILING, source, now, data), now)
             s.add(row)
+            self._end_source_lease(s, lease, strict=True)
             s.commit()
             return row.consecutive_failures
 
@@ -241,13 +248,17 @@ class Store(DeliveryRecords):
         health: HealthPolicy | None = None,
         dedupe: DedupeOutcome | None = None,
         paused_until: datetime | None = None,
+        lease: SourceClaim | None = None,
     ) -> IngestCounts:
         """Items, alerts and the source's new validators: one transaction, all or nothing.
 
         ``dedupe`` (keys of the new items, links to earlier copies, ``also_seen_in``
-        additions to earlier alerts) is written in the same transaction.
+        additions to earlier alerts) is written in the same transaction, and so is the
+        end of ``lease`` (LeaseLost, and nothing written, if another replica took over).
         """
         with self.session() as s:
+            # First, so that the lease row is locked before anything else is written.
+            self._end_source_lease(s, lease, strict=True)
             new = [item for item, change in changes if change is Change.NEW]
             updated = [item for item, change in changes if change is Change.UPDATED]
             inserted = self._insert_items(s, new, now)
@@ -433,9 +444,16 @@ class Store(DeliveryRecords):
         error: str | None,
         duration: float,
         count_attempt: bool = True,
+        holder: str | None = None,
     ) -> None:
-        """Record one attempt and move the alert to ``status`` (pending/delivered/dead)."""
+        """Record one attempt and move the alert to ``status`` (pending/delivered/dead).
+
+        With ``holder``, only while that replica still holds the alert's claim (which
+        ends here); LeaseLost, and nothing recorded, once another replica took it over.
+        """
         with self.session() as s:
+            if holder is not None:
+                self._end_claim(s, alert.id, holder)
             row = s.get(AlertRow, alert.id)
             if row is None:
                 raise StorageError(f"storage: alert {alert.id} vanished from the outbox")
@@ -503,9 +521,15 @@ class Store(DeliveryRecords):
         now: datetime,
         announce: Sequence[SystemDraft] = (),
     ) -> None:
-        """Disable ``name`` and queue ``announce`` (notifier.disabled) in one transaction."""
+        """Disable ``name`` and queue ``announce`` (notifier.disabled) in one transaction.
+
+        Once: a replica that finds it already disabled (another replica's round met the
+        same failure) announces nothing again.
+        """
         with self.session() as s:
-            row = s.get(NotifierState, name) or NotifierState(name=name, fingerprint=fingerprint)
+            row = self._notifier_state(s, name, fingerprint)
+            if row.disabled_at is not None and row.fingerprint == fingerprint:
+                return
             row.fingerprint = fingerprint
             row.disabled_at = now
             row.disabled_reason = reason
@@ -654,9 +678,9 @@ class Store(DeliveryRecords):
 
     def set_meta(self, key: str, value: str) -> None:
         with self.session() as s:
-            row = s.get(Meta, key) or Meta(key=key, value=value)
-            row.value = value
-            s.add(row)
+            # Insert-or-update: replicas starting together both write their status.
+            self._insert_ignoring_duplicates(s, Meta, [{"key": key, "value": value}])
+            s.execute(update(Meta).where(col(Meta.key) == key).values(value=value))
             s.commit()
 
 

@@ -129,6 +129,24 @@ class AlertRow(SQLModel, table=True):
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     digest_id: str | None = Field(default=None, index=True)  # the digest that carried it
+    # The replica delivering it now and until when (``storage/leases.py``); an expired
+    # claim is taken over by another replica.
+    claimed_by: str | None = None
+    claim_expires_at: datetime | None = _when()
+
+
+class SourceLease(SQLModel, table=True):
+    """Which replica fetches a source now (``holder`` until ``expires_at``), and when the
+    source is next due for any replica (``storage/leases.py``)."""
+
+    __tablename__ = "source_leases"
+
+    name: str = Field(primary_key=True)
+    holder: str | None = None
+    claimed_at: datetime | None = _when()
+    expires_at: datetime | None = _when()
+    next_due_at: datetime | None = _when()
+    last_holder: str | None = None  # who fetched it last, for ``status``
 
 
 class DeliveryAttempt(SQLModel, table=True):

@@ -269,8 +269,10 @@ def test_0002_with_rows_in_every_table_upgrades_to_head_keeping_them(tmp_path: P
         assert attempts.fetchall() == [("msg_1", "failed"), ("msg_2", "delivered")]
         # 0003 dropped unique (item_id, notifier): an amended notice's second alert fits.
         conn.execute(
-            "INSERT INTO alerts SELECT 'msg_3', item_id, notifier, 'alert.updated', rules, data,"
-            " 'pending', 0, created_at, next_attempt_at, NULL, NULL, NULL, NULL"
+            "INSERT INTO alerts (id, item_id, notifier, event_type, rules, data, status,"
+            " attempts, created_at, next_attempt_at)"
+            " SELECT 'msg_3', item_id, notifier, 'alert.updated', rules, data,"
+            " 'pending', 0, created_at, next_attempt_at"
             " FROM alerts WHERE id = 'msg_1'"
         )
     with engine.connect() as conn:

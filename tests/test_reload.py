@@ -15,7 +15,7 @@ from monitor.scheduler import Service
 from tests.conftest import FIXED_NOW
 from tests.support.fakes import Clock
 from tests.support.feeds import Entry, rss
-from tests.support.running import ENV, FEED, Web, config_text, running, source_toml
+from tests.support.running import ENV, FEED, Web, config_text, fire, running, source_toml
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,7 @@ def jobs(service: Service) -> dict[str, object]:
 
 
 async def run(service: Service, name: str) -> None:
-    await service._source(name)
+    await fire(service, name)
 
 
 async def test_an_added_source_starts_with_its_baseline(tmp_path: Path, web: Web) -> None:

@@ -18,7 +18,7 @@ from monitor.scheduler import Service
 from monitor.web import WebSettings, api_token, build_web
 from tests.conftest import FIXED_NOW
 from tests.support.feeds import Entry, rss
-from tests.support.running import FEED, HOOK, Web, config_text, running, source_toml
+from tests.support.running import FEED, HOOK, Web, config_text, fire, running, source_toml
 from tests.support.webhook_receiver import WEBHOOK_SECRET
 
 pytestmark = pytest.mark.anyio
@@ -93,14 +93,14 @@ async def test_metrics_has_every_series_in_a_registry_of_its_own(tmp_path: Path)
     feed = rss(Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2"))
     web = Web(feeds={FEED.format(name="ap"): feed})
     async with serving(tmp_path, web) as (service, client):
-        await service._source("ap")  # the baseline
+        await fire(service, "ap")  # the baseline
         web.feeds[FEED.format(name="ap")] = feed + b" "  # same items, new bytes: all seen
-        await service._source("ap")
+        await fire(service, "ap")
         web.feeds[FEED.format(name="ap")] = rss(
             Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2"),
             Entry("c", "Clearview fined again", "u3"),
         )  # fmt: skip
-        await service._source("ap")
+        await fire(service, "ap")
         web.status = 503
         await service._deliver("newsroom")
         text = (await client.get("/metrics")).text
@@ -167,7 +167,7 @@ async def test_sources_lists_state_and_health(tmp_path: Path) -> None:
             "pending",
             None,
         )
-        await service._source("ap")
+        await fire(service, "ap")
         (source,) = (await client.get("/api/sources", headers=AUTH)).json()["sources"]
     assert (source["health"], source["items"], source["every_seconds"]) == ("ok", 1, 900)
     assert source["last_outcome"] == "ok" and source["consecutive_failures"] == 0
@@ -176,11 +176,11 @@ async def test_sources_lists_state_and_health(tmp_path: Path) -> None:
 async def test_alerts_by_rule_and_since(tmp_path: Path) -> None:
     web = Web(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
     async with serving(tmp_path, web) as (service, client):
-        await service._source("ap")
+        await fire(service, "ap")
         web.feeds[FEED.format(name="ap")] = rss(
             Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
         )
-        await service._source("ap")
+        await fire(service, "ap")
         (alert,) = (await client.get("/api/alerts?rule=cv&since=1h", headers=AUTH)).json()["alerts"]
         assert alert["rules"] == ["cv"] and alert["item"]["title"] == "Clearview fined"
         assert alert["matches"][0]["rule"] == "cv" and alert["notifier"] == "newsroom"
@@ -247,7 +247,7 @@ async def test_a_private_url_is_allowed_when_the_config_says_so(tmp_path: Path) 
 async def test_subscriptions_deliver_like_config_webhooks(tmp_path: Path) -> None:
     web = Web(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
     async with serving(tmp_path, web) as (service, client):
-        await service._source("ap")  # baseline
+        await fire(service, "ap")  # baseline
         reply = await client.post(
             "/api/subscriptions",
             json={"url": PUBLIC, "rules": ["cv"], "description": "desk"},
@@ -267,7 +267,7 @@ async def test_subscriptions_deliver_like_config_webhooks(tmp_path: Path) -> Non
         web.feeds[FEED.format(name="ap")] = rss(
             Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
         )
-        await service._source("ap")
+        await fire(service, "ap")
         await service._deliver(ident)
         await service._deliver("newsroom")
         by_url = {str(r.url): r for r in web.sent}
@@ -404,7 +404,7 @@ async def test_a_subscription_to_source_health_gets_the_health_messages(tmp_path
         assert reply.status_code == 201, reply.text
         ident = reply.json()["id"]
         for _ in range(3):  # failing_after = 3 by default
-            await service._source("ap")
+            await fire(service, "ap")
         assert service.app.store.alert_counts() == {(ident, "pending"): 1}
         listed = await client.get("/api/alerts?rule=source_health", headers=AUTH)
         assert listed.status_code == 200, listed.text
@@ -480,14 +480,14 @@ async def test_a_subscription_deleted_during_a_fetch_gets_no_alert_left_pending(
     web = SlowWeb(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
     async with serving(tmp_path, web) as (service, client):
         gate.set()
-        await service._source("ap")  # baseline
+        await fire(service, "ap")  # baseline
         gate.clear()
         reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
         ident = reply.json()["id"]
         web.feeds[FEED.format(name="ap")] = rss(
             Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
         )
-        fetch = asyncio.create_task(service._source("ap"))
+        fetch = asyncio.create_task(fire(service, "ap"))
         await asyncio.wait_for(in_flight.wait(), timeout=30)  # the fetch waits for the feed
         assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204
         gate.set()
@@ -522,13 +522,13 @@ async def test_a_subscription_deleted_during_its_delivery_is_not_left_pending(
 
     web = SlowHook(feeds={FEED.format(name="ap"): rss(Entry("a", "Cookies", "u"))})
     async with serving(tmp_path, web) as (service, client):
-        await service._source("ap")  # baseline
+        await fire(service, "ap")  # baseline
         reply = await client.post("/api/subscriptions", json={"url": PUBLIC}, headers=AUTH)
         ident = reply.json()["id"]
         web.feeds[FEED.format(name="ap")] = rss(
             Entry("a", "Cookies", "u"), Entry("b", "Clearview fined", "u2")
         )
-        await service._source("ap")
+        await fire(service, "ap")
         delivery = asyncio.create_task(service._deliver(ident))
         await asyncio.wait_for(in_flight.wait(), timeout=30)
         assert (await client.delete(f"/api/subscriptions/{ident}", headers=AUTH)).status_code == 204

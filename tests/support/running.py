@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from monitor.app import open_app
 from monitor.config import load_config
 from monitor.reload import ConfigWatcher
 from monitor.scheduler import Service
+from storage.tables import SourceLease
 from tests.conftest import FIXED_NOW
 from tests.support.fakes import Clock
 from tests.support.webhook_receiver import WEBHOOK_SECRET
@@ -67,6 +70,16 @@ class Web:
             return httpx.Response(200, content=body) if body else httpx.Response(404)
         self.sent.append(request)
         return httpx.Response(self.status)
+
+
+async def fire(service: Service, name: str) -> None:
+    """The source's timer fires in a new interval, without moving the clock: a source
+    is fetched once per interval (``storage/leases.py``), so its recorded due time is
+    cleared first, as if the interval had passed."""
+    with Session(service.app.store.engine) as s:
+        s.execute(update(SourceLease).where(col(SourceLease.name) == name).values(next_due_at=None))
+        s.commit()
+    await service._source(name)
 
 
 @asynccontextmanager
