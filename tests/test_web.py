@@ -443,7 +443,11 @@ async def test_turning_private_subscriptions_off_skips_them_instead_of_breaking_
             changes = await service.reload()
         assert changes is not None and changes.notifiers_removed == (ident,)
         assert not service.watcher.status.stale
-        (line,) = [r.getMessage() for r in caplog.records if ident in r.getMessage()]
+        (line,) = [
+            r.getMessage()
+            for r in caplog.records
+            if ident in r.getMessage() and r.levelno >= logging.ERROR
+        ]
         assert f"notifier={ident}" in line and "subscriptions_allow_private" in line
         assert f"DELETE /api/subscriptions/{ident}" in line
         listed = (await client.get("/api/subscriptions", headers=AUTH)).json()["subscriptions"]
