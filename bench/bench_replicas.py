@@ -63,7 +63,7 @@ CONCURRENCY = 8
 async def _fetch_all(app: App) -> int:
     """Fire every source at once, claiming each as the service does; the number fetched."""
     from monitor.pipeline import run_source
-    from monitor.replicas import due_again
+    from monitor.replicas import due_again, source_lease
 
     gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -72,7 +72,7 @@ async def _fetch_all(app: App) -> int:
             source = app.sources[name]
             again = due_again(source.config.every)
             claim = app.store.claim_source(
-                name, app.replica.id, app.clock(), app.replica.source_lease, again
+                name, app.replica.id, app.clock(), source_lease(source.config.timeout), again
             )
             if claim is None:
                 return 0

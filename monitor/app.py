@@ -27,7 +27,7 @@ from monitor.matching import Matcher
 from monitor.metrics import Metrics
 from monitor.pipeline import PipelineContext
 from monitor.quota import Metered
-from monitor.replicas import Replica, source_lease
+from monitor.replicas import Replica
 from monitor.replicas import replica_id as make_replica_id
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
@@ -129,7 +129,7 @@ def assemble(
     replica: Replica | None = None,
 ) -> App:
     """Everything a configuration (plus the stored subscriptions) decides."""
-    replica = replica or Replica(source_lease=source_lease(FetchLimits().deadline))
+    replica = replica or Replica()
     notifiers = build_notifiers(config, subscriptions)
     routes = tuple(
         NotifierRoute(n.config.name, None if n.config.rules is None else frozenset(n.config.rules))
@@ -235,7 +235,7 @@ async def open_app(
             metrics=Metrics(store, clock),
             rng=rng or random.Random(),
             subscriptions=store.subscriptions(),
-            replica=Replica(replica, source_lease(FetchLimits().deadline)),
+            replica=Replica(replica),
         )
     finally:
         await http.aclose()

@@ -4,6 +4,7 @@ so that source and notifier modules can import them without a cycle)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -38,6 +39,9 @@ class SourceConfig(StrictModel):
     name: Name
     type: str
     every: Duration
+    # Overall deadline of one request; each type sets its own default. The source's
+    # lease among replicas is derived from it (monitor/replicas.py).
+    timeout: Duration = timedelta(seconds=30)
     language: str | None = None
     enabled: bool = True
 

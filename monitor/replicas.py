@@ -6,8 +6,9 @@ the pure policy: the replica's id and the lease lengths, derived from the timeou
 that bound the work a lease covers.
 
 Source lease
-    ``3 x`` the fetch deadline (30s by default, so 90s): one request can take the
-    whole deadline, and the holder renews the lease every third of its length while
+    ``3 x`` the source's ``timeout``, the deadline of one request (30s for RSS and
+    HTML, 60s for the APIs): one request can take the whole deadline, and the holder
+    renews the lease every third of its length while
     the run lasts, so a run of several requests (pages, detail pages) keeps it. A
     replica that dies stops renewing; the lease runs out within one lease length.
 Delivery claim
@@ -23,8 +24,9 @@ Due again
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,14 +39,9 @@ MAX_DUE_MARGIN = timedelta(seconds=5)
 
 @dataclass(frozen=True)
 class Replica:
-    """This process among the replicas: its id and the source lease length."""
+    """This process among the replicas."""
 
     id: str = "local"
-    source_lease: timedelta = timedelta(seconds=90)
-
-    @property
-    def renew_every(self) -> timedelta:
-        return self.source_lease / 3
 
 
 def replica_id(env: Mapping[str, str], hostname: str, pid: int) -> str:
@@ -56,8 +53,47 @@ def replica_id(env: Mapping[str, str], hostname: str, pid: int) -> str:
     return f"{hostname or 'replica'}-{pid}-{secrets.token_hex(3)}"
 
 
+def gone_from_this_host(
+    holders: Iterable[str], hostname: str, pid: int, alive: Callable[[int], bool]
+) -> list[str]:
+    """The holders among ``holders`` that were processes of this host and have ended.
+
+    Only generated ids (``<hostname>-<pid>-<6 hex>``) can be judged: the pid of one of
+    this host's is either gone, or is this very process under another id (a restarted
+    container, where the service is always PID 1). Their leases and claims can be taken
+    at once instead of after they expire: the single replica of a small deployment
+    restarting after a crash would otherwise wait out its own dead claims. An id set
+    with ``NOTICEWATCH_REPLICA_ID``, or another host's, waits for expiry as before.
+    """
+    gone = []
+    for holder in holders:
+        parts = holder.rsplit("-", 2)
+        if len(parts) != 3:
+            continue
+        host, number, token = parts
+        if host != hostname or not number.isdigit() or len(token) != 6:
+            continue
+        if int(number) == pid or not alive(int(number)):
+            gone.append(holder)
+    return gone
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
+
+
 def source_lease(deadline: timedelta) -> timedelta:
     return deadline * SOURCE_LEASE_FACTOR
+
+
+def renew_every(lease: timedelta) -> timedelta:
+    return lease / SOURCE_LEASE_FACTOR
 
 
 def delivery_lease(timeout: timedelta) -> timedelta:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,13 +33,22 @@ from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.pipeline import SourceRun, run_source
 from monitor.reload import STATUS_KEY, ConfigWatcher, needs_restart
-from monitor.replicas import due_again, source_jitter
+from monitor.replicas import (
+    due_again,
+    gone_from_this_host,
+    pid_alive,
+    renew_every,
+    source_jitter,
+    source_lease,
+)
 from monitor.subscriptions import missing_rules
 from storage.leases import SourceClaim
 
 log = logging.getLogger("noticewatch.scheduler")
 
 DELIVERY_EVERY = timedelta(seconds=5)
+# After another replica's lease on a source, try it again this long after the expiry.
+LEASE_RETRY_MARGIN = timedelta(seconds=1)
 STOP_GRACE = timedelta(seconds=7)
 WATCH_EVERY = timedelta(seconds=2)
 
@@ -77,6 +88,7 @@ class Service:
         self._share_secrets()
         self._record_status()  # replaces what a previous run may have left (e.g. STALE)
         self._warn_missing_rules()
+        self._free_ended_replicas()
         self._schedule()
         self.scheduler.start()
         log.info(
@@ -275,12 +287,27 @@ class Service:
         run's own commit (or here, when the run committed nothing)."""
         source = app.sources[name]
         replica = app.replica
+        now = app.clock()
+        lease = source_lease(source.config.timeout)
         try:
             claim = app.store.claim_source(
-                name, replica.id, app.clock(), replica.source_lease, due_again(source.config.every)
+                name, replica.id, now, lease, due_again(source.config.every)
             )
+            held_until = None if claim else app.store.held_until(name, now)
         except MonitorError as e:  # the database is unreachable: the next timer tries again
             log.error("source=%s outcome=error could not claim it: %s", name, e)
+            return None
+        if held_until is not None:
+            # Another replica holds it, perhaps a dead one (this replica's own previous
+            # process, after a crash): try again when that lease runs out rather than a
+            # whole interval later.
+            retry = held_until + LEASE_RETRY_MARGIN
+            log.info(
+                "source=%s outcome=skipped replica=%s held by another replica until %s;"
+                " trying again then",
+                name, replica.id, held_until.isoformat(timespec="seconds"),
+            )  # fmt: skip
+            self._retry_source(name, retry)
             return None
         if claim is None:
             log.debug("source=%s outcome=skipped replica=%s not due here", name, replica.id)
@@ -304,13 +331,42 @@ class Service:
         except MonitorError as e:  # it runs out by itself: nothing is stuck
             log.error("source=%s outcome=error could not end its lease: %s", claim.name, e)
 
+    def _free_ended_replicas(self) -> None:
+        """Take back at once what processes of this host that have ended (a crash, a
+        kill -9) still held, instead of waiting for their leases to expire."""
+        store = self.app.store
+        try:
+            gone = gone_from_this_host(
+                store.holders(), socket.gethostname(), os.getpid(), pid_alive
+            )
+            sources, alerts = store.release_holders(gone)
+        except MonitorError as e:  # they expire by themselves
+            log.error(
+                "replica=%s outcome=error could not check ended replicas: %s",
+                self.app.replica.id,
+                e,
+            )
+            return
+        if gone:
+            log.warning(
+                "replica=%s outcome=freed ended replicas of this host: %s (%d source leases,"
+                " %d alert claims)",
+                self.app.replica.id, ", ".join(gone), sources, alerts,
+            )  # fmt: skip
+
+    def _retry_source(self, name: str, when: datetime) -> None:
+        job = self.scheduler.get_job(f"source:{name}")
+        if job is not None and (job.next_run_time is None or when < job.next_run_time):
+            job.modify(next_run_time=when)
+
     @staticmethod
     async def _renew(app: App, claim: SourceClaim) -> None:
-        every = app.replica.renew_every.total_seconds()
+        lease = claim.expires_at - claim.claimed_at
+        every = renew_every(lease).total_seconds()
         while True:
             await asyncio.sleep(every)
             try:
-                held = app.store.renew_source(claim, app.clock(), app.replica.source_lease)
+                held = app.store.renew_source(claim, app.clock(), lease)
             except MonitorError as e:
                 log.error("source=%s outcome=error could not renew its lease: %s", claim.name, e)
                 continue

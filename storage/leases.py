@@ -99,6 +99,16 @@ class LeaseRecords(ABC):
             s.commit()
         return claim
 
+    def held_until(self, name: str, now: datetime) -> datetime | None:
+        """When the live lease on ``name`` runs out; None when nobody holds one."""
+        with self.session() as s:
+            query = select(SourceLease.expires_at).where(
+                SourceLease.name == name,
+                col(SourceLease.holder).is_not(None),
+                col(SourceLease.expires_at) > now,
+            )
+            return s.exec(query).first()
+
     def renew_source(self, claim: SourceClaim, now: datetime, lease: timedelta) -> bool:
         """Extend a held lease; False when it was taken over (the run should stop)."""
         with self.session() as s:
@@ -269,6 +279,33 @@ class LeaseRecords(ABC):
             raise StorageError(f"storage: lock {name}: {type(e).__name__}: {e}") from e
 
     # --- status --------------------------------------------------------------------------
+
+    def release_holders(self, holders: Sequence[str]) -> tuple[int, int]:
+        """Free every source lease and alert claim of ``holders`` (replicas known to have
+        ended); (sources, alerts) freed. A freed source stays due as it was."""
+        if not holders:
+            return 0, 0
+        with self.session() as s:
+            sources = s.execute(
+                update(SourceLease)
+                .where(col(SourceLease.holder).in_(list(holders)))
+                .values(holder=None, expires_at=None, last_holder=SourceLease.holder)
+            )
+            alerts = s.execute(
+                update(AlertRow)
+                .where(col(AlertRow.claimed_by).in_(list(holders)))
+                .values(claimed_by=None, claim_expires_at=None)
+            )
+            s.commit()
+        return int(sources.rowcount or 0), int(alerts.rowcount or 0)  # type: ignore[attr-defined]
+
+    def holders(self) -> list[str]:
+        """Every replica holding a source lease or an alert claim, live or expired."""
+        with self.session() as s:
+            sources = s.execute(select(col(SourceLease.holder)).distinct()).scalars()
+            alerts = s.execute(select(col(AlertRow.claimed_by)).distinct()).scalars()
+            found = {h for h in [*sources, *alerts] if h}
+        return sorted(found)
 
     def leases(self, now: datetime) -> list[LeaseView]:
         """Every live lease: sources being fetched, alerts being delivered."""

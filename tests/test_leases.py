@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from monitor import scheduler
 from monitor.app import open_app
 from monitor.config import load_config
 from monitor.errors import LeaseLost, StorageError
@@ -25,6 +28,7 @@ from monitor.replicas import (
     Replica,
     delivery_lease,
     due_again,
+    gone_from_this_host,
     replica_id,
     source_jitter,
     source_lease,
@@ -347,7 +351,9 @@ async def _until(check: Callable[[], bool], timeout: float = 10) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_long_run_keeps_its_lease_by_renewing_it(tmp_path: Path) -> None:
+async def test_a_long_run_keeps_its_lease_by_renewing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The holder renews every third of the lease while the run lasts: past the first
     expiry, another replica still cannot take the source, and the run's results count."""
     release = asyncio.Event()
@@ -358,11 +364,13 @@ async def test_a_long_run_keeps_its_lease_by_renewing_it(tmp_path: Path) -> None
 
     path = tmp_path / "sources.toml"
     path.write_text(config_text(tmp_path / "nw.db", source_toml("ap")))
+    # A 0.3s lease, renewed every 0.1s, while the (30s-deadline) request waits longer.
+    monkeypatch.setattr(scheduler, "source_lease", lambda _timeout: timedelta(seconds=0.3))
     clock = Clock(FIXED_NOW)
     transport = httpx.MockTransport(slow_feed)
     config = load_config(path, ENV)
     async with open_app(config, clock=clock, transport=transport) as opened:
-        app = dataclasses.replace(opened, replica=Replica("r1", timedelta(seconds=0.3)))
+        app = dataclasses.replace(opened, replica=Replica("r1"))
         store = app.store
         running_ = asyncio.create_task(Service(app)._source("ap"))
         await _until(lambda: len(store.leases(clock())) == 1)
@@ -375,3 +383,76 @@ async def test_a_long_run_keeps_its_lease_by_renewing_it(tmp_path: Path) -> None
         assert claimed.holder == "r1" and store.leases(clock()) == []
         [state] = store.source_states()
         assert state.last_outcome == "ok" and store.last_holders() == {"ap": "r1"}
+
+
+async def test_a_source_held_by_a_dead_replica_is_tried_again_when_its_lease_runs_out(
+    tmp_path: Path,
+) -> None:
+    """A replica killed mid-fetch (or this replica's own previous process) leaves a live
+    lease; the source is tried again just after it runs out, not a whole interval later."""
+    web = Web(feeds={FEED.format(name="ap"): rss(Entry("g1", "Clearview"))})
+    path = tmp_path / "sources.toml"
+    path.write_text(config_text(tmp_path / "nw.db", source_toml("ap", every="1h")))
+    async with running(path, web) as service:
+        store, now = service.app.store, service.app.clock()
+        dead = store.claim_source("ap", "dead-replica", now, LEASE, AGAIN)
+        assert dead is not None
+        job = service.scheduler.get_job("source:ap")
+        assert job is not None
+        job.modify(next_run_time=now + timedelta(hours=1))  # as when the timer has just fired
+        await service._source("ap")
+        assert web.fetched == []
+        job = service.scheduler.get_job("source:ap")
+        assert job is not None and job.next_run_time == dead.expires_at + timedelta(seconds=1)
+        service.app.clock.advance(LEASE + timedelta(seconds=1))  # type: ignore[attr-defined]
+        await service._source("ap")
+    assert web.fetched == [FEED.format(name="ap")]
+
+
+def test_only_ended_processes_of_this_host_are_judged_gone() -> None:
+    alive = {4242}
+    holders = [
+        "web-1-4242-abcdef",  # alive on this host
+        "web-1-999-abcdef",  # ended on this host
+        "web-1-1-a1b2c3",  # this very pid under another id: a restarted container
+        "web-2-999-abcdef",  # another host: only its expiry tells
+        "replica-a",  # set with NOTICEWATCH_REPLICA_ID: only its expiry tells
+        "web-1-999-abc",  # not a generated id
+    ]
+    gone = gone_from_this_host(holders, "web-1", 1, lambda pid: pid in alive)
+    assert gone == ["web-1-999-abcdef", "web-1-1-a1b2c3"]
+
+
+async def test_a_restart_frees_what_its_killed_predecessor_held_at_once(tmp_path: Path) -> None:
+    """The single replica of a small deployment, killed mid-fetch and mid-delivery, gets its
+    source and its alerts back when it starts again, not 90s and 45s later."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead = f"{socket.gethostname()}-{ended.pid}-abcdef"
+    web = Web(feeds={FEED.format(name="ap"): rss(Entry("g1", "Clearview"))})
+    path = tmp_path / "sources.toml"
+    path.write_text(config_text(tmp_path / "nw.db", source_toml("ap")))
+    async with running(path, web) as service:
+        store, now = service.app.store, service.app.clock()
+        assert store.claim_source("ap", dead, now, LEASE, AGAIN) is not None
+        assert store.claim_source("other", "elsewhere-1-abcdef", now, LEASE, AGAIN) is not None
+        service._free_ended_replicas()
+        assert [(v.subject, v.holder) for v in store.leases(now)] == [
+            ("other", "elsewhere-1-abcdef")
+        ]
+        await service._source("ap")
+    assert web.fetched == [FEED.format(name="ap")]
+
+
+def test_release_holders_frees_leases_and_claims_of_those_replicas_only(store: Store) -> None:
+    _queue(store, 4)
+    now = FIXED_NOW + timedelta(minutes=1)
+    assert len(store.claim_alerts("newsroom", "gone-1-abcdef", now, LEASE, 3)) == 3
+    assert len(store.claim_alerts("newsroom", "live-2-abcdef", now, LEASE, 3)) == 1
+    assert store.claim_source("a", "gone-1-abcdef", now, LEASE, AGAIN) is not None
+    assert store.claim_source("b", "live-2-abcdef", now, LEASE, AGAIN) is not None
+    assert store.holders() == ["gone-1-abcdef", "live-2-abcdef"]
+    assert store.release_holders(["gone-1-abcdef"]) == (1, 3)
+    assert store.holders() == ["live-2-abcdef"]
+    assert store.claim_source("a", "new-3-abcdef", now, LEASE, AGAIN) is not None
+    assert len(store.claim_alerts("newsroom", "new-3-abcdef", now, LEASE, 5)) == 3
