@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 REPLICA_ENV = "NOTICEWATCH_REPLICA_ID"
 SOURCE_LEASE_FACTOR = 3
@@ -85,7 +86,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # it exists, as another user's process
         return True
-    return True
+    # A killed process its parent has not reaped yet still answers signals: a zombie.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc here, or it ended meanwhile
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def source_lease(deadline: timedelta) -> timedelta:

@@ -29,6 +29,7 @@ from monitor.replicas import (
     delivery_lease,
     due_again,
     gone_from_this_host,
+    pid_alive,
     replica_id,
     source_jitter,
     source_lease,
@@ -456,3 +457,19 @@ def test_release_holders_frees_leases_and_claims_of_those_replicas_only(store: S
     assert store.holders() == ["live-2-abcdef"]
     assert store.claim_source("a", "new-3-abcdef", now, LEASE, AGAIN) is not None
     assert len(store.claim_alerts("newsroom", "new-3-abcdef", now, LEASE, 5)) == 3
+
+
+def test_a_killed_process_not_reaped_yet_counts_as_ended() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert pid_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not pid_alive(child.pid)  # a zombie until wait() below
+    finally:
+        child.kill()
+        child.wait()
+    assert not pid_alive(child.pid)
