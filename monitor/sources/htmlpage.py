@@ -85,6 +85,8 @@ def parse_selector(spec: str) -> Selector:
     except soupsieve.SelectorSyntaxError as e:
         reason = str(e).splitlines()[0]
         raise ValueError(f"{css!r} is not a valid CSS selector: {reason}") from e
+    except NotImplementedError as e:  # soupsieve's answer to ::before and other pseudo-elements
+        raise ValueError(f"{css!r} is not supported: {e}; select elements, not parts") from e
     return Selector(text, css, attr, compiled)
 
 
@@ -122,10 +124,16 @@ def soup(text: str) -> BeautifulSoup:
 
 
 def page_base(page: BeautifulSoup, url: str) -> str:
-    """Where relative links point: the page's ``<base href>``, else its URL."""
+    """Where relative links point: the page's ``<base href>``, else its URL (also when the
+    base does not parse as a URL, ``http://[``: browsers ignore such a base too)."""
     base = page.find("base", href=True)
     href = base.get("href") if isinstance(base, Tag) else None
-    return urljoin(url, href.strip()) if isinstance(href, str) and href.strip() else url
+    if not isinstance(href, str) or not href.strip():
+        return url
+    try:
+        return urljoin(url, href.strip())
+    except ValueError:
+        return url
 
 
 def page_language(page: BeautifulSoup) -> str | None:

@@ -1,0 +1,73 @@
+"""Fuzzing the feed source's public parse entry point: the pre-filter (empty body,
+entity guard, HTML page), prepare_body, feedparser and the completeness checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from hypothesis import currently_in_test_context, event, example, given
+from hypothesis import strategies as st
+
+from monitor.errors import MonitorError
+from monitor.models import Item
+from monitor.sources.base import Fetched, FetchLimits
+from monitor.sources.rss import RssSource, RssSourceConfig
+from tests.fuzz.strategies import content_types, feed_document
+
+URL = "https://feeds.example.org/feed.xml"
+SOURCE = RssSource(
+    RssSourceConfig.model_validate({"name": "fuzz", "type": "rss", "url": URL, "every": "15m"}),
+    FetchLimits(),
+)
+
+
+def note(what: str) -> None:
+    """Count what happened to each input (``--hypothesis-show-statistics``)."""
+    if currently_in_test_context():
+        event(what)
+
+
+def parse(body: bytes, content_type: str | None) -> list[Item] | None:
+    """The items, or None for a body refused with the project's own error."""
+    try:
+        items = SOURCE.parse(Fetched(url=URL, status=200, body=body, content_type=content_type))
+    except MonitorError as e:
+        assert "fuzz" in str(e)  # the error names the source
+        note(f"refused: {str(e).split(':')[2].strip()[:40]}")
+        return None
+    note("items" if items else "no items")
+    for item in items:
+        assert item.source == "fuzz"
+        assert item.key
+        assert item.published is None or item.published.utcoffset() == timedelta(0)
+        assert item.published is None or item.published.tzinfo is not None
+        assert item.url is None or item.url.startswith(("http://", "https://"))
+    assert len({item.key for item in items}) == len(items)
+    return items
+
+
+@given(feed_document())
+def test_structured_feeds_parse_or_raise_a_parse_error(document: tuple[bytes, str | None]) -> None:
+    parse(*document)
+
+
+@given(st.binary(max_size=2000), content_types)
+@example(b"\xff\xfe<\x00r\x00s\x00s\x00", "text/xml; charset=utf-16")
+@example(b"<rss><channel><item><title>a</title></item>", None)
+def test_any_bytes_parse_or_raise_a_parse_error(body: bytes, content_type: str | None) -> None:
+    parse(body, content_type)
+
+
+@given(st.text(max_size=2000))
+def test_arbitrary_text_parses_or_raises_a_parse_error(text: str) -> None:
+    parse(text.encode("utf-8", "surrogatepass"), "application/xml")
+
+
+def test_a_feed_that_parses_keeps_its_dates_in_utc() -> None:
+    body = (
+        b'<rss version="2.0"><channel><item><title>A</title><guid>1</guid>'
+        b"<pubDate>mer., 20 oct. 2022 14:15 +0200</pubDate></item></channel></rss>"
+    )
+    items = parse(body, "application/rss+xml")
+    assert items is not None and items[0].published is not None
+    assert items[0].published.tzinfo == UTC
