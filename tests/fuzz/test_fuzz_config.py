@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,3 +63,30 @@ def test_any_structure_parses_or_raises_a_config_error(doc: dict[str, Any]) -> N
             parse_config(doc, environment(Path(tmp)), path=Path("fuzz.toml"))
         except ConfigError as e:
             assert SECRET not in str(e)
+
+
+@pytest.mark.parametrize(
+    ("every", "message"),
+    [
+        ("99999999999d", "is too long: at most 3650d"),
+        (86400000000000.0, "is too long"),
+        (float("inf"), "is too long"),
+        (float("nan"), "is not a duration"),
+        ("3651d", "is too long"),
+    ],
+)
+def test_a_duration_beyond_the_clock_is_a_config_error(every: object, message: str) -> None:
+    """Found by the fuzzer: ``every = 86400000000000.0`` (or ``"99999999999d"``) raised
+    OverflowError out of the loader instead of a problem naming the key."""
+    doc = {
+        "monitor": {"disable_after": every},
+        "sources": [{"name": "a", "type": "rss", "url": "https://example.org/f", "every": every}],
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(doc, {}, path=Path("sources.toml"))
+    assert any(
+        p.startswith("monitor: disable_after:") and message in p for p in caught.value.problems
+    )
+    assert any(
+        p.startswith('sources[0] "a": every:') and message in p for p in caught.value.problems
+    )
