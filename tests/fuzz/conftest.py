@@ -20,7 +20,7 @@ _SLOW_GENERATION = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile(
     "ci",
-    max_examples=60,
+    max_examples=100,
     deadline=DEADLINE,
     derandomize=True,
     database=None,
@@ -29,7 +29,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "long",
-    max_examples=4000,
+    max_examples=2000,
     deadline=DEADLINE,
     print_blob=True,
     suppress_health_check=_SLOW_GENERATION,

@@ -71,3 +71,19 @@ def test_a_feed_that_parses_keeps_its_dates_in_utc() -> None:
     items = parse(body, "application/rss+xml")
     assert items is not None and items[0].published is not None
     assert items[0].published.tzinfo == UTC
+
+
+def test_a_link_that_is_no_url_leaves_the_entry_without_a_link() -> None:
+    """Found by the fuzzer: ``<link>http://[</link>`` raised ValueError out of parse,
+    failing the whole feed instead of keeping the entry without a link."""
+    body = (
+        b'<rss version="2.0"><channel><item><title>Bad link</title><guid>1</guid>'
+        b"<link>http://[</link></item><item><title>Good</title><guid>2</guid>"
+        b"<link>https://example.org/2</link></item></channel></rss>"
+    )
+    items = parse(body, "application/rss+xml")
+    assert items is not None
+    assert [(i.title, i.url) for i in items] == [
+        ("Bad link", None),
+        ("Good", "https://example.org/2"),
+    ]
