@@ -389,6 +389,7 @@ def test_no_secret_leaks_through_failures_reloads_and_config_errors(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     answers: list[tuple[str, str]] = []
+    snapshots: list[tuple[str, bytes]] = []
     try:
         wait_until(lambda: (r := get(f"{base}/readyz")) is not None and r.status_code < 600)
         auth = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -407,6 +408,9 @@ def test_no_secret_leaks_through_failures_reloads_and_config_errors(
             wrong = get(f"{base}/api/sources", headers={"Authorization": f"Bearer {API_TOKEN}x"})
             assert wrong is not None and wrong.status_code == 401
             answers.append((f"{tag} GET /api/sources (bad token)", wrong.text))
+            # The write-ahead log exists only while the service holds the database open.
+            for path in sorted((tmp_path / "data").iterdir()):
+                snapshots.append((f"{tag}: {path.name} while running", path.read_bytes()))
 
         fetch_all("first")
         run.config(first, http_port=port, broken=broken)
@@ -448,8 +452,10 @@ def test_no_secret_leaks_through_failures_reloads_and_config_errors(
     found: list[str] = []
     for what, text in [*run.outputs, *answers]:
         found += leaks(what, text.encode(), forms)
-    for path in sorted((tmp_path / "data").iterdir()):
-        found += leaks(f"database file {path.name}", path.read_bytes(), forms)
+    stored = [(f"database file {p.name}", p.read_bytes()) for p in (tmp_path / "data").iterdir()]
+    assert any("-wal" in what for what, _ in snapshots), "the WAL was searched too"
+    for what, data in [*stored, *snapshots]:
+        found += leaks(what, data, forms)
     for message in smtp.envelopes:
         found += leaks("an email", message.raw, forms)
     for request in echo.seen:
