@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 
+import pytest
 from hypothesis import currently_in_test_context, event, example, given
 from hypothesis import strategies as st
 
@@ -87,3 +88,16 @@ def test_a_link_that_is_no_url_leaves_the_entry_without_a_link() -> None:
         ("Bad link", None),
         ("Good", "https://example.org/2"),
     ]
+
+
+@pytest.mark.parametrize("ref", [b"&#xD800;", b"&#99999999;", b"&#x110000;", b"&#57343;"])
+def test_a_reference_to_no_character_costs_that_character_not_the_feed(ref: bytes) -> None:
+    """Found by the feed fuzzer: one ``&#xD800;`` or ``&#99999999;`` made feedparser raise
+    (wrapped as "feedparser failed"), so every entry of the feed was lost."""
+    body = (
+        b'<rss version="2.0"><channel><item><title>A ' + ref + b" &#233;</title><guid>1</guid>"
+        b"</item><item><title>B</title><guid>2</guid></item></channel></rss>"
+    )
+    items = parse(body, "application/rss+xml")
+    assert items is not None
+    assert [i.title for i in items] == ["A \ufffd é", "B"]
