@@ -19,6 +19,9 @@ _ATTR = re.compile(r"^(.*?)@([A-Za-z_:][-\w:.]*)$", re.S)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([-\w:.]{1,40})", re.I)
 _LATIN = frozenset({"ascii", "latin_1", "iso8859-1", "iso8859-15", "cp1252"})
 _HTTP_SCHEMES = frozenset({"http", "https"})
+# Python codecs no browser decodes pages with; they can also yield lone surrogates,
+# which lxml refuses.
+_NOT_WEB = frozenset({"utf-7", "unicode-escape", "raw-unicode-escape", "punycode"})
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -101,6 +104,8 @@ def decode_html(body: bytes, content_type: str | None) -> str:
         if body.startswith(bom):
             return body[len(bom) :].decode(codec, "replace")
     label = codec_name(header_charset(content_type)) or codec_name(_meta_charset(body))
+    if label in _NOT_WEB:
+        label = None  # browsers do not decode these either (UTF-7 is an XSS vector)
     if label in _LATIN:
         label = "cp1252"  # the WHATWG reading of every Latin-1 label
         if not body.isascii() and is_utf8(body):

@@ -57,7 +57,8 @@ def _views(body: bytes, content_type: str | None) -> Iterator[bytes]:
     labels = {_sniffed_codec(body), header_charset(content_type), _xml_encoding(body)}
     codecs_to_try = {codec_name(label) for label in labels if label}
     for codec in sorted(c for c in codecs_to_try if c and not _ascii_transparent(c)):
-        yield body.decode(codec, "replace").encode("utf-8")
+        # "replace" both ways: UTF-7 and unicode-escape can decode to lone surrogates.
+        yield body.decode(codec, "replace").encode("utf-8", "replace")
 
 
 def _sniffed_codec(body: bytes) -> str | None:

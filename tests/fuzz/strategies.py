@@ -276,6 +276,14 @@ ENCODINGS = [
     "cp037",
     "bogus-charset",
     "",
+    # Labels Python knows that are no web encoding, or no text encoding at all.
+    "utf-7",
+    "base64",
+    "rot13",
+    "unicode_escape",
+    "idna",
+    "undefined",
+    "punycode",
 ]
 
 
@@ -411,11 +419,7 @@ def feed_document(draw: st.DrawFn) -> tuple[bytes, str | None]:
         )
     )
     text = prolog + doc
-    codec = encoding if encoding and encoding != "bogus-charset" else "utf-8"
-    try:
-        body = text.encode(codec, "xmlcharrefreplace")
-    except (LookupError, UnicodeEncodeError):
-        body = text.encode("utf-8", "surrogatepass")
+    body = _encode(text, encoding)
     if draw(st.booleans()):
         cut = draw(st.integers(0, len(body)))
         body = body[:cut]
@@ -424,6 +428,14 @@ def feed_document(draw: st.DrawFn) -> tuple[bytes, str | None]:
         body = body[:at] + draw(st.binary(max_size=8)) + body[at:]
     content_type = draw(content_types)
     return body, content_type
+
+
+def _encode(text: str, label: str) -> bytes:
+    """``text`` in the encoding ``label`` names, else UTF-8 (the label then lies)."""
+    try:
+        return text.encode(label or "utf-8", "xmlcharrefreplace")
+    except (LookupError, UnicodeError, TypeError):
+        return text.encode("utf-8", "surrogatepass")
 
 
 content_types = st.one_of(
@@ -504,11 +516,7 @@ def html_listing(draw: st.DrawFn) -> bytes:
         f'<html{lang}><head><meta charset="{charset}">{base}</head><body>'
         f'<ul class="listing">{items}</ul>{draw(st.sampled_from(["", "</body></html>", "<ul>"]))}'
     )
-    codec = charset if charset and charset != "bogus-charset" else "utf-8"
-    try:
-        return page.encode(codec, "xmlcharrefreplace")
-    except (LookupError, UnicodeEncodeError):
-        return page.encode("utf-8", "surrogatepass")
+    return _encode(page, charset)
 
 
 SELECTORS = [

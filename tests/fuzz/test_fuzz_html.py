@@ -147,3 +147,24 @@ def test_a_base_href_that_is_no_url_leaves_links_relative_to_the_page() -> None:
     )
     items = LISTING.parse(Fetched(url=URL, status=200, body=body, content_type="text/html"))
     assert [item.url for item in items] == ["https://reg.example.org/n/1"]
+
+
+WEIRD_LABELS = ["utf-7", "base64", "rot13", "unicode_escape", "raw_unicode_escape", "idna",
+                "undefined", "uu", "hex", "zlib"]  # fmt: skip
+
+
+@pytest.mark.parametrize("label", WEIRD_LABELS)
+def test_a_charset_no_browser_uses_is_read_as_if_unlabelled(label: str) -> None:
+    """Found by the long fuzz run: ``charset="utf-7"`` decoded ``+2Ac-`` to a lone surrogate
+    that lxml refused (UnicodeEncodeError); ``charset=base64`` (no text encoding) raised
+    LookupError; ``idna`` and ``undefined`` UnicodeError. Browsers ignore such labels."""
+    body = (
+        b'<html><body><ul class="listing"><li><h3>Caf\xc3\xa9 +2Ac- \\ud800</h3>'
+        b'<a href="/n/1">x</a></li></ul></body></html>'
+    )
+    content_type = f"text/html; charset={label}"
+    assert decode_html(body, content_type) == body.decode("utf-8")
+    items = LISTING.parse(Fetched(url=URL, status=200, body=body, content_type=content_type))
+    assert [item.title for item in items] == ["Café +2Ac- \\ud800"]
+    meta = body.replace(b"<html>", f'<html><meta charset="{label}">'.encode())
+    assert LISTING.detail_content(Fetched(url=URL, status=200, body=meta)).startswith("<ul")
