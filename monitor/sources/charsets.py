@@ -15,7 +15,7 @@ def header_charset(content_type: str | None) -> str | None:
 
 
 # Codecs Python knows that cannot read arbitrary bytes with errors="replace".
-_UNUSABLE = frozenset({"idna", "undefined"})
+_UNUSABLE = frozenset({"idna", "undefined", "punycode"})
 
 
 def codec_name(label: str | None) -> str | None:

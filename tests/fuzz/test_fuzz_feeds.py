@@ -103,15 +103,19 @@ def test_a_reference_to_no_character_costs_that_character_not_the_feed(ref: byte
     assert [i.title for i in items] == ["A \ufffd é", "B"]
 
 
-@pytest.mark.parametrize("label", ["utf-7", "base64", "rot13", "unicode_escape", "idna"])
+@pytest.mark.parametrize(
+    "label", ["utf-7", "base64", "rot13", "unicode_escape", "idna", "punycode"]
+)
 def test_a_charset_label_that_is_no_text_encoding_does_not_crash_the_entity_guard(
     label: str,
 ) -> None:
     """Found with the html fuzzer's charsets: the entity guard decoded the body with every
     declared label, and ``base64`` raised LookupError, ``utf-7`` gave lone surrogates that
-    UTF-8 refused (UnicodeEncodeError) and ``idna`` UnicodeError, out of parse."""
+    UTF-8 refused (UnicodeEncodeError), ``idna`` UnicodeError and ``punycode`` (found by
+    the second long run) UnicodeDecodeError even with errors="replace", out of parse."""
     body = b'<rss version="2.0"><channel><item><title>A +2Ac-</title><guid>1</guid></item>'
     body += b"</channel></rss>"
+    parse(b"\x80", f"text/html; charset={label}")  # punycode refuses non-ASCII even so
     for content_type in (f"text/xml; charset={label}", None):
         prolog = b"" if content_type else f'<?xml version="1.0" encoding="{label}"?>'.encode()
         parse(prolog + body, content_type)
