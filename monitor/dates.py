@@ -117,15 +117,30 @@ def _iso(text: str) -> Found | None:
             local = moment.replace(hour=int(hour), minute=int(minute), second=int(second or 0))
         except ValueError:
             return m.start(), moment
-        return m.start(), (local.replace(tzinfo=_zone(zone)) if zone else local).astimezone(UTC)
+        return m.start(), _in_utc(moment, local, zone)
     return None
 
 
-def _zone(text: str) -> timezone:
+def _in_utc(moment: datetime, local: datetime, zone: str | None) -> datetime:
+    """``local`` (a UTC-tagged wall time) read in ``zone``; no zone is UTC. An offset no
+    clock has (``+99``, ``+23:99``) makes the time unreliable: the date alone is kept."""
+    if not zone:
+        return local.astimezone(UTC)
+    offset = _zone(zone)
+    if offset is None:
+        return moment
+    return local.replace(tzinfo=offset).astimezone(UTC)
+
+
+def _zone(text: str) -> timezone | None:
+    """The zone ``text`` names; None for an offset of 24 h or more, or minutes past 59."""
     if text in ("z", "gmt", "utc"):
         return UTC
     digits = text[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 23 or minutes > 59:
+        return None
+    offset = timedelta(hours=hours, minutes=minutes)
     return timezone(-offset if text[0] == "-" else offset)
 
 
@@ -169,8 +184,7 @@ def _with_time(moment: datetime, rest: str) -> datetime:
         local = moment.replace(hour=hour, minute=minute, second=second)
     except ValueError:
         return moment
-    zone = m.group(5)
-    return (local.replace(tzinfo=_zone(zone)) if zone else local).astimezone(UTC)
+    return _in_utc(moment, local, m.group(5))
 
 
 def _numeric(text: str, *, month_first: bool) -> Found | None:

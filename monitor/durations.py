@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated
@@ -10,6 +11,9 @@ from pydantic import BeforeValidator, PlainSerializer
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Ten years: longer is a typo, and a time that far out overflows the clock arithmetic
+# (timedelta tops out near 2.7 million years; ``now + every`` much sooner).
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -24,8 +28,12 @@ def parse_duration(value: object) -> timedelta:
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     else:
         raise ValueError(f"{value!r} is not a duration like 30s, 15m, 6h or 1d")
+    if math.isnan(seconds):
+        raise ValueError(f"{value!r} is not a duration like 30s, 15m, 6h or 1d")
     if seconds <= 0:
         raise ValueError(f"{value!r} must be longer than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is too long: at most {format_duration(MAX_DURATION)}")
     return timedelta(seconds=seconds)
 
 

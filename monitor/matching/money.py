@@ -24,6 +24,7 @@ number without a currency next to it never is.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,11 +217,9 @@ def _amounts(match: re.Match[str]) -> list[Amount]:
     currency = _currency(match.group("cur"))
     sign = -1.0 if negative else 1.0
     text = match.string[start:end]
-    return [
-        Amount(sign * value * scale, currency, text, start, end)
-        for value in values
-        if value is not None
-    ]
+    amounts = [sign * value * scale for value in values if value is not None]
+    # 400 digits, or 1e300 billion, is no float: no amount rather than an infinite one.
+    return [Amount(v, currency, text, start, end) for v in amounts if math.isfinite(v)]
 
 
 def _signed(text: str, start: int) -> bool:
@@ -253,6 +252,7 @@ def parse_number(raw: str, *, scaled: bool = False) -> float | None:
             grouped = digits.count(mark) > 1 or (len(tail) == 3 and not scaled)
             digits = digits.replace(mark, "") if grouped else f"{head.replace(mark, '')}.{tail}"
     try:
-        return float(digits)
+        value = float(digits)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None

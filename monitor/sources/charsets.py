@@ -14,13 +14,23 @@ def header_charset(content_type: str | None) -> str | None:
     return None
 
 
+# Codecs Python knows that cannot read arbitrary bytes with errors="replace".
+_UNUSABLE = frozenset({"idna", "undefined", "punycode"})
+
+
 def codec_name(label: str | None) -> str | None:
     """Python's canonical codec name for ``label`` (``latin-1`` -> ``iso8859-1``); None
-    for a label Python does not know."""
+    for a label Python does not know or that names no text encoding (``charset=base64``,
+    ``rot13``, ``idna``: bytes.decode would raise instead of decoding)."""
+    if not label:
+        return None
     try:
-        return codecs.lookup(label).name if label else None
+        info = codecs.lookup(label)
     except LookupError:
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _UNUSABLE:
+        return None
+    return info.name
 
 
 def is_utf8(body: bytes) -> bool:

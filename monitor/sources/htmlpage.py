@@ -19,6 +19,9 @@ _ATTR = re.compile(r"^(.*?)@([A-Za-z_:][-\w:.]*)$", re.S)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([-\w:.]{1,40})", re.I)
 _LATIN = frozenset({"ascii", "latin_1", "iso8859-1", "iso8859-15", "cp1252"})
 _HTTP_SCHEMES = frozenset({"http", "https"})
+# Python codecs no browser decodes pages with; they can also yield lone surrogates,
+# which lxml refuses.
+_NOT_WEB = frozenset({"utf-7", "unicode-escape", "raw-unicode-escape", "punycode"})
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -85,6 +88,8 @@ def parse_selector(spec: str) -> Selector:
     except soupsieve.SelectorSyntaxError as e:
         reason = str(e).splitlines()[0]
         raise ValueError(f"{css!r} is not a valid CSS selector: {reason}") from e
+    except NotImplementedError as e:  # soupsieve's answer to ::before and other pseudo-elements
+        raise ValueError(f"{css!r} is not supported: {e}; select elements, not parts") from e
     return Selector(text, css, attr, compiled)
 
 
@@ -99,6 +104,8 @@ def decode_html(body: bytes, content_type: str | None) -> str:
         if body.startswith(bom):
             return body[len(bom) :].decode(codec, "replace")
     label = codec_name(header_charset(content_type)) or codec_name(_meta_charset(body))
+    if label in _NOT_WEB:
+        label = None  # browsers do not decode these either (UTF-7 is an XSS vector)
     if label in _LATIN:
         label = "cp1252"  # the WHATWG reading of every Latin-1 label
         if not body.isascii() and is_utf8(body):
@@ -122,10 +129,16 @@ def soup(text: str) -> BeautifulSoup:
 
 
 def page_base(page: BeautifulSoup, url: str) -> str:
-    """Where relative links point: the page's ``<base href>``, else its URL."""
+    """Where relative links point: the page's ``<base href>``, else its URL (also when the
+    base does not parse as a URL, ``http://[``: browsers ignore such a base too)."""
     base = page.find("base", href=True)
     href = base.get("href") if isinstance(base, Tag) else None
-    return urljoin(url, href.strip()) if isinstance(href, str) and href.strip() else url
+    if not isinstance(href, str) or not href.strip():
+        return url
+    try:
+        return urljoin(url, href.strip())
+    except ValueError:
+        return url
 
 
 def page_language(page: BeautifulSoup) -> str | None:

@@ -223,8 +223,12 @@ def _link(entry: Any, feed_url: str) -> str | None:
     href = href or _text(entry.get("link"))
     if not href:
         return None
-    absolute = urljoin(feed_url, href)
-    return absolute if urlsplit(absolute).scheme.lower() in _HTTP_SCHEMES else None
+    try:
+        absolute = urljoin(feed_url, href)
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:  # "http://[": no URL; the entry is kept without a link
+        return None
+    return absolute if scheme in _HTTP_SCHEMES else None
 
 
 def _base_url(entry: Any, link: str | None, feed_url: str) -> str:

@@ -11,8 +11,9 @@ pick (BOM, NUL pattern, HTTP charset, XML declaration), since a declaration hidd
 from one reading (UTF-16, UTF-7, EBCDIC) is still expanded under another.
 
 :func:`prepare_body` then keeps feedparser on its strict parser, which is faster and
-fixes less by guesswork: it strips whitespace before the XML declaration and corrects
-a Latin-1 label on a body that is really UTF-8.
+fixes less by guesswork: it strips whitespace before the XML declaration, corrects
+a Latin-1 label on a body that is really UTF-8, and turns character references to no
+character (a surrogate, past U+10FFFF) into U+FFFD.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def _views(body: bytes, content_type: str | None) -> Iterator[bytes]:
     labels = {_sniffed_codec(body), header_charset(content_type), _xml_encoding(body)}
     codecs_to_try = {codec_name(label) for label in labels if label}
     for codec in sorted(c for c in codecs_to_try if c and not _ascii_transparent(c)):
-        yield body.decode(codec, "replace").encode("utf-8")
+        # "replace" both ways: UTF-7 and unicode-escape can decode to lone surrogates.
+        yield body.decode(codec, "replace").encode("utf-8", "replace")
 
 
 def _sniffed_codec(body: bytes) -> str | None:
@@ -152,10 +154,34 @@ def prepare_body(body: bytes, content_type: str | None) -> tuple[bytes, str]:
         bom = codecs.BOM_UTF8 if body.startswith(codecs.BOM_UTF8) else b""
         if body[len(bom) : len(bom) + 1].isspace():
             body = bom + body[len(bom) :].lstrip()
+    body = _replace_bad_char_refs(body)
     declared = {codec_name(header_charset(content_type)), codec_name(_xml_encoding(body))}
     if declared & _LATIN and not body.isascii() and is_utf8(body):
         return body, "application/xml; charset=utf-8"
     return body, content_type or "application/xml"
+
+
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9A-Fa-f]{1,16})|([0-9]{1,20}));")
+_REPLACEMENT_REF = b"&#xFFFD;"
+
+
+def _replace_bad_char_refs(body: bytes) -> bytes:
+    """``&#xD800;`` (a surrogate) or ``&#99999999;`` (past U+10FFFF) as U+FFFD.
+
+    Expat refuses them, and feedparser's loose fallback then raises on them (chr() out of
+    range, a surrogate it cannot encode), so one bad reference in one entry lost the
+    whole feed. Only ASCII-compatible bodies are fixed; a UTF-16 feed keeps its bytes.
+    """
+    if b"&#" not in body:
+        return body
+
+    def fix(match: re.Match[bytes]) -> bytes:
+        hex_digits, decimal = match.groups()
+        code = int(hex_digits, 16) if hex_digits else int(decimal)
+        bad = code > 0x10FFFF or 0xD800 <= code <= 0xDFFF
+        return _REPLACEMENT_REF if bad else match.group()
+
+    return _CHAR_REF.sub(fix, body)
 
 
 def _xml_encoding(body: bytes) -> str | None:
