@@ -464,3 +464,45 @@ def test_no_secret_leaks_through_failures_reloads_and_config_errors(
             found += leaks(f"webhook {request.path} headers", json.dumps(headers).encode(), forms)
             found += leaks(f"webhook {request.path} body", request.body, forms)
     assert not found, "\n".join(sorted(set(found)))
+
+
+def test_the_postgresql_password_in_the_database_url_never_shows(pg_url: str) -> None:
+    """The database URL's password (set through NOTICEWATCH_DATABASE_URL) appears in no
+    output: not when the server refuses the connection, not in a working poll or status at
+    DEBUG. The test server trusts loopback, so any password is accepted."""
+    from sqlalchemy.engine import make_url
+
+    canary = "CANARY-pg-password-9f2c"
+    good = make_url(pg_url).set(password=canary).render_as_string(hide_password=False)
+    closed = make_url(good).set(port=free_port()).render_as_string(hide_password=False)
+    root = Path(__file__).resolve().parents[1]
+    config = root / "sources.toml"
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(root),
+        "NOTICEWATCH_LOG_LEVEL": "DEBUG",
+        "NOTICEWATCH_WEBHOOK_URL": "https://hooks.example.org/noticewatch",
+        "NOTICEWATCH_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"k" * 32).decode(),
+    }
+    runs = []
+    for url, command, expected in (
+        (closed, "status", 3),
+        (good, "status", 0),
+        (good, "deliveries", 0),
+        (closed, "db", 3),
+    ):
+        args = ["db", "upgrade"] if command == "db" else [command]
+        result = subprocess.run(
+            [sys.executable, "-m", "monitor", *args, "--config", str(config)],
+            env={**base, "NOTICEWATCH_DATABASE_URL": url},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        runs.append((command, result))
+        assert result.returncode == expected, (command, result.stderr[-2000:])
+    forms = {canary, urllib.parse.quote(canary), json.dumps(canary)[1:-1]}
+    found = [
+        f"{form!r} in {command}" for command, r in runs for form in forms
+        if form in r.stdout + r.stderr
+    ]  # fmt: skip
+    assert found == []
+    assert "storage:" in runs[0][1].stderr  # the refused connection was reported, masked
