@@ -247,7 +247,8 @@ class Bench:
         for label, bodies, number, validators, start in plan:
             self.server.serve(routes(bodies, number, validators=validators))
             row = Row(label, feeds, items, megabytes)
-            repeats = 1 if (feeds >= 5000 or label == "cold" and feeds >= 1000) else self.args.repeats
+            alone = feeds >= 5000 or (label == "cold" and feeds >= 1000)
+            repeats = 1 if alone else self.args.repeats
             for repeat in range(repeats):
                 profile = f"{feeds}:{label}" in self.args.profile and repeat == 0
                 cycle = self.poll(config, database, start, profile)
@@ -302,9 +303,7 @@ def report(rows: list[Row]) -> str:
         outcomes: Counter[str] = Counter()
         for c in row.cycles:
             outcomes.update(c.outcomes)
-        shown = ", ".join(
-            f"{n // len(row.cycles):,} {o}" for o, n in sorted(outcomes.items())
-        )
+        shown = ", ".join(f"{n // len(row.cycles):,} {o}" for o, n in sorted(outcomes.items()))
         lines.append(
             f"| {row.feeds:,} | {row.label} | {shown} | {row.median('new'):,.0f} | "
             f"{wall:.2f} s{spread} | {wall / row.feeds * 1000:.2f} | "
@@ -383,9 +382,9 @@ def idle(bench: Bench, seconds: float, pool: ProcessPoolExecutor) -> None:
                     bodies = build_bodies(feeds, items, version, pool)
                     bench.server.serve(routes(bodies, version, validators=True))
                 for t, rss in sampler.samples[next_write:]:
-                    record.write(json.dumps({"t": round(t, 1), "rss_kb": rss,
-                                             "requests": bench.server.requests,
-                                             "version": version, "load": os.getloadavg()[0]}) + "\n")  # fmt: skip
+                    sample = {"t": round(t, 1), "rss_kb": rss, "requests": bench.server.requests,
+                              "version": version, "load": os.getloadavg()[0]}  # fmt: skip
+                    record.write(json.dumps(sample) + "\n")
                 next_write = len(sampler.samples)
                 record.flush()
                 time.sleep(1)
@@ -407,7 +406,7 @@ def idle_report(samples_file: Path, feeds: int, every: str, requests: int, log: 
     )
     marks = sorted({60 * m for m in (1, 5, 10, 15, 30, 45, 60, 90, 120)} | {samples[-1]["t"]})
     lines = [
-        f"`run` with {feeds:,} sources (`every = \"{every}\"`), {requests:,} requests served, "
+        f'`run` with {feeds:,} sources (`every = "{every}"`), {requests:,} requests served, '
         f"poll outcomes {dict(polls)}:",
         "",
         "| after | RSS | peak so far | load |",
