@@ -23,6 +23,7 @@ from monitor.dedupe import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.matching import Matcher
 from monitor.metrics import Metrics
+from monitor.parsepool import ParsePool
 from monitor.pipeline import PipelineContext
 from monitor.quota import Metered
 from monitor.sources import SOURCE_TYPES
@@ -60,6 +61,7 @@ class App:
     metrics: Metrics
     rng: random.Random = field(default_factory=random.Random)
     subscriptions: tuple[Subscription, ...] = ()
+    parser: ParsePool | None = None
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -121,6 +123,7 @@ def assemble(
     metrics: Metrics,
     rng: random.Random,
     subscriptions: Sequence[Subscription] = (),
+    parser: ParsePool | None = None,
 ) -> App:
     """Everything a configuration (plus the stored subscriptions) decides."""
     notifiers = build_notifiers(config, subscriptions)
@@ -140,6 +143,7 @@ def assemble(
         quiet_on_update=config.quiet_on_update,
         dedupe=dedupe_policy(config),
         on_match=metrics.observe_match,
+        parser=parser,
     )
     deliverer = Deliverer(
         store,
@@ -170,6 +174,7 @@ def assemble(
         metrics=metrics,
         rng=rng,
         subscriptions=tuple(subscriptions),
+        parser=parser,
     )
 
 
@@ -185,6 +190,7 @@ def reconfigure(app: App, config: Config | None = None) -> App:
         metrics=app.metrics,
         rng=app.rng,
         subscriptions=app.store.subscriptions(),
+        parser=app.parser,
     )
 
 
@@ -195,8 +201,14 @@ async def open_app(
     clock: Clock = utcnow,
     transport: httpx.AsyncBaseTransport | None = None,
     rng: random.Random | None = None,
+    parse_workers: int = 0,
 ) -> AsyncIterator[App]:
-    """Open the database and HTTP client; close them on exit."""
+    """Open the database and HTTP client; close them on exit.
+
+    ``parse_workers`` > 0 parses large bodies in that many worker processes (a ``poll``
+    uses the cores the event loop does not); 0 parses in a thread, as ``run`` does: its
+    polls are spread over time, and idle workers would hold memory for nothing.
+    """
     store = Store(create_db_engine(config.monitor.database))
     http = httpx.AsyncClient(
         headers={"User-Agent": config.monitor.user_agent},
@@ -210,6 +222,7 @@ async def open_app(
         follow_redirects=False,
         transport=transport or DeliveryTransport(),
     )
+    parser = ParsePool(parse_workers)
     try:
         yield assemble(
             config,
@@ -220,8 +233,10 @@ async def open_app(
             metrics=Metrics(store, clock),
             rng=rng or random.Random(),
             subscriptions=store.subscriptions(),
+            parser=parser,
         )
     finally:
+        parser.close()
         await http.aclose()
         await notify_http.aclose()
         store.engine.dispose()
