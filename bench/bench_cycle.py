@@ -170,11 +170,14 @@ class Bench:
             }
         )
         self.runs = 0
+        self.profiles: list[str] = []
 
     def command(self, verb: str, config: Path) -> list[str]:
         return [sys.executable, "-m", "monitor", verb, "--config", str(config)]
 
-    def poll(self, config: Path, database: Path, start: Path | None, profile: bool) -> Cycle:
+    def poll(
+        self, config: Path, database: Path, start: Path | None, profile: bool, label: str = ""
+    ) -> Cycle:
         """One ``poll`` in a fresh child on a copy of ``start`` (or an empty database)."""
         copy_db(start, database)
         self.runs += 1
@@ -207,6 +210,7 @@ class Bench:
                 failures.append(line)
         if profile:
             print(f"  py-spy profile (collapsed stacks): {svg}", file=sys.stderr)
+            self.profiles.append(f"{config.stem.split('-')[-1]} sources, {label}: " + stages(svg))
         return Cycle(
             wall=wall,
             cpu=usage.ru_utime + usage.ru_stime,
@@ -251,7 +255,7 @@ class Bench:
             repeats = 1 if alone else self.args.repeats
             for repeat in range(repeats):
                 profile = f"{feeds}:{label}" in self.args.profile and repeat == 0
-                cycle = self.poll(config, database, start, profile)
+                cycle = self.poll(config, database, start, profile, label)
                 row.cycles.append(cycle)
                 print(
                     f"  N={feeds} {label}: {cycle.wall:.2f} s wall, {cycle.cpu:.2f} s CPU, "
@@ -273,6 +277,49 @@ def copy_db(source: Path | None, target: Path) -> None:
         Path(f"{target}{suffix}").unlink(missing_ok=True)
         if source is not None and Path(f"{source}{suffix}").exists():
             shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+
+
+# --- Profile ------------------------------------------------------------------------------------
+
+# Our own frames decide first (the one nearest the leaf), so the dedupe keys' INSERT counts
+# as dedupe and not as SQLAlchemy; a stack of library frames only goes by the library.
+_OWN = (
+    ("dedupe", ("monitor/dedupe/", "storage/dedupe.py")),
+    ("parse", ("monitor/sources/", "monitor/parsepool.py")),
+    ("match", ("monitor/matching/",)),
+    ("store", ("storage/",)),
+    ("delivery", ("monitor/delivery.py", "notifiers/")),
+)
+_LIBRARIES = (
+    ("parse", ("feedparser/", "bs4/", "soupsieve/", "lxml", "json/")),
+    ("store", ("sqlalchemy/", "sqlmodel/", "sqlite3")),
+    ("http", ("httpx/", "httpcore/", "h11/", "asyncio/", "ssl")),
+    ("start-up", ("importlib", "<module>")),
+)
+_IDLE = ("_worker (concurrent/futures/thread.py", "wait (threading.py", "select (selectors.py")
+
+
+def _stage(frames: list[str]) -> str:
+    if any("_find_and_load" in frame for frame in frames):
+        return "start-up"  # importing a module, whichever module it is
+    for table in (_OWN, _LIBRARIES):
+        for frame in reversed(frames):
+            for name, marks in table:
+                if any(mark in frame for mark in marks):
+                    return name
+    return "other"
+
+
+def stages(path: Path) -> str:
+    """Where the on-CPU samples of a py-spy raw profile went, by pipeline stage."""
+    counts: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(frames[-1].startswith(idle) for idle in _IDLE):
+            counts[_stage(frames)] += int(number)
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{name} {n / total:.0%}" for name, n in counts.most_common())
 
 
 # --- Report -----------------------------------------------------------------------------------
@@ -466,6 +513,9 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"After: {load()}; whole run {time.perf_counter() - started:.0f} s\n")
     print(report(rows))
+    if bench.profiles:
+        print("\nOn-CPU samples by stage (py-spy, poll and its workers):\n")
+        print("\n".join(f"- {line}" for line in bench.profiles))
     bad = [f"{row.feeds} {row.label}: exit {c.exit}" for row in rows for c in row.cycles if c.exit]
     if bad or bench.receiver.rejected:
         print("\nProblems:", *bad, f"{len(bench.receiver.rejected)} bad signatures", sep="\n")
