@@ -133,3 +133,28 @@ def test_default_workers_leave_one_core_to_the_event_loop(monkeypatch: pytest.Mo
     assert default_workers() == 0
     monkeypatch.setattr("os.cpu_count", lambda: None)
     assert default_workers() == 0
+
+
+def test_open_app_owns_the_pool_and_closes_it(tmp_path: Path) -> None:
+    from monitor.app import open_app
+    from monitor.config import parse_config
+
+    raw = {
+        "monitor": {"database": f"sqlite:///{tmp_path / 'n.db'}"},
+        "sources": [
+            {"name": "feed", "type": "rss", "url": "https://feed.example.org/rss", "every": "1h"}
+        ],
+    }
+    config = parse_config(raw, {}, path=tmp_path / "sources.toml")
+    big = fetched(rss("<item><title>A</title><link>https://e.org/1</link></item>" * 2000))
+
+    async def poll_once() -> ParsePool:
+        async with open_app(config, parse_workers=1) as app:
+            pool = app.pipeline.parser
+            assert pool is app.parser and pool is not None
+            items = await pool.parse(app.sources["feed"], big)
+            assert [item.title for item in items] == ["A"]  # one key, first occurrence
+            assert pool._pool is not None  # a large body started the worker
+            return pool
+
+    assert asyncio.run(poll_once())._pool is None  # shut down with the app
