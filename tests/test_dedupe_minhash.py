@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from monitor.dedupe import minhash61
 from monitor.matching.fold import words
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import Fetched, FetchLimits
@@ -39,8 +40,8 @@ def test_mulmod_at_the_edges_of_the_field() -> None:
     values = edges + [rng.randrange(PRIME) for _ in range(200)]
     a = np.array(values, dtype=np.uint64)[:, np.newaxis]
     b = np.array(values, dtype=np.uint64)[np.newaxis, :]
-    product = fp._mulmod61(a, b)
-    total = fp._addmod61(product, np.full_like(product, PRIME - 1))
+    product = minhash61.mulmod61(a, b)
+    total = minhash61.reduce61(product + np.full_like(product, PRIME - 1))
     for i, x in enumerate(values):
         for j, y in enumerate(values):
             assert int(product[i, j]) == x * y % PRIME, (x, y)
@@ -81,3 +82,12 @@ def test_real_feeds_give_the_same_signatures() -> None:
         assert fp.minhash(items) == reference(items)
         compared += len(items) >= fp.MIN_SHINGLES
     assert compared > 50
+
+
+def test_numpy_loads_with_the_first_minhash_not_with_the_command_line() -> None:
+    import subprocess
+    import sys
+
+    probe = "import monitor.cli, sys; print('numpy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

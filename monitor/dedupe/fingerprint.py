@@ -27,9 +27,6 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
-from numpy.typing import NDArray
-
 from monitor.identity import item_key
 from monitor.matching.fold import fold, words
 from monitor.models import Item
@@ -145,41 +142,10 @@ def minhash(items: set[str]) -> tuple[int, ...]:
     if len(items) < MIN_SHINGLES:
         return ()
     hashes = [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest()) for s in items]
-    # min over h of (a * h + b) mod 2**61 - 1 for each (a, b), computed exactly in uint64
-    # (see _mulmod61): the same integers as Python's big ints, ~20x faster per item.
-    h = np.array([x % _MERSENNE for x in hashes], dtype=np.uint64)
-    values = _addmod61(_mulmod61(_A, h[np.newaxis, :]), _B)
-    return tuple(int(v) for v in values.min(axis=1))
+    # Imported here: numpy loads on the first MinHash, not with every command.
+    from monitor.dedupe.minhash61 import min_hashes
 
-
-_M61 = np.uint64(_MERSENNE)
-_A = np.array([a for a, _ in _COEFFICIENTS], dtype=np.uint64)[:, np.newaxis]
-_B = np.array([b for _, b in _COEFFICIENTS], dtype=np.uint64)[:, np.newaxis]
-_LOW32 = np.uint64(0xFFFFFFFF)
-
-
-def _reduce61(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """x mod 2**61 - 1 for x < 2**64 - 2**61 (2**61 = 1 modulo the prime)."""
-    x = (x & _M61) + (x >> np.uint64(61))
-    return np.where(x >= _M61, x - _M61, x)
-
-
-def _mulmod61(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """a * b mod 2**61 - 1 for a, b < 2**61, without a 128-bit product: split both in
-    32-bit halves, and fold 2**64 = 8 and 2**61 = 1 (mod 2**61 - 1) so every partial
-    sum stays below 2**63."""
-    a_hi, a_lo = a >> np.uint64(32), a & _LOW32
-    b_hi, b_lo = b >> np.uint64(32), b & _LOW32
-    high = (a_hi * b_hi) << np.uint64(3)  # a_hi*b_hi*2**64 = 8*a_hi*b_hi, < 2**61
-    mid = a_hi * b_lo + a_lo * b_hi  # < 2**62; mid * 2**32 folded below
-    mid = (mid >> np.uint64(29)) + ((mid & np.uint64((1 << 29) - 1)) << np.uint64(32))
-    low = a_lo * b_lo  # < 2**64
-    low = (low >> np.uint64(61)) + (low & _M61)
-    return _reduce61(_reduce61(high + mid + low))
-
-
-def _addmod61(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    return _reduce61(a + b)
+    return min_hashes(hashes, _COEFFICIENTS)
 
 
 def band_keys(signature: tuple[int, ...]) -> set[str]:
