@@ -25,6 +25,7 @@ from monitor.dedupe import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.matching import Matcher
 from monitor.metrics import Metrics
+from monitor.parsepool import ParsePool
 from monitor.pipeline import PipelineContext
 from monitor.quota import Metered
 from monitor.replicas import Replica
@@ -65,6 +66,7 @@ class App:
     rng: random.Random = field(default_factory=random.Random)
     subscriptions: tuple[Subscription, ...] = ()
     replica: Replica = field(default_factory=Replica)
+    parser: ParsePool | None = None
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -127,6 +129,7 @@ def assemble(
     rng: random.Random,
     subscriptions: Sequence[Subscription] = (),
     replica: Replica | None = None,
+    parser: ParsePool | None = None,
 ) -> App:
     """Everything a configuration (plus the stored subscriptions) decides."""
     replica = replica or Replica()
@@ -147,6 +150,7 @@ def assemble(
         quiet_on_update=config.quiet_on_update,
         dedupe=dedupe_policy(config),
         on_match=metrics.observe_match,
+        parser=parser,
     )
     deliverer = Deliverer(
         store,
@@ -179,6 +183,7 @@ def assemble(
         rng=rng,
         subscriptions=tuple(subscriptions),
         replica=replica,
+        parser=parser,
     )
 
 
@@ -195,6 +200,7 @@ def reconfigure(app: App, config: Config | None = None) -> App:
         rng=app.rng,
         subscriptions=app.store.subscriptions(),
         replica=app.replica,
+        parser=app.parser,
     )
 
 
@@ -206,11 +212,17 @@ async def open_app(
     transport: httpx.AsyncBaseTransport | None = None,
     rng: random.Random | None = None,
     replica_id: str | None = None,
+    parse_workers: int = 0,
 ) -> AsyncIterator[App]:
     """Open the database and HTTP client; close them on exit.
 
     ``replica_id`` names this process in the leases it takes (default: one made up
-    from the host name and process id, unique per process)."""
+    from the host name and process id, unique per process).
+
+    ``parse_workers`` > 0 parses large bodies in that many worker processes (a ``poll``
+    uses the cores the event loop does not); 0 parses in a thread, as ``run`` does: its
+    polls are spread over time, and idle workers would hold memory for nothing.
+    """
     replica = replica_id or make_replica_id({}, socket.gethostname(), os.getpid())
     store = Store(create_db_engine(config.monitor.database))
     http = httpx.AsyncClient(
@@ -225,6 +237,7 @@ async def open_app(
         follow_redirects=False,
         transport=transport or DeliveryTransport(),
     )
+    parser = ParsePool(parse_workers)
     try:
         yield assemble(
             config,
@@ -236,8 +249,10 @@ async def open_app(
             rng=rng or random.Random(),
             subscriptions=store.subscriptions(),
             replica=Replica(replica),
+            parser=parser,
         )
     finally:
+        parser.close()
         await http.aclose()
         await notify_http.aclose()
         store.engine.dispose()

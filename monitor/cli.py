@@ -29,6 +29,7 @@ from monitor.durations import format_duration
 from monitor.errors import ConfigError, StorageError
 from monitor.lease_status import leases_report
 from monitor.logs import FORMATS, SecretFilter, setup_logging
+from monitor.parsepool import default_workers
 from monitor.pipeline import SourceRun, run_source
 from monitor.quota import Metered
 from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
@@ -166,7 +167,7 @@ async def _poll(config: Config, only: Sequence[str], *, dry_run: bool) -> int:
         names = ", ".join(sorted(known))
         print(f"error: --source: no source named {', '.join(unknown)}; known: {names}")
         return EXIT_CONFIG
-    async with open_app(config) as app:
+    async with open_app(config, parse_workers=default_workers()) as app:
         wanted = [app.sources[n] for n in (only or app.sources) if n in app.sources]
         disabled = [n for n in only if n not in app.sources]
         for name in disabled:

@@ -29,6 +29,7 @@ from monitor.errors import FetchError, LeaseLost, MonitorError, ParseError
 from monitor.matching import Matcher
 from monitor.matching.money import with_amounts
 from monitor.models import Item
+from monitor.parsepool import ParsePool
 from monitor.quota import QuotaExhausted
 from monitor.retry_after import parse_retry_after
 from monitor.sources.base import Enriching, Source
@@ -54,6 +55,7 @@ class PipelineContext:
     quiet_on_update: frozenset[str] = frozenset()  # rules with on_update = false
     dedupe: DedupePolicy | None = None  # None: every copy of an event alerts
     on_match: Callable[[str], None] | None = None  # told each rule that matched an item
+    parser: ParsePool | None = None  # None: parse in a thread (large bodies go to a pool)
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,10 @@ async def _run(
             )  # fmt: skip
         return SourceRun(name, outcome, duration=time.monotonic() - started)
 
-    items = await asyncio.to_thread(source.parse, fetched)
+    if ctx.parser is not None:
+        items = await ctx.parser.parse(source, fetched)
+    else:
+        items = await asyncio.to_thread(source.parse, fetched)
     known = ctx.store.known_hashes(name, [item.key for item in items])
     changes = [
         (item, Change.NEW if item.key not in known else Change.UPDATED)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
@@ -148,13 +149,13 @@ def record_outcome(
         if item in ids
         for key in sorted(print_.stored)
     ]
-    insert(s, DedupeKey, rows)
+    insert_many(s, DedupeKey, rows)
     signatures = [
         {"item_id": ids[item], "signature": list(print_.signature), "at": now}
         for item, print_ in outcome.fingerprints.items()
         if item in ids and print_.signature
     ]
-    insert(s, DedupeSignature, signatures)
+    insert_many(s, DedupeSignature, signatures)
     links = []
     for link in outcome.links:
         root = _root_id(link.group, ids)
@@ -176,6 +177,19 @@ def record_outcome(
         also = [*alert.data.get("also_seen_in", []), attachment.entry]
         alert.data = {**alert.data, "also_seen_in": also}  # a new dict: JSON columns compare
         s.add(alert)
+
+
+def insert_many(s: Session, table: type[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING of ``rows`` as one Core executemany.
+
+    For the ~34 key rows an item brings: unlike the ORM's bulk insert with RETURNING
+    (which counts what was new, and costs about as much again in Python), nothing is
+    read back, so the driver runs one prepared statement over all the rows.
+    """
+    if not rows:
+        return
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    s.execute(dialect.insert(table.__table__).on_conflict_do_nothing(), list(rows))
 
 
 def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow, list[ItemRow]]]:
@@ -250,4 +264,4 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-__all__ = ["load_events", "load_history", "recent_events", "record_outcome"]
+__all__ = ["insert_many", "load_events", "load_history", "recent_events", "record_outcome"]

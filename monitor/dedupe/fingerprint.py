@@ -142,7 +142,10 @@ def minhash(items: set[str]) -> tuple[int, ...]:
     if len(items) < MIN_SHINGLES:
         return ()
     hashes = [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest()) for s in items]
-    return tuple(min((a * h + b) % _MERSENNE for h in hashes) for a, b in _COEFFICIENTS)
+    # Imported here: numpy loads on the first MinHash, not with every command.
+    from monitor.dedupe.minhash61 import min_hashes
+
+    return min_hashes(hashes, _COEFFICIENTS)
 
 
 def band_keys(signature: tuple[int, ...]) -> set[str]:

@@ -1,0 +1,94 @@
+"""Parsing large feed and page bodies in worker processes, so a poll uses every core.
+
+A poll's event loop spends its time on storing, dedupe and matching, which must stay in
+one process (no await between the dedupe decision and its commit). Parsing is pure and
+needs only the source's config and the fetched body, so a large body is parsed in a
+process pool while the loop goes on with other sources. The composition root
+(``monitor.app.open_app``) owns the pool and shuts it down on exit; the workers are
+started on the first large body only, so a cycle of 304s never pays for them.
+
+The worker builds the source from its config and calls the same ``parse`` as the
+thread path: the items are identical (tests/test_parsepool.py checks every fixture). A
+source error raised in the worker is carried back as its parts and raised again here,
+because SourceError's constructor does not survive pickling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from monitor.config_base import SourceConfig
+from monitor.errors import SourceError
+from monitor.models import Item
+from monitor.sources import SOURCE_TYPES
+from monitor.sources.base import Fetched, FetchLimits, Source
+
+# Below this a body parses in a few milliseconds: shipping it to a worker and the items
+# back costs more than it saves.
+MIN_BYTES = 32 * 1024
+# Types whose parse is pure and whose source is rebuilt from its config alone (the API
+# sources carry a request ledger, and their JSON parses quickly).
+POOLED_TYPES = frozenset({"rss", "html"})
+
+
+def default_workers() -> int:
+    """One worker per core but the one the event loop runs on (none on one core)."""
+    return max(0, (os.cpu_count() or 1) - 1)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    kind: type[SourceError]
+    source: str
+    what: str
+    hint: str | None
+
+
+def _parse_in_worker(config: SourceConfig, fetched: Fetched) -> list[Item] | _Failed:
+    # FetchLimits() as monitor.app.build_sources builds every source: parse reads none.
+    source = SOURCE_TYPES[config.type].build(config, FetchLimits())
+    try:
+        return source.parse(fetched)
+    except SourceError as e:
+        return _Failed(type(e), e.source, e.what, e.hint)
+
+
+class ParsePool:
+    """``parse(source, fetched)``: in a worker process for large bodies, else a thread."""
+
+    def __init__(self, workers: int, *, min_bytes: int = MIN_BYTES) -> None:
+        self.workers = workers
+        self.min_bytes = min_bytes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pooled(self, source: Source, fetched: Fetched) -> bool:
+        return (
+            self.workers > 0 and source.type in POOLED_TYPES and len(fetched.body) >= self.min_bytes
+        )
+
+    async def parse(self, source: Source, fetched: Fetched) -> list[Item]:
+        if not self.pooled(source, fetched):
+            return await asyncio.to_thread(source.parse, fetched)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self._executor(), _parse_in_worker, source.config, fetched
+        )
+        if isinstance(result, _Failed):
+            raise result.kind(result.source, result.what, hint=result.hint)
+        return result
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            # spawn, not fork: the parent has threads (the default executor, SQLite).
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,160 @@
+"""monitor.parsepool: a body parsed in a worker process gives exactly what ``parse`` gives.
+
+Every real and golden feed and page, and the malformed ones, go through the pool (the
+size threshold set to 0 so that all of them do) and through ``source.parse`` directly:
+the same items, field for field, or the same error, word for word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ParseError
+from monitor.models import Item
+from monitor.parsepool import ParsePool, default_workers
+from monitor.sources.base import Fetched, Source
+from tests.support.html_layouts import LAYOUTS
+from tests.test_html_parse import layout_source
+from tests.test_html_parse import make_source as html_source
+from tests.test_rss_parse import CASES, billion_laughs, fetched, make_source, quadratic_blowup, rss
+
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ParsePool]:
+    parsing = ParsePool(1, min_bytes=0)
+    yield parsing
+    parsing.close()
+
+
+def both(pool: ParsePool, source: Source, body: Fetched) -> tuple[object, object]:
+    """(direct, pooled): the items, or the error's type and text."""
+
+    def outcome(run: object) -> object:
+        try:
+            items = run() if callable(run) else run
+        except ParseError as e:
+            return (type(e), str(e), e.source, e.what, e.hint)
+        assert all(isinstance(item, Item) for item in items)
+        return items
+
+    direct = outcome(lambda: source.parse(body))
+    pooled = outcome(lambda: asyncio.run(pool.parse(source, body)))
+    return direct, pooled
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_and_real_feeds(pool: ParsePool, case: str) -> None:
+    spec = CASES[case]
+    source = make_source(language=spec.language)
+    body = fetched(spec.path.read_bytes(), spec.url, spec.content_type)
+    direct, pooled = both(pool, source, body)
+    assert isinstance(direct, list) and direct
+    assert pooled == direct
+
+
+@pytest.mark.parametrize("path", sorted(SHARED_REAL.glob("*.xml")), ids=lambda p: p.name)
+def test_shared_real_fixtures(pool: ParsePool, path: Path) -> None:
+    direct, pooled = both(pool, make_source(), fetched(path.read_bytes()))
+    assert isinstance(direct, list) and direct
+    assert pooled == direct
+
+
+@pytest.mark.parametrize("case", sorted(LAYOUTS))
+def test_html_listings(pool: ParsePool, case: str) -> None:
+    source, body = layout_source(case)
+    direct, pooled = both(pool, source, body)
+    assert isinstance(direct, list) and direct
+    assert pooled == direct
+
+
+MALFORMED = {
+    "empty": b" \n",
+    "html page": b"<!DOCTYPE html><html><head><title>Just a moment</title></head><body></body>",
+    "cut in the channel": b'<?xml version="1.0"?><rss version="2.0"><chan',
+    "not a feed": b'<?xml version="1.0"?><sitemap><url>x</url></sitemap>',
+    "billion laughs": billion_laughs(),
+    "quadratic blowup": quadratic_blowup(),
+    "binary": bytes(range(256)) * 40,
+    "truncated item": rss("<item><title>A</title><link>https://e.org/1</link></item>")[:-40]
+    + b"<item><title>B</ti",
+    "no items": rss(""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_feeds_fail_or_succeed_alike(pool: ParsePool, case: str) -> None:
+    direct, pooled = both(pool, make_source(name="ftc"), fetched(MALFORMED[case]))
+    assert pooled == direct
+
+
+def test_a_page_without_the_items_fails_alike(pool: ParsePool) -> None:
+    source = html_source(item="ul.none > li", title="h3")
+    page = Fetched("https://example.org/news/", 200, b"<html><body><p>x</p></body></html>")
+    direct, pooled = both(pool, source, page)
+    assert pooled == direct
+
+
+def test_small_bodies_and_other_types_stay_in_the_process() -> None:
+    lazy = ParsePool(1)  # the default threshold
+    small = fetched(rss("<item><title>A</title><link>https://e.org/1</link></item>"))
+    assert not lazy.pooled(make_source(), small)
+    big = fetched(rss("<item><title>A</title><link>https://e.org/1</link></item>" * 2000))
+    assert lazy.pooled(make_source(), big)
+    assert not ParsePool(0).pooled(make_source(), big)  # no workers: always a thread
+    items = asyncio.run(lazy.parse(make_source(), small))
+    assert [item.title for item in items] == ["A"]
+    assert lazy._pool is None  # never started for a small body
+    lazy.close()
+
+
+def test_close_stops_the_workers_and_a_new_parse_starts_them_again() -> None:
+    parsing = ParsePool(1, min_bytes=0)
+    body = fetched(rss("<item><title>A</title><link>https://e.org/1</link></item>"))
+    assert [i.title for i in asyncio.run(parsing.parse(make_source(), body))] == ["A"]
+    workers = parsing._pool
+    assert workers is not None
+    parsing.close()
+    assert parsing._pool is None
+    assert [i.title for i in asyncio.run(parsing.parse(make_source(), body))] == ["A"]
+    assert parsing._pool is not workers
+    parsing.close()
+
+
+def test_default_workers_leave_one_core_to_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_workers() == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert default_workers() == 0
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert default_workers() == 0
+
+
+def test_open_app_owns_the_pool_and_closes_it(tmp_path: Path) -> None:
+    from monitor.app import open_app
+    from monitor.config import parse_config
+
+    raw = {
+        "monitor": {"database": f"sqlite:///{tmp_path / 'n.db'}"},
+        "sources": [
+            {"name": "feed", "type": "rss", "url": "https://feed.example.org/rss", "every": "1h"}
+        ],
+    }
+    config = parse_config(raw, {}, path=tmp_path / "sources.toml")
+    big = fetched(rss("<item><title>A</title><link>https://e.org/1</link></item>" * 2000))
+
+    async def poll_once() -> ParsePool:
+        async with open_app(config, parse_workers=1) as app:
+            pool = app.pipeline.parser
+            assert pool is app.parser and pool is not None
+            items = await pool.parse(app.sources["feed"], big)
+            assert [item.title for item in items] == ["A"]  # one key, first occurrence
+            assert pool._pool is not None  # a large body started the worker
+            return pool
+
+    assert asyncio.run(poll_once())._pool is None  # shut down with the app
