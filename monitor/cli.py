@@ -34,14 +34,13 @@ from monitor.pipeline import SourceRun, run_source
 from monitor.quota import Metered
 from monitor.reload import STATUS_KEY, ConfigStatus, ConfigWatcher
 from monitor.replicas import replica_id
-from monitor.scheduler import Service
+from monitor.scheduler import SOURCES_IN_FLIGHT, Service
 from monitor.web import WebSettings, api_token, build_web, listen, serve
 from storage.db import create_db_engine, init_schema
 from storage.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STORAGE = 0, 1, 2, 3
 log = logging.getLogger("noticewatch.cli")
-POLL_CONCURRENCY = 8
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -172,7 +171,7 @@ async def _poll(config: Config, only: Sequence[str], *, dry_run: bool) -> int:
         disabled = [n for n in only if n not in app.sources]
         for name in disabled:
             print(f"{name}: skipped: disabled in the configuration")
-        gate = asyncio.Semaphore(POLL_CONCURRENCY)
+        gate = asyncio.Semaphore(SOURCES_IN_FLIGHT)
 
         async def one(name: str) -> SourceRun:
             async with gate:

@@ -47,6 +47,10 @@ from storage.leases import SourceClaim
 log = logging.getLogger("noticewatch.scheduler")
 
 DELIVERY_EVERY = timedelta(seconds=5)
+# Sources fetched and processed at once. Parsing, dedupe and the commit run on the event
+# loop; with hundreds of sources due together (a first start, a long outage) and no cap,
+# the requests in flight would spend their deadlines waiting for the loop and fail.
+SOURCES_IN_FLIGHT = 8
 # After another replica's lease on a source, try it again this long after the expiry.
 LEASE_RETRY_MARGIN = timedelta(seconds=1)
 STOP_GRACE = timedelta(seconds=7)
@@ -82,6 +86,7 @@ class Service:
         self.stop = asyncio.Event()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.source_gate = asyncio.Semaphore(SOURCES_IN_FLIGHT)
 
     async def run(self) -> None:
         """Run until ``self.stop`` is set, then stop cleanly within ~STOP_GRACE."""
@@ -270,7 +275,12 @@ class Service:
         source = app.sources.get(name)
         if source is None:  # removed by a reload since the job fired
             return
-        run = await self._claimed_run(app, name)
+        # The claim is taken only once a slot is free: a lease (and the fetch's deadline)
+        # must not run out while the source waits its turn.
+        async with self.source_gate:
+            if self.stop.is_set():
+                return
+            run = await self._claimed_run(app, name)
         if run is None:
             return
         c = run.counts

@@ -34,7 +34,7 @@ from monitor.replicas import (
     source_jitter,
     source_lease,
 )
-from monitor.scheduler import Service
+from monitor.scheduler import SOURCES_IN_FLIGHT, Service
 from monitor.sources.base import Fetched
 from storage.db import create_db_engine
 from storage.store import Change, Store
@@ -473,3 +473,41 @@ def test_a_killed_process_not_reaped_yet_counts_as_ended() -> None:
         child.kill()
         child.wait()
     assert not pid_alive(child.pid)
+
+
+@dataclasses.dataclass
+class HeldWeb(Web):
+    """Feeds that answer only once released, counting the requests waiting at once."""
+
+    release: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    in_flight: int = 0
+    peak: int = 0
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await self.release.wait()
+        finally:
+            self.in_flight -= 1
+        return super().handler(request)
+
+
+async def test_at_most_sources_in_flight_run_at_once_and_the_rest_wait_unclaimed(
+    tmp_path: Path,
+) -> None:
+    """Hundreds of sources due at once (a first start) must not all fetch at once: their
+    deadlines would run out waiting for the event loop. The waiting ones hold no lease."""
+    names = [f"s{i:02d}" for i in range(20)]
+    web = HeldWeb(feeds={FEED.format(name=n): rss(Entry(f"g-{n}", "Clearview")) for n in names})
+    path = tmp_path / "sources.toml"
+    path.write_text(config_text(tmp_path / "nw.db", *(source_toml(n) for n in names)))
+    async with running(path, web) as service:
+        for name in names:
+            await service._trigger_source(name)
+        await _until(lambda: web.in_flight == SOURCES_IN_FLIGHT)
+        assert len(service.app.store.leases(service.app.clock())) == SOURCES_IN_FLIGHT
+        web.release.set()
+        await asyncio.gather(*service.tasks.values())
+    assert web.peak == SOURCES_IN_FLIGHT
+    assert sorted(web.fetched) == sorted(FEED.format(name=n) for n in names)
