@@ -302,8 +302,9 @@ class LeaseRecords(ABC):
     def holders(self) -> list[str]:
         """Every replica holding a source lease or an alert claim, live or expired."""
         with self.session() as s:
-            sources = s.execute(select(col(SourceLease.holder)).distinct()).scalars()
-            alerts = s.execute(select(col(AlertRow.claimed_by)).distinct()).scalars()
+            holder, claimer = col(SourceLease.holder), col(AlertRow.claimed_by)
+            sources = s.execute(select(holder).where(holder.is_not(None)).distinct()).scalars()
+            alerts = s.execute(select(claimer).where(claimer.is_not(None)).distinct()).scalars()
             found = {h for h in [*sources, *alerts] if h}
         return sorted(found)
 
