@@ -32,6 +32,7 @@ from monitor.models import Item
 from monitor.parsepool import ParsePool
 from monitor.quota import QuotaExhausted
 from monitor.retry_after import parse_retry_after
+from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import Enriching, Source
 from monitor.system import HealthPolicy
 from storage.leases import SourceClaim
@@ -159,7 +160,7 @@ async def _run(
     with ctx.store.serialised("dedupe", enabled=ctx.dedupe is not None and not dry_run):
         if ctx.dedupe is not None:
             drafts = _settle_amended(name, changes, drafts, ctx)
-        dedupe = _dedupe(changes, drafts, ctx) if ctx.dedupe is not None else None
+        dedupe = _dedupe(kind, changes, drafts, ctx) if ctx.dedupe is not None else None
         if dedupe is not None:
             drafts = dedupe.drafts
         if dry_run:
@@ -235,14 +236,19 @@ def _plan(
 
 
 def _dedupe(
-    changes: Sequence[tuple[Item, Change]], drafts: list[AlertDraft], ctx: PipelineContext
+    source_type: str,
+    changes: Sequence[tuple[Item, Change]],
+    drafts: list[AlertDraft],
+    ctx: PipelineContext,
 ) -> DedupeOutcome | None:
     """Later copies of events already seen attach to their alerts instead of alerting."""
     assert ctx.dedupe is not None
     new = [item for item, change in changes if change is Change.NEW]
     if not new:
         return None
-    prints = {item.key: item_fingerprint(item) for item in new}
+    kind = SOURCE_TYPES.get(source_type)
+    templated = kind is not None and kind.templated_summary
+    prints = {item.key: item_fingerprint(item, templated_summary=templated) for item in new}
     now = ctx.clock()
     lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
     history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window)

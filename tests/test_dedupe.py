@@ -534,3 +534,79 @@ def test_a_recurring_title_a_week_apart_is_two_articles() -> None:
     yesterday = Seen("item:2", "item:2", {}, at(1))
     verdict = find_original(at(0), [yesterday], POLICY)
     assert verdict is not None and verdict.match == "same_title"
+
+
+# SAM.gov writes each notice's summary from its fields ("Special Notice · DEPT OF … ·
+# NAICS … · Response deadline …"): notices of one agency share most of their words.
+_SAM_TEMPLATE = (
+    "Special Notice · HOMELAND SECURITY, DEPARTMENT OF.US IMMIGRATION AND CUSTOMS "
+    "ENFORCEMENT.ICE OFFICE OF ACQUISITION · Solicitation 70CMSD26R0001 · NAICS 541511 · "
+    "Response deadline: 2026-12-01T21:00:00+00:00"
+)
+_SAM_TITLES = [
+    "Notice of intent to sole source facial recognition licences",
+    "Body worn camera storage and redaction services",
+    "Janitorial services for the Dallas field office",
+    "Translation and interpretation support in Spanish and Haitian Creole",
+    "Mobile biometric enrolment kits for border patrol",
+    "Cloud hosting of the case management system",
+    "Armored vehicle maintenance at the El Paso facility",
+    "Training on open source intelligence tradecraft",
+]
+
+
+def _sam_notice(number: int, title: str, description: str | None = None) -> Item:
+    fields: dict[str, Any] = {"notice_id": f"n{number}", "agency": "HOMELAND SECURITY"}
+    if description is not None:
+        fields["description"] = description
+    return Item(
+        source="sam-dhs",
+        source_type="sam",
+        key=f"n{number}",
+        content_hash=f"h{number}",
+        title=title,
+        url=f"https://sam.gov/opp/n{number}/view",
+        summary_html=_SAM_TEMPLATE,
+        fields=fields,
+    )
+
+
+def _candidate_pairs(prints: list[Any]) -> int:
+    from monitor.dedupe.fingerprint import MIN_SHARED_BANDS
+
+    return sum(
+        1
+        for i, a in enumerate(prints)
+        for b in prints[i + 1 :]
+        if len(a.bands & b.bands) >= MIN_SHARED_BANDS
+    )
+
+
+def test_a_templated_summary_makes_no_near_copy_candidates() -> None:
+    """Compared on the template, different notices of one agency are candidates of each
+    other (the dedupe history then loads and compares them all: quadratic); compared on
+    title and description, none is."""
+    notices = [_sam_notice(n, title) for n, title in enumerate(_SAM_TITLES)]
+    on_template = [item_fingerprint(i) for i in notices]
+    assert _candidate_pairs(on_template) >= len(notices)  # the cost this avoids is real
+    prints = [item_fingerprint(i, templated_summary=True) for i in notices]
+    assert _candidate_pairs(prints) == 0
+    # the exact keys are kept: the same notice from a second search is still one event
+    assert all(any(k.startswith("u:") for k in p.stored) for p in prints)
+    copy = replace(notices[0], source="sam-ice", key="n0")
+    seen = [Seen("item:1", "item:1", {}, prints[0])]
+    verdict = find_original(item_fingerprint(copy, templated_summary=True), seen, POLICY)
+    assert verdict is not None and verdict.match == "same_url"
+
+
+def test_a_templated_summary_item_is_compared_on_its_description() -> None:
+    description = (
+        "The agency intends to award a sole source contract to Clearview AI for access to "
+        "its facial recognition search platform under FAR 6.302-1 for twelve months."
+    )
+    a = item_fingerprint(_sam_notice(1, "Facial recognition", description), templated_summary=True)
+    b = item_fingerprint(_sam_notice(2, "Facial recognition", description), templated_summary=True)
+    c = item_fingerprint(_sam_notice(3, "Facial recognition"), templated_summary=True)
+    assert a.signature and similarity(a.signature, b.signature) == 1.0
+    assert not c.signature  # two words of title and no description: too little to compare
+    assert "homeland" in a.mentions  # the template still counts for names and mentions

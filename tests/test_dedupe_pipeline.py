@@ -7,6 +7,7 @@ regulator's different fine of the same company alerts on its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,12 +23,15 @@ from monitor.app import open_app
 from monitor.cli import status_report
 from monitor.config import parse_config
 from monitor.dedupe import DedupePolicy
+from monitor.dedupe.fingerprint import MIN_SHARED_BANDS
 from monitor.matching import Matcher, compile_rule
 from monitor.pipeline import PipelineContext, run_source
 from monitor.sources.base import FetchLimits
 from monitor.sources.html import HtmlSource, HtmlSourceConfig
 from monitor.sources.rss import RssSource, RssSourceConfig
+from monitor.sources.sam import SamSource, SamSourceConfig
 from storage.db import create_db_engine
+from storage.requests import RequestCounter
 from storage.store import Store
 from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
 from tests.conftest import FIXED_NOW
@@ -366,3 +370,50 @@ async def test_a_copy_in_the_same_poll_as_its_original_attaches_to_the_earliest(
         [link] = s.exec(select(Duplicate)).all()
         original = s.get(ItemRow, link.original_id)
     assert original is not None and original.url == release
+
+
+async def test_sam_notices_are_not_near_copy_candidates_through_their_summary_template(
+    world: World, feed_server: FeedServer
+) -> None:
+    """SAM.gov summaries are one template ("Special Notice · agency · NAICS · deadline"):
+    the notices are fingerprinted on title (and description) alone, so two notices of one
+    search share no MinHash bands, and a store of thousands of them stays cheap to search."""
+    template = {
+        "type": "Special Notice",
+        "fullParentPathName": "HOMELAND SECURITY, DEPARTMENT OF.US IMMIGRATION AND CUSTOMS "
+        "ENFORCEMENT.ICE OFFICE OF ACQUISITION",
+        "solicitationNumber": "70CMSD26R0001",
+        "naicsCode": "541511",
+        "responseDeadLine": "2026-12-01T16:00:00-05:00",
+        "postedDate": "2026-11-20",
+    }
+    titles = [
+        "Notice of intent to sole source facial recognition licences",
+        "Body worn camera storage and redaction services",
+        "Janitorial services for the Dallas field office",
+        "Mobile biometric enrolment kits for border patrol",
+    ]
+    records = [
+        {"noticeId": f"n{i}", "title": t, "uiLink": f"https://sam.gov/opp/n{i}/view", **template}
+        for i, t in enumerate(titles)
+    ]
+    body = json.dumps({"totalRecords": len(records), "opportunitiesData": records}).encode()
+    feed_server.serve("/opportunities/v2/search", body, "application/json")
+    config = SamSourceConfig.model_validate(
+        {"name": "sam-ice", "type": "sam", "every": "6h", "api_key": "k-test",
+         "base_url": feed_server.url("/").rstrip("/")}
+    )  # fmt: skip
+    source = SamSource(config, FetchLimits())
+    source.attach(RequestCounter(world.store), world.clock)
+    run = await run_source(source, world.ctx())
+    assert run.outcome == "ok" and run.items == len(titles), run
+    with Session(world.store.engine) as s:
+        keys = s.exec(select(DedupeKey.item_id, DedupeKey.key)).all()
+    bands: dict[int, set[str]] = {}
+    for item_id, key in keys:
+        if key.startswith("b:"):
+            bands.setdefault(item_id, set()).add(key)
+    assert len({item_id for item_id, key in keys if key.startswith("u:")}) == len(titles)
+    assert bands  # the titles are long enough to be compared
+    shared = [len(a & b) for i, a in bands.items() for j, b in bands.items() if i < j]
+    assert max(shared, default=0) < MIN_SHARED_BANDS

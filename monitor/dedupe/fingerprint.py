@@ -89,9 +89,11 @@ def fingerprint(
     fields: dict[str, Any],
     signature: tuple[int, ...] | None = None,
     published: datetime | None = None,
+    body: str | None = None,
 ) -> Fingerprint:
     """The fingerprint of one item from its plain-text parts; a stored item passes its
-    stored MinHash ``signature`` rather than have it computed again."""
+    stored MinHash ``signature`` rather than have it computed again. The MinHash reads
+    the title and ``body`` (the summary when None)."""
     publisher = fields.get("source_url")
     aggregated = isinstance(publisher, str) and bool(publisher)
     headline = _strip_publisher(title, fields.get("source_title")) if aggregated else title
@@ -110,7 +112,7 @@ def fingerprint(
         if aggregated:
             lookup.add("p:" + own)
     if signature is None:
-        compared = headline if aggregated else f"{headline}\n{summary}"
+        compared = headline if aggregated else f"{headline}\n{summary if body is None else body}"
         signature = minhash(shingles(words(compared)[:MAX_WORDS]))
     bands = band_keys(signature)
     return Fingerprint(
@@ -124,10 +126,22 @@ def fingerprint(
     )
 
 
-def item_fingerprint(item: Item) -> Fingerprint:
-    """The fingerprint of a freshly fetched item (its MinHash computed)."""
+def item_fingerprint(item: Item, *, templated_summary: bool = False) -> Fingerprint:
+    """The fingerprint of a freshly fetched item (its MinHash computed). An item whose
+    summary is a template of its fields (``SourceType.templated_summary``) is compared
+    on its title and ``description`` field instead."""
+    body = None
+    if templated_summary:
+        description = item.fields.get("description")
+        body = description if isinstance(description, str) else ""
     return fingerprint(
-        item.title, item.summary, item.content, item.url, item.fields, published=item.published
+        item.title,
+        item.summary,
+        item.content,
+        item.url,
+        item.fields,
+        published=item.published,
+        body=body,
     )
 
 

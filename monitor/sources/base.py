@@ -117,6 +117,11 @@ class SourceType:
     summary and content) with the kind of value each holds (``text``, ``number``,
     ``money``, ``date``, ``bool``: ``monitor.matching.schema``), so that a rule naming a
     field no configured source has, or comparing a text field, is a config error.
+
+    ``templated_summary``: the type writes its summary from its fields (SAM.gov's
+    "type · agency · NAICS · deadline" line), so near-copy detection compares the title
+    and the ``description`` field instead: a template every notice shares would make
+    every notice a near-copy candidate of every other one.
     """
 
     name: str
@@ -124,6 +129,7 @@ class SourceType:
     build: Callable[[SourceConfig, FetchLimits], Source]
     help: str
     fields: Mapping[str, str] = field(default_factory=dict)
+    templated_summary: bool = False
 
 
 C = TypeVar("C", bound=SourceConfig)

@@ -467,4 +467,5 @@ SOURCE_TYPE = SourceType(
     build=builder(SamSourceConfig, SamSource),
     help=__doc__ or "",
     fields=SAM_FIELDS,
+    templated_summary=True,
 )
