@@ -9,6 +9,8 @@ recomputed from the stored item text, so the keys are all that is stored for the
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,8 +40,10 @@ def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
     root_of, rows, history = _events(s, ids)
     signatures: dict[int, tuple[int, ...]] = {}
     for chunk in _chunks(sorted(ids)):
-        stored = select(DedupeSignature).where(col(DedupeSignature.item_id).in_(chunk))
-        signatures.update({r.item_id: tuple(r.signature) for r in s.exec(stored).all()})
+        stored = select(DedupeSignature.item_id, DedupeSignature.signature).where(
+            col(DedupeSignature.item_id).in_(chunk)
+        )
+        signatures.update({i: unpack_signature(packed) for i, packed in s.exec(stored).all()})
     for ident in sorted(ids):
         row = rows.get(ident)
         if row is not None:
@@ -144,14 +148,14 @@ def record_outcome(
         )
         ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
     rows = [
-        {"key": key, "item_id": ids[item], "at": now}
+        {"key": key_id(key), "item_id": ids[item], "at": now}
         for item, print_ in outcome.fingerprints.items()
         if item in ids
         for key in sorted(print_.stored)
     ]
     insert_many(s, DedupeKey, rows)
     signatures = [
-        {"item_id": ids[item], "signature": list(print_.signature), "at": now}
+        {"item_id": ids[item], "signature": pack_signature(print_.signature), "at": now}
         for item, print_ in outcome.fingerprints.items()
         if item in ids and print_.signature
     ]
@@ -213,9 +217,23 @@ def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow
     ]
 
 
+def key_id(key: str) -> int:
+    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
+
+
+def pack_signature(signature: Sequence[int]) -> bytes:
+    """A MinHash signature (values below 2**61) as big-endian unsigned 64-bit integers."""
+    return struct.pack(f">{len(signature)}Q", *signature)
+
+
+def unpack_signature(packed: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(packed) // 8}Q", packed)
+
+
 def _candidates(s: Session, lookup: set[str], since: datetime) -> set[int]:
-    exact = sorted(k for k in lookup if not k.startswith("b:"))
-    bands = sorted(k for k in lookup if k.startswith("b:"))
+    exact = sorted({key_id(k) for k in lookup if not k.startswith("b:")})
+    bands = sorted({key_id(k) for k in lookup if k.startswith("b:")})
     found: set[int] = set()
     for chunk in _chunks(exact):
         query = select(DedupeKey.item_id).where(
@@ -264,4 +282,13 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-__all__ = ["insert_many", "load_events", "load_history", "recent_events", "record_outcome"]
+__all__ = [
+    "insert_many",
+    "key_id",
+    "load_events",
+    "load_history",
+    "pack_signature",
+    "recent_events",
+    "record_outcome",
+    "unpack_signature",
+]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +328,53 @@ def test_postgresql_upgrades_from_the_first_revision_keeping_rows(pg_url: str) -
     assert (state.name, state.fetches, state.baselined) == ("ap-nl", 4, True)
     with store.engine.connect() as conn:
         assert migrations.current(conn) == migrations.head()
+
+
+def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
+    """A 0004 database whose dedupe window holds text keys and JSON signatures: after the
+    upgrade its items are still found as the originals of later copies, on both engines."""
+    from alembic import command
+
+    from monitor.dedupe import item_fingerprint
+
+    item = make_item(
+        "ap-nl", "id:ap-2", title="AP legt Clearview AI boete op van 30,5 miljoen euro",
+        summary="De Autoriteit Persoonsgegevens legt Clearview AI een boete op van 30,5 miljoen "
+        "euro en dwangsommen voor illegale dataverzameling voor gezichtsherkenning.",
+    )  # fmt: skip
+    print_ = item_fingerprint(item)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0004")
+        conn.execute(
+            text(
+                "INSERT INTO items (id, source, source_type, item_key, content_hash, version,"
+                " title, url, summary, summary_html, content, fields, first_seen, last_seen)"
+                " VALUES (1, 'ap-nl', 'rss', :key, 'v1:x', 1, :title, :url, :summary,"
+                " :summary, '', '{}', :now, :now)"
+            ),
+            {"key": item.key, "title": item.title, "url": item.url, "summary": item.summary,
+             "now": FIXED_NOW.replace(tzinfo=None)},
+        )  # fmt: skip
+        conn.execute(
+            text("INSERT INTO dedupe_keys (key, item_id, at) VALUES (:key, 1, :now)"),
+            [{"key": k, "now": FIXED_NOW.replace(tzinfo=None)} for k in sorted(print_.stored)],
+        )
+        conn.execute(
+            text("INSERT INTO dedupe_signatures (item_id, signature, at) VALUES (1, :sig, :now)"),
+            {"sig": json.dumps(list(print_.signature)), "now": FIXED_NOW.replace(tzinfo=None)},
+        )
+    engine.dispose()
+    store = Store(create_db_engine(db_url))
+    with store.engine.connect() as conn:
+        assert migrations.current(conn) == migrations.head()
+    since = FIXED_NOW - timedelta(days=7)
+    by_url = store.dedupe_history(frozenset(k for k in print_.stored if k[:2] == "u:"), since)
+    assert [seen.ref for seen in by_url.seen] == ["item:1"]
+    copy = make_item("wire", "id:w-9", title=item.title + " (update)", summary=item.summary)
+    copied = item_fingerprint(copy)
+    history = store.dedupe_history(copied.lookup, since)
+    (seen,) = history.seen
+    assert seen.fingerprint.signature == print_.signature
+    assert seen.fingerprint.bands == print_.bands
+    store.engine.dispose()
