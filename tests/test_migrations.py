@@ -378,3 +378,44 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     assert seen.fingerprint.signature == print_.signature
     assert seen.fingerprint.bands == print_.bands
     store.engine.dispose()
+
+
+def _statements(engine: Any) -> list[str]:
+    seen: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    return seen
+
+
+def test_a_database_at_the_newest_revision_is_opened_without_scanning_its_rows(
+    tmp_path: Path,
+) -> None:
+    """The foreign-key check after an upgrade reads every row with a foreign key: seconds
+    on a large database. A start that upgrades nothing skips it."""
+    url = f"sqlite:///{tmp_path / 'nw.db'}"
+    create_db_engine(url).dispose()
+    engine = create_engine(url)
+    seen = _statements(engine)
+    assert migrations.upgrade(engine) == (migrations.head(), migrations.head())
+    assert not [s for s in seen if "foreign_key_check" in s]
+
+
+def test_an_upgrade_that_leaves_dangling_rows_is_refused_and_rolled_back(tmp_path: Path) -> None:
+    from alembic import command
+
+    path = tmp_path / "nw.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0004")
+    with sqlite3.connect(path) as conn:  # foreign keys are off in a plain sqlite3 connection
+        conn.execute(
+            "INSERT INTO dedupe_keys (key, item_id, at) VALUES ('u:x', 42, '2026-11-21 09:00:00')"
+        )
+    with pytest.raises(StorageError, match="rows pointing at missing rows"):
+        migrations.upgrade(engine)
+    with engine.connect() as conn:
+        assert migrations.current(conn) == "0004"  # nothing of the upgrade was kept
+    engine.dispose()

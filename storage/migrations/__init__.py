@@ -63,7 +63,14 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         try:
             with connection.begin(), _one_transaction(connection, target):
                 before = _upgrade(connection, script, target)
-                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                # Only after an upgrade: the check reads every row that has a foreign key,
+                # seconds on a large database, on every start.
+                upgraded = before != target
+                if (
+                    sqlite
+                    and upgraded
+                    and connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+                ):
                     raise StorageError(
                         "storage: the schema upgrade left rows pointing at missing rows",
                         hint="restore the database from a backup and report this",
