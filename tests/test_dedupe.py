@@ -610,3 +610,36 @@ def test_a_templated_summary_item_is_compared_on_its_description() -> None:
     assert a.signature and similarity(a.signature, b.signature) == 1.0
     assert not c.signature  # two words of title and no description: too little to compare
     assert "homeland" in a.mentions  # the template still counts for names and mentions
+
+
+def test_comparing_only_items_that_share_keys_gives_the_verdicts_of_comparing_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dedupe_batch looks up each new item's candidates by key; every true pair, near
+    miss and the SAM notices, shuffled into one batch after a history, must come out as
+    they do when every item is compared with every earlier one."""
+    import random
+
+    from monitor.dedupe import plan
+
+    copies = [c for pair in [*TRUE_PAIRS.values(), *NEAR_MISSES.values()] for c in pair]
+    rng = random.Random(9)
+    rng.shuffle(copies)
+    batch = [item(f"s{i % 3}", c, f"url:{i}") for i, c in enumerate(copies)]
+    batch += [_sam_notice(100 + n, t) for n, t in enumerate(_SAM_TITLES)]
+    stored, new = batch[: len(batch) // 3], batch[len(batch) // 3 :]
+    seen = [Seen(f"item:{n}", f"item:{n}", {"n": n}, fp_) for n, fp_ in enumerate(
+        item_fingerprint(i) for i in stored
+    )]  # fmt: skip
+    history = History(seen, {f"item:{n}": {"desk": f"msg_{n}"} for n in range(len(seen))})
+    drafts = [draft(i, "desk") for i in new]
+
+    def run() -> Any:
+        return dedupe_batch(new, prints(*new), drafts, history, POLICY, FIXED_NOW)
+
+    indexed = run()
+    monkeypatch.setattr(plan._SeenIndex, "candidates", lambda self, _fp: list(self._seen))
+    scanned = run()
+    assert indexed.links == scanned.links and indexed.links  # some copies were found
+    assert indexed.drafts == scanned.drafts
+    assert indexed.attachments == scanned.attachments

@@ -157,7 +157,7 @@ def dedupe_batch(
     by_item: dict[str, list[AlertDraft]] = {}
     for draft in drafts:
         by_item.setdefault(draft.item_key, []).append(draft)
-    seen = list(history.seen)
+    seen = _SeenIndex(history.seen)
     alerts = {group: dict(ids) for group, ids in history.alerts.items()}
     members = {group: list(entries) for group, entries in history.members.items()}
     planned: dict[str, AlertDraft] = {}  # drafts of this batch by alert id
@@ -165,7 +165,7 @@ def dedupe_batch(
     links: list[CopyLink] = []
     for item in _earliest_first(items):
         fp = fingerprints[item.key]
-        verdict = find_original(fp, seen, policy)
+        verdict = find_original(fp, seen.candidates(fp), policy)
         entry = item_entry(item, now)
         if verdict is None:
             group = "new:" + item.key
@@ -189,11 +189,46 @@ def dedupe_batch(
             planned[fresh.alert_id] = fresh
             heard[draft.notifier] = fresh.alert_id
         members.setdefault(group, list(earlier)).append(entry)
-        seen.append(Seen("new:" + item.key, group, entry, fp))
+        seen.add(Seen("new:" + item.key, group, entry, fp))
     new_keys = {item.key for item in items}
     others = [d for d in drafts if d.item_key not in new_keys]  # updated items: not dedupe's
     kept = [*others, *planned.values()]
     return DedupeOutcome(kept, dict(fingerprints), links, attachments, now - policy.window)
+
+
+class _SeenIndex:
+    """The items seen so far, found by key: an item is compared only with those that
+    share an exact key or :data:`MIN_SHARED_BANDS` band keys with it (the others cannot
+    match in ``find_original``), in the order they were seen, so the verdict is the
+    one a scan of them all would give. A batch of 50 new items against a history of
+    hundreds compared every pair."""
+
+    def __init__(self, seen: Sequence[Seen]) -> None:
+        self._seen: list[Seen] = []
+        self._by_key: dict[str, list[int]] = {}
+        for one in seen:
+            self.add(one)
+
+    def add(self, seen: Seen) -> None:
+        index = len(self._seen)
+        self._seen.append(seen)
+        for key in seen.fingerprint.stored:
+            self._by_key.setdefault(key, []).append(index)
+
+    def candidates(self, fp: Fingerprint) -> list[Seen]:
+        exact: set[int] = set()
+        bands: dict[int, int] = {}
+        for key in fp.lookup:
+            found = self._by_key.get(key)
+            if not found:
+                continue
+            if key.startswith("b:"):
+                for index in found:
+                    bands[index] = bands.get(index, 0) + 1
+            else:
+                exact.update(found)
+        exact.update(i for i, shared in bands.items() if shared >= MIN_SHARED_BANDS)
+        return [self._seen[i] for i in sorted(exact)]
 
 
 def settle_amended(drafts: Sequence[AlertDraft], events: Mapping[str, Event]) -> list[AlertDraft]:
