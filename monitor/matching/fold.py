@@ -68,8 +68,12 @@ def fold_mapped(text: str) -> tuple[str, list[int], list[int]]:
 
 
 def words(text: str) -> list[str]:
-    """The folded tokens of ``text``; how a query term is split into a phrase."""
-    return [token.text for token in tokenize(text)]
+    """The folded tokens of ``text``; how a query term is split into a phrase.
+
+    The texts of :func:`tokenize` without their spans: ``fold`` gives the same folded
+    text as ``_fold_mapped``, and building no offsets makes this several times cheaper
+    (dedupe fingerprints every new item's title and summary with it)."""
+    return _WORD.findall(fold(text))
 
 
 def tokenize(text: str) -> list[Token]:
