@@ -12,9 +12,10 @@ server; 50 items each), serves them from cycle_server.py on 127.0.0.1, receives 
 (tests/support/webhook_receiver.py) and runs every cycle as the real command in a fresh
 child, ``python -m monitor poll --config PATH``, with this checkout first on PYTHONPATH.
 Per cycle it records the wall time of the child, its CPU time (user + sys from ``wait4``:
-the child and every process it waited for, e.g. parse workers), its peak memory (the RSS of
-the child plus its children, sampled every 20 ms, or ``ru_maxrss`` if larger) and what the
-poll printed (outcome and new items per source).
+the child and every process it waited for, e.g. parse workers), its peak memory (the
+largest sum over the child and its children of RSS or of each one's own high-water mark
+VmHWM, sampled every 20 ms; never ``ru_maxrss``, which Linux starts at the parent's RSS)
+and what the poll printed (outcome and new items per source).
 
 Scenarios per N, each from the same database state:
 
@@ -93,21 +94,25 @@ def routes(bodies: list[tuple[bytes, int]], version: int, *, validators: bool) -
 # --- Measuring one child ----------------------------------------------------------------------
 
 
-def tree_rss_kb(pid: int) -> int:
-    """VmRSS of ``pid`` and all its descendants, in KiB (0 once it is gone)."""
-    total, todo = 0, [pid]
+def tree_rss_kb(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) summed over ``pid`` and all its descendants, in KiB ((0, 0) once it
+    is gone). VmHWM is each process's own high-water mark since its exec, so a peak
+    between two samples is not missed."""
+    rss = hwm = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
+                    rss += int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    hwm += int(line.split()[1])
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
-    return total
+    return rss, hwm
 
 
 @dataclass
@@ -127,9 +132,9 @@ class Sampler:
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(self.every):
-            rss = tree_rss_kb(self.pid)
+            rss, hwm = tree_rss_kb(self.pid)
             if rss:
-                self.peak_kb = max(self.peak_kb, rss)
+                self.peak_kb = max(self.peak_kb, rss, hwm)
                 self.samples.append((time.monotonic() - started, rss))
 
     def stop(self) -> None:
@@ -214,7 +219,9 @@ class Bench:
         return Cycle(
             wall=wall,
             cpu=usage.ru_utime + usage.ru_stime,
-            peak_kb=max(sampler.peak_kb, usage.ru_maxrss),
+            # Not ru_maxrss: Linux starts a forked child's maximum at its parent's RSS, so it
+            # reported this script's own size (the bodies of every source) for small polls.
+            peak_kb=sampler.peak_kb,
             exit=child.returncode,
             outcomes=outcomes,
             items=items,
