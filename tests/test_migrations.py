@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from storage.store import Change, Store
 from tests.conftest import DATA, FIXED_NOW
 from tests.support.fakes import make_item
 
+ROOT = Path(__file__).parent.parent
 FIRST_SCHEMA = DATA / "schema" / "first_schema.sql"  # what 0.1 created, captured as SQL
 
 
@@ -419,3 +422,25 @@ def test_an_upgrade_that_leaves_dangling_rows_is_refused_and_rolled_back(tmp_pat
     with engine.connect() as conn:
         assert migrations.current(conn) == "0004"  # nothing of the upgrade was kept
     engine.dispose()
+
+
+def test_head_names_the_newest_revision() -> None:
+    """A new revision must move HEAD too, or every start would run alembic to find out."""
+    assert migrations.head() == migrations.HEAD
+
+
+def test_a_start_on_a_database_at_the_newest_revision_never_imports_alembic(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nw.db'}"
+    create_db_engine(url).dispose()
+    script = (
+        "import sys\n"
+        "from storage.db import create_db_engine\n"
+        f"create_db_engine({url!r}).dispose()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]", done.stdout
