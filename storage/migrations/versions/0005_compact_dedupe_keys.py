@@ -105,20 +105,18 @@ def _copy(query: str, table: str, convert: Any, *, conflict: Sequence[str]) -> N
     """Every row of ``query`` into ``table`` through ``convert``, in batches (a large
     window holds millions of key rows; they are never all in memory)."""
     bind = op.get_bind()
-    target = sa.table(table, *(sa.column(c) for c in _columns(table)))
+    # A server-side cursor on PostgreSQL: the rows come in batches, not all at once.
+    source = bind.execute(sa.text(query).execution_options(stream_results=True))
+    # The query selects the target's columns by name.
+    columns = list(source.keys())  # a Result iterates rows, not its column names
+    target = sa.table(table, *(sa.column(c) for c in columns))
     if bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     statement = insert(target).on_conflict_do_nothing(index_elements=list(conflict))
-    # A server-side cursor on PostgreSQL: the rows come in batches, not all at once.
-    source = bind.execute(sa.text(query).execution_options(stream_results=True))
     for rows in _batches(source):
         bind.execute(statement, [convert(row) for row in rows])
-
-
-def _columns(table: str) -> tuple[str, ...]:
-    return ("key", "item_id", "at") if table == "dedupe_keys_v2" else ("item_id", "signature", "at")
 
 
 def _batches(result: Any) -> Iterator[Sequence[Any]]:
