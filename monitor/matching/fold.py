@@ -46,7 +46,13 @@ def fold(text: str) -> str:
     """``text`` casefolded, compatibility-decomposed and without accents."""
     if text.isascii():
         return text.lower()
-    return "".join(_fold_char(char) for char in text)
+    # Only the non-ASCII runs take the per-character path: a French or German text is
+    # mostly ASCII, and folding every character of it one by one cost 40 % of a
+    # dedupe fingerprint.
+    return "".join(
+        run.lower() if run.isascii() else "".join(map(_fold_char, run))
+        for run in _RUNS.findall(text)
+    )
 
 
 def fold_non_ascii(text: str) -> str:

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.errors import QueryError
-from monitor.matching.fold import tokenize, words
+from monitor.matching.fold import fold, fold_mapped, tokenize, words
 from monitor.matching.query import DEFAULT_FIELDS, parse_query
 from tests.fuzz.strategies import fields_and_kinds, query_text
 
@@ -37,3 +37,9 @@ def test_arbitrary_text_parses_or_raises_a_query_error(text: str) -> None:
 def test_words_are_the_texts_of_the_tokens(text: str) -> None:
     """``words`` folds and splits without spans; it must split exactly as ``tokenize``."""
     assert words(text) == [token.text for token in tokenize(text)]
+
+
+@given(st.one_of(query_text, st.text(max_size=200)))
+def test_fold_is_the_mapped_fold(text: str) -> None:
+    """``fold`` takes ASCII runs whole; it must give what ``fold_mapped`` builds char by char."""
+    assert fold(text) == fold_mapped(text)[0]
