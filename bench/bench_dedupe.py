@@ -109,8 +109,8 @@ def main() -> None:
         prints = {i.key: item_fingerprint(i) for i in new}
         lookup = frozenset(k for p in prints.values() for k in p.lookup)
         since = NOW - policy.window
-        history_time = timed(lambda: store.dedupe_history(lookup, since))
-        history = store.dedupe_history(lookup, since)
+        history_time = timed(lambda: store.dedupe_history(lookup, since, policy.min_bands))
+        history = store.dedupe_history(lookup, since, policy.min_bands)
         batch_time = timed(lambda: dedupe_batch(new, prints, [], history, policy, NOW))
         with store.engine.connect() as conn:
             rows = conn.exec_driver_sql("select count(*) from dedupe_keys").scalar_one()

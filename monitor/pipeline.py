@@ -251,7 +251,7 @@ def _dedupe(
     prints = {item.key: item_fingerprint(item, templated_summary=templated) for item in new}
     now = ctx.clock()
     lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
-    history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window)
+    history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window, ctx.dedupe.min_bands)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 
 

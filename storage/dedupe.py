@@ -21,20 +21,19 @@ from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
-from monitor.dedupe.fingerprint import MIN_SHARED_BANDS
 from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
 
 InsertIgnoring = Callable[[Session, type[Any], Sequence[dict[str, Any]]], int]
 _CHUNK = 500
 
 
-def load_history(s: Session, lookup: Iterable[str], since: datetime) -> History:
+def load_history(s: Session, lookup: Iterable[str], since: datetime, min_bands: int) -> History:
     """The stored items sharing a key in ``lookup`` since ``since``, with their events.
 
     A MinHash band key alone makes no candidate: an item must share an exact key, or
-    :data:`MIN_SHARED_BANDS` band keys, as ``find_original`` requires.
+    ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     """
-    ids = _candidates(s, set(lookup), since)
+    ids = _candidates(s, set(lookup), since, min_bands)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -231,7 +230,7 @@ def unpack_signature(packed: bytes) -> tuple[int, ...]:
     return struct.unpack(f">{len(packed) // 8}Q", packed)
 
 
-def _candidates(s: Session, lookup: set[str], since: datetime) -> set[int]:
+def _candidates(s: Session, lookup: set[str], since: datetime, min_bands: int) -> set[int]:
     exact = sorted({key_id(k) for k in lookup if not k.startswith("b:")})
     bands = sorted({key_id(k) for k in lookup if k.startswith("b:")})
     found: set[int] = set()
@@ -249,7 +248,7 @@ def _candidates(s: Session, lookup: set[str], since: datetime) -> set[int]:
         )
         for item_id, count in s.exec(counted).all():
             shared[item_id] = shared.get(item_id, 0) + count
-    return found | {item_id for item_id, count in shared.items() if count >= MIN_SHARED_BANDS}
+    return found | {item_id for item_id, count in shared.items() if count >= min_bands}
 
 
 def _root_id(group: str, ids: dict[str, int]) -> int | None:

@@ -24,7 +24,7 @@ from monitor.dedupe import (
     item_fingerprint,
     settle_amended,
 )
-from monitor.dedupe.fingerprint import names, similarity
+from monitor.dedupe.fingerprint import band_keys, min_shared_bands, names, similarity
 from monitor.errors import ConfigError
 from monitor.models import Item
 from tests.conftest import FIXED_NOW
@@ -643,3 +643,35 @@ def test_comparing_only_items_that_share_keys_gives_the_verdicts_of_comparing_al
     assert indexed.links == scanned.links and indexed.links  # some copies were found
     assert indexed.drafts == scanned.drafts
     assert indexed.attachments == scanned.attachments
+
+
+@pytest.mark.parametrize(
+    ("threshold", "bands"), [(0.3, 2), (0.5, 2), (0.55, 4), (0.6, 7), (0.8, 20), (1.0, 32)]
+)
+def test_candidates_need_the_bands_a_pair_at_the_threshold_cannot_lack(
+    threshold: float, bands: int
+) -> None:
+    assert min_shared_bands(threshold) == bands
+    assert DedupePolicy(threshold=threshold).min_bands == bands
+
+
+def test_a_copy_at_the_threshold_with_the_fewest_whole_bands_is_still_found() -> None:
+    """39 of 64 values equal (0.61 >= 0.6), spread so that only 7 bands are whole: the
+    least a pair above the threshold can share. It is compared, and it is a copy."""
+    a = tuple(range(1, 65))
+    # the first value of 25 bands differs, both values of none: 64 - 25 = 39 equal
+    b = tuple(v + 1000 if i % 2 == 0 and i < 50 else v for i, v in enumerate(a))
+    assert similarity(a, b) >= POLICY.threshold
+    assert len(band_keys(a) & band_keys(b)) == POLICY.min_bands == 7
+    title = "Garante fines Clearview AI twenty million euros"
+    first = fingerprint(title, "", "", "https://www.garanteprivacy.it/n/1", {}, a)
+    later = Item(
+        source="wire", source_type="rss", key="w1", content_hash="h", title=title,
+        url="https://wire.example/clearview",
+    )  # fmt: skip
+    copy = fingerprint(title, "", "", later.url, {}, b)
+    seen = [Seen("item:1", "item:1", {}, first)]
+    verdict = find_original(copy, seen, POLICY)
+    assert verdict is not None and verdict.match == "near"
+    outcome = dedupe_batch([later], {later.key: copy}, [], History(seen=seen), POLICY, FIXED_NOW)
+    assert [link.group for link in outcome.links] == ["item:1"]

@@ -338,7 +338,7 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     upgrade its items are still found as the originals of later copies, on both engines."""
     from alembic import command
 
-    from monitor.dedupe import item_fingerprint
+    from monitor.dedupe import DedupePolicy, item_fingerprint
 
     item = make_item(
         "ap-nl", "id:ap-2", title="AP legt Clearview AI boete op van 30,5 miljoen euro",
@@ -372,11 +372,13 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     with store.engine.connect() as conn:
         assert migrations.current(conn) == migrations.head()
     since = FIXED_NOW - timedelta(days=7)
-    by_url = store.dedupe_history(frozenset(k for k in print_.stored if k[:2] == "u:"), since)
+    by_url = store.dedupe_history(
+        frozenset(k for k in print_.stored if k[:2] == "u:"), since, DedupePolicy().min_bands
+    )
     assert [seen.ref for seen in by_url.seen] == ["item:1"]
     copy = make_item("wire", "id:w-9", title=item.title + " (update)", summary=item.summary)
     copied = item_fingerprint(copy)
-    history = store.dedupe_history(copied.lookup, since)
+    history = store.dedupe_history(copied.lookup, since, DedupePolicy().min_bands)
     (seen,) = history.seen
     assert seen.fingerprint.signature == print_.signature
     assert seen.fingerprint.bands == print_.bands

@@ -22,10 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from monitor.alerts import EVENT_ALERT, AlertDraft, iso_utc
-from monitor.dedupe.fingerprint import MIN_SHARED_BANDS, Fingerprint, conflicting, similarity
+from monitor.dedupe.fingerprint import (
+    Fingerprint,
+    conflicting,
+    min_shared_bands,
+    similarity,
+)
 from monitor.models import Item
 
 DEFAULT_THRESHOLD = 0.6
@@ -43,6 +49,11 @@ class DedupePolicy:
 
     threshold: float = DEFAULT_THRESHOLD
     window: timedelta = DEFAULT_WINDOW
+
+    @cached_property
+    def min_bands(self) -> int:
+        """The band keys a stored item must share with a new one to be compared with it."""
+        return min_shared_bands(self.threshold)
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,7 @@ def find_original(fp: Fingerprint, seen: Sequence[Seen], policy: DedupePolicy) -
             return Verdict(candidate, "same_title", 1.0)
     best: Verdict | None = None
     for candidate in seen:
-        if len(fp.bands & candidate.fingerprint.bands) < MIN_SHARED_BANDS:
+        if len(fp.bands & candidate.fingerprint.bands) < policy.min_bands:
             continue
         score = similarity(fp.signature, candidate.fingerprint.signature)
         if score < policy.threshold or conflicting(fp, candidate.fingerprint):
@@ -157,7 +168,7 @@ def dedupe_batch(
     by_item: dict[str, list[AlertDraft]] = {}
     for draft in drafts:
         by_item.setdefault(draft.item_key, []).append(draft)
-    seen = _SeenIndex(history.seen)
+    seen = _SeenIndex(history.seen, policy.min_bands)
     alerts = {group: dict(ids) for group, ids in history.alerts.items()}
     members = {group: list(entries) for group, entries in history.members.items()}
     planned: dict[str, AlertDraft] = {}  # drafts of this batch by alert id
@@ -198,12 +209,13 @@ def dedupe_batch(
 
 class _SeenIndex:
     """The items seen so far, found by key: an item is compared only with those that
-    share an exact key or :data:`MIN_SHARED_BANDS` band keys with it (the others cannot
+    share an exact key or ``min_bands`` band keys with it (the others cannot
     match in ``find_original``), in the order they were seen, so the verdict is the
     one a scan of them all would give. A batch of 50 new items against a history of
     hundreds compared every pair."""
 
-    def __init__(self, seen: Sequence[Seen]) -> None:
+    def __init__(self, seen: Sequence[Seen], min_bands: int) -> None:
+        self._min_bands = min_bands
         self._seen: list[Seen] = []
         self._by_key: dict[str, list[int]] = {}
         for one in seen:
@@ -227,7 +239,7 @@ class _SeenIndex:
                     bands[index] = bands.get(index, 0) + 1
             else:
                 exact.update(found)
-        exact.update(i for i, shared in bands.items() if shared >= MIN_SHARED_BANDS)
+        exact.update(i for i, shared in bands.items() if shared >= self._min_bands)
         return [self._seen[i] for i in sorted(exact)]
 
 
