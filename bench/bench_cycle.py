@@ -115,6 +115,16 @@ def tree_rss_kb(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def _status_kb(pid: int, field_name: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 @dataclass
 class Sampler:
     """Samples the RSS of a process tree every ``every`` seconds in a thread."""
@@ -122,7 +132,7 @@ class Sampler:
     pid: int
     every: float = 0.02
     peak_kb: int = 0
-    samples: list[tuple[float, int]] = field(default_factory=list)
+    samples: list[tuple[float, int, int]] = field(default_factory=list)  # t, tree, main
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Sampler:
@@ -135,7 +145,8 @@ class Sampler:
             rss, hwm = tree_rss_kb(self.pid)
             if rss:
                 self.peak_kb = max(self.peak_kb, rss, hwm)
-                self.samples.append((time.monotonic() - started, rss))
+                main = _status_kb(self.pid, "VmRSS:")
+                self.samples.append((time.monotonic() - started, rss, main))
 
     def stop(self) -> None:
         self._stop.set()
@@ -435,8 +446,9 @@ def idle(bench: Bench, seconds: float, pool: ProcessPoolExecutor) -> None:
                     version += 1
                     bodies = build_bodies(feeds, items, version, pool)
                     bench.server.serve(routes(bodies, version, validators=True))
-                for t, rss in sampler.samples[next_write:]:
-                    sample = {"t": round(t, 1), "rss_kb": rss, "requests": bench.server.requests,
+                for t, rss, main in sampler.samples[next_write:]:
+                    sample = {"t": round(t, 1), "rss_kb": rss, "main_kb": main,
+                              "requests": bench.server.requests,
                               "version": version, "load": os.getloadavg()[0]}  # fmt: skip
                     record.write(json.dumps(sample) + "\n")
                 next_write = len(sampler.samples)
@@ -463,8 +475,8 @@ def idle_report(samples_file: Path, feeds: int, every: str, requests: int, log: 
         f'`run` with {feeds:,} sources (`every = "{every}"`), {requests:,} requests served, '
         f"poll outcomes {dict(polls)}:",
         "",
-        "| after | RSS | peak so far | load |",
-        "|---:|---:|---:|---:|",
+        "| after | RSS (run + parse worker) | of which `run` itself | peak so far | load |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for mark in marks:
         upto = [s for s in samples if s["t"] <= mark]
@@ -474,7 +486,7 @@ def idle_report(samples_file: Path, feeds: int, every: str, requests: int, log: 
         peak = max(s["rss_kb"] for s in upto)
         lines.append(
             f"| {last['t'] / 60:.0f} min | {last['rss_kb'] / 1024:.0f} MB | "
-            f"{peak / 1024:.0f} MB | {last['load']:.2f} |"
+            f"{last.get('main_kb', 0) / 1024:.0f} MB | {peak / 1024:.0f} MB | {last['load']:.2f} |"
         )
     return "\n".join(lines)
 

@@ -25,6 +25,7 @@ from monitor.dedupe import DedupePolicy
 from monitor.delivery import Deliverer, RetryPolicy
 from monitor.matching import Matcher
 from monitor.metrics import Metrics
+from monitor.netguard import DeliveryTransport
 from monitor.parsepool import ParsePool
 from monitor.pipeline import PipelineContext
 from monitor.quota import Metered
@@ -36,7 +37,6 @@ from monitor.subscriptions import notifier_config
 from monitor.system import HealthPolicy
 from notifiers import NOTIFIER_TYPES
 from notifiers.base import Notifier
-from notifiers.netguard import DeliveryTransport
 from storage.db import create_db_engine
 from storage.requests import RequestCounter
 from storage.store import Store

@@ -22,8 +22,8 @@ from datetime import datetime
 import httpx
 from pydantic import SecretStr
 
+from monitor.netguard import blocked_kind, host_problem, literal_address
 from monitor.system import SOURCE_HEALTH
-from notifiers.netguard import blocked_kind, host_problem, literal_address
 from notifiers.webhook import SECRET_PREFIX, WebhookConfig
 from storage.tables import Subscription
 
@@ -74,7 +74,7 @@ def check_url_syntax(url: object) -> str:
 async def check_public(url: str, resolver: Resolver) -> None:
     """Refuse a URL whose host is, or resolves to, a private or local address.
 
-    The kinds of address come from the delivery guard (``notifiers.netguard``), which
+    The kinds of address come from the delivery guard (``monitor.netguard``), which
     checks again at every connection: this early check only gives the API caller a
     clear answer instead of a subscription whose deliveries are all refused.
     """

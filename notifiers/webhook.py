@@ -91,10 +91,10 @@ from monitor.alerts import iso_utc
 from monitor.config_base import NotifierConfig
 from monitor.durations import Duration, format_duration
 from monitor.errors import NotifyError
+from monitor.netguard import ALLOW_PRIVATE, host_problem
 from monitor.retry_after import parse_retry_after
 from monitor.sources.decoding import BodyDecoder, content_encoding, feed_prefix
 from notifiers.base import Delivery, DeliveryResult, NotifierType, Outcome, mask_secret
-from notifiers.netguard import ALLOW_PRIVATE, host_problem
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 MAX_RETRY_AFTER = timedelta(days=1)
@@ -184,7 +184,7 @@ class WebhookConfig(NotifierConfig):
     @model_validator(mode="after")
     def _refuse_internal_hosts(self) -> WebhookConfig:
         # Numeric and localhost hosts are refused here already, so that `check` says so;
-        # names are checked when connecting (see notifiers.netguard).
+        # names are checked when connecting (see monitor.netguard).
         problem = None if self.allow_private else host_problem(httpx.URL(self.url).host)
         if problem:
             raise ValueError(

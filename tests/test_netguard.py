@@ -19,8 +19,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from notifiers.base import Delivery, Outcome
-from notifiers.netguard import (
+from monitor.netguard import (
     ALLOW_PRIVATE,
     DeliveryTransport,
     GuardedBackend,
@@ -28,6 +27,7 @@ from notifiers.netguard import (
     literal_address,
     system_resolver,
 )
+from notifiers.base import Delivery, Outcome
 from notifiers.webhook import WebhookConfig, build
 from tests.support.feed_server import FeedServer
 from tests.support.webhook_receiver import WEBHOOK_SECRET, WebhookReceiver

@@ -8,6 +8,8 @@ the same items, field for field, or the same error, word for word.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +160,20 @@ def test_open_app_owns_the_pool_and_closes_it(tmp_path: Path) -> None:
             return pool
 
     assert asyncio.run(poll_once())._pool is None  # shut down with the app
+
+
+def test_a_parse_worker_loads_no_notifier_and_no_database_code() -> None:
+    """A worker imports what unpickling its task needs; sources reach the delivery
+    guard, which must not drag in the notifiers (jinja2, aiosmtplib) or SQLAlchemy:
+    each worker is a process of its own, and its memory counts in ``run``'s."""
+    script = (
+        "import sys\n"
+        "import monitor.parsepool\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'notifiers', 'storage', "
+        "'sqlalchemy', 'sqlmodel', 'jinja2', 'aiosmtplib', 'alembic'}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert done.stdout.strip() == "[]", done.stdout

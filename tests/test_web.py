@@ -373,7 +373,7 @@ async def test_a_test_event_goes_through_the_delivery_guard_like_real_deliveries
     must go through the notifier client that refuses private addresses at connect time."""
     from dataclasses import replace
 
-    from notifiers.netguard import DeliveryTransport
+    from monitor.netguard import DeliveryTransport
 
     async def now_private(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]  # hooks.example.org was public at creation, is loopback now

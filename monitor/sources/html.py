@@ -56,6 +56,13 @@ from monitor.durations import Duration
 from monitor.errors import MonitorError, ParseError
 from monitor.identity import content_hash, item_key
 from monitor.models import Item
+from monitor.netguard import (
+    Resolver,
+    blocked_kind,
+    host_problem,
+    literal_address,
+    system_resolver,
+)
 from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType, builder
 from monitor.sources.htmlpage import (
     Selector,
@@ -68,13 +75,6 @@ from monitor.sources.htmlpage import (
     soup,
 )
 from monitor.sources.http import fetch_url, redact_url
-from notifiers.netguard import (
-    Resolver,
-    blocked_kind,
-    host_problem,
-    literal_address,
-    system_resolver,
-)
 
 log = logging.getLogger("noticewatch.sources.html")
 
