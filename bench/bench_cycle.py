@@ -99,20 +99,39 @@ def tree_rss_kb(pid: int) -> tuple[int, int]:
     is gone). VmHWM is each process's own high-water mark since its exec, so a peak
     between two samples is not missed."""
     rss = hwm = 0
-    todo = [pid]
+    for current in _tree(pid):
+        rss += _status_kb(current, "VmRSS:")
+        hwm += _status_kb(current, "VmHWM:")
+    return rss, hwm
+
+
+def tree_pss_kb(pid: int) -> int:
+    """PSS summed over ``pid`` and its descendants, in KiB: each shared page (libpython,
+    lxml, the parse worker's copies of the same .so files) counted once, split between
+    the processes that map it, as a container's memory limit charges it. RSS counts a
+    shared page in every process that maps it."""
+    total = 0
+    for current in _tree(pid):
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("VmHWM:"):
-                    hwm += int(line.split()[1])
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError):
             continue
-    return rss, hwm
+    return found
 
 
 def _status_kb(pid: int, field_name: str) -> int:
@@ -132,7 +151,8 @@ class Sampler:
     pid: int
     every: float = 0.02
     peak_kb: int = 0
-    samples: list[tuple[float, int, int]] = field(default_factory=list)  # t, tree, main
+    samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, tree, main, pss
+    pss: bool = False  # PSS too (reads smaps_rollup: for slow idle sampling only)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Sampler:
@@ -146,7 +166,8 @@ class Sampler:
             if rss:
                 self.peak_kb = max(self.peak_kb, rss, hwm)
                 main = _status_kb(self.pid, "VmRSS:")
-                self.samples.append((time.monotonic() - started, rss, main))
+                pss = tree_pss_kb(self.pid) if self.pss else 0
+                self.samples.append((time.monotonic() - started, rss, main, pss))
 
     def stop(self) -> None:
         self._stop.set()
@@ -433,7 +454,7 @@ def idle(bench: Bench, seconds: float, pool: ProcessPoolExecutor) -> None:
         child = subprocess.Popen(
             bench.command("run", config), env=bench.env, stdout=stderr, stderr=stderr
         )
-    sampler = Sampler(child.pid, every=args.sample).start()
+    sampler = Sampler(child.pid, every=args.sample, pss=True).start()
     started = time.monotonic()
     version = 0
     try:
@@ -446,8 +467,8 @@ def idle(bench: Bench, seconds: float, pool: ProcessPoolExecutor) -> None:
                     version += 1
                     bodies = build_bodies(feeds, items, version, pool)
                     bench.server.serve(routes(bodies, version, validators=True))
-                for t, rss, main in sampler.samples[next_write:]:
-                    sample = {"t": round(t, 1), "rss_kb": rss, "main_kb": main,
+                for t, rss, main, pss in sampler.samples[next_write:]:
+                    sample = {"t": round(t, 1), "rss_kb": rss, "main_kb": main, "pss_kb": pss,
                               "requests": bench.server.requests,
                               "version": version, "load": os.getloadavg()[0]}  # fmt: skip
                     record.write(json.dumps(sample) + "\n")
@@ -475,8 +496,9 @@ def idle_report(samples_file: Path, feeds: int, every: str, requests: int, log: 
         f'`run` with {feeds:,} sources (`every = "{every}"`), {requests:,} requests served, '
         f"poll outcomes {dict(polls)}:",
         "",
-        "| after | RSS (run + parse worker) | of which `run` itself | peak so far | load |",
-        "|---:|---:|---:|---:|---:|",
+        "| after | RSS (run + parse worker) | of which `run` itself | PSS (run + worker) "
+        "| peak RSS so far | load |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for mark in marks:
         upto = [s for s in samples if s["t"] <= mark]
@@ -486,7 +508,8 @@ def idle_report(samples_file: Path, feeds: int, every: str, requests: int, log: 
         peak = max(s["rss_kb"] for s in upto)
         lines.append(
             f"| {last['t'] / 60:.0f} min | {last['rss_kb'] / 1024:.0f} MB | "
-            f"{last.get('main_kb', 0) / 1024:.0f} MB | {peak / 1024:.0f} MB | {last['load']:.2f} |"
+            f"{last.get('main_kb', 0) / 1024:.0f} MB | {last.get('pss_kb', 0) / 1024:.0f} MB | "
+            f"{peak / 1024:.0f} MB | {last['load']:.2f} |"
         )
     return "\n".join(lines)
 
