@@ -6,6 +6,7 @@ beyond derived, cached views of their own data.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -50,6 +51,16 @@ class Item:
     def safe_summary_html(self) -> str:
         """The summary as sanitized HTML for display, links made absolute."""
         return sanitize_html(self.summary_html, base_url=self.base_url)
+
+    def with_fields(self, fields: dict[str, Any]) -> Item:
+        """This item with other ``fields``. The text views read none of them, so the
+        ones already derived are kept rather than derived again (nh3 and the HTML
+        parser cost more than the rest of storing an item)."""
+        other = dataclasses.replace(self, fields=fields)
+        for view in ("summary", "content", "safe_summary_html"):
+            if view in self.__dict__:
+                other.__dict__[view] = self.__dict__[view]
+        return other
 
     def text_fields(self) -> dict[str, str]:
         """The plain-text fields rules can search, by name.

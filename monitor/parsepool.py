@@ -16,6 +16,7 @@ because SourceError's constructor does not survive pickling.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -24,12 +25,16 @@ from dataclasses import dataclass
 from monitor.config_base import SourceConfig
 from monitor.errors import SourceError
 from monitor.models import Item
+from monitor.prepare import Prepared, prepare_items
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import Fetched, FetchLimits, Source
 
 # Below this a body parses in a few milliseconds: shipping it to a worker and the items
 # back costs more than it saves.
 MIN_BYTES = 32 * 1024
+# Fewer changed items than this are prepared in place: pickling them to a worker and
+# back costs about what preparing a handful does.
+MIN_PREPARE = 10
 # Types whose parse is pure and whose source is rebuilt from its config alone (the API
 # sources carry a request ledger, and their JSON parses quickly).
 POOLED_TYPES = frozenset({"rss", "html"})
@@ -58,11 +63,15 @@ def _parse_in_worker(config: SourceConfig, fetched: Fetched) -> list[Item] | _Fa
 
 
 class ParsePool:
-    """``parse(source, fetched)``: in a worker process for large bodies, else a thread."""
+    """``parse(source, fetched)``: in a worker process for large bodies, else a thread;
+    ``prepare(...)``: in a worker for many changed items, else in place."""
 
-    def __init__(self, workers: int, *, min_bytes: int = MIN_BYTES) -> None:
+    def __init__(
+        self, workers: int, *, min_bytes: int = MIN_BYTES, min_prepare: int = MIN_PREPARE
+    ) -> None:
         self.workers = workers
         self.min_bytes = min_bytes
+        self.min_prepare = min_prepare
         self._pool: ProcessPoolExecutor | None = None
 
     def pooled(self, source: Source, fetched: Fetched) -> bool:
@@ -80,6 +89,16 @@ class ParsePool:
         if isinstance(result, _Failed):
             raise result.kind(result.source, result.what, hint=result.hint)
         return result
+
+    async def prepare(
+        self, items: list[Item], fingerprint: frozenset[str], *, templated_summary: bool
+    ) -> Prepared:
+        """:func:`monitor.prepare.prepare_items`, off the event loop when it pays."""
+        if self.workers == 0 or len(items) < self.min_prepare:
+            return prepare_items(items, fingerprint, templated_summary=templated_summary)
+        loop = asyncio.get_running_loop()
+        work = functools.partial(prepare_items, templated_summary=templated_summary)
+        return await loop.run_in_executor(self._executor(), work, items, fingerprint)
 
     def _executor(self) -> Executor:
         if self._pool is None:

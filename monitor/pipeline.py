@@ -21,15 +21,15 @@ from monitor.alerts import AlertDraft, NotifierRoute, plan_alerts, plan_updates
 from monitor.dedupe import (
     DedupeOutcome,
     DedupePolicy,
+    Fingerprint,
     dedupe_batch,
-    item_fingerprint,
     settle_amended,
 )
 from monitor.errors import FetchError, LeaseLost, MonitorError, ParseError
 from monitor.matching import Matcher
-from monitor.matching.money import with_amounts
 from monitor.models import Item
 from monitor.parsepool import ParsePool
+from monitor.prepare import prepare_items
 from monitor.quota import QuotaExhausted
 from monitor.retry_after import parse_retry_after
 from monitor.sources import SOURCE_TYPES
@@ -151,8 +151,9 @@ async def _run(
     ]
     if changes and isinstance(source, Enriching):
         items, changes = await _enrich(source, ctx, items, changes)
-    # Money in the text becomes the item's ``amounts`` field (stored and alerted).
-    changes = [(with_amounts(item), change) for item, change in changes]
+    # Money in the text becomes the item's ``amounts`` field (stored and alerted); new
+    # items get their dedupe fingerprints. Many of them: in a parse worker.
+    changes, prints = await _prepare(kind, changes, ctx)
     alerting = snapshot.baselined or not ctx.baseline
     drafts = _plan(name, changes, ctx) if alerting else []
     # No await from here to the commit: concurrent sources cannot both take one
@@ -160,7 +161,7 @@ async def _run(
     with ctx.store.serialised("dedupe", enabled=ctx.dedupe is not None and not dry_run):
         if ctx.dedupe is not None:
             drafts = _settle_amended(name, changes, drafts, ctx)
-        dedupe = _dedupe(kind, changes, drafts, ctx) if ctx.dedupe is not None else None
+        dedupe = _dedupe(changes, prints, drafts, ctx) if ctx.dedupe is not None else None
         if dedupe is not None:
             drafts = dedupe.drafts
         if dry_run:
@@ -236,8 +237,8 @@ def _plan(
 
 
 def _dedupe(
-    source_type: str,
     changes: Sequence[tuple[Item, Change]],
+    prints: dict[str, Fingerprint],
     drafts: list[AlertDraft],
     ctx: PipelineContext,
 ) -> DedupeOutcome | None:
@@ -246,13 +247,28 @@ def _dedupe(
     new = [item for item, change in changes if change is Change.NEW]
     if not new:
         return None
-    kind = SOURCE_TYPES.get(source_type)
-    templated = kind is not None and kind.templated_summary
-    prints = {item.key: item_fingerprint(item, templated_summary=templated) for item in new}
     now = ctx.clock()
     lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
     history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window, ctx.dedupe.min_bands)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
+
+
+async def _prepare(
+    source_type: str, changes: list[tuple[Item, Change]], ctx: PipelineContext
+) -> tuple[list[tuple[Item, Change]], dict[str, Fingerprint]]:
+    """The changed items with their amounts and text views, and the new ones' dedupe
+    fingerprints (none without dedupe)."""
+    kind = SOURCE_TYPES.get(source_type)
+    templated = kind is not None and kind.templated_summary
+    dedupe = ctx.dedupe is not None
+    new = frozenset(i.key for i, change in changes if change is Change.NEW and dedupe)
+    items = [item for item, _ in changes]
+    if ctx.parser is not None:
+        prepared = await ctx.parser.prepare(items, new, templated_summary=templated)
+    else:
+        prepared = prepare_items(items, new, templated_summary=templated)
+    ready = list(zip(prepared.items, (change for _, change in changes), strict=True))
+    return ready, prepared.prints
 
 
 def _settle_amended(

@@ -18,6 +18,7 @@ import pytest
 from monitor.errors import ParseError
 from monitor.models import Item
 from monitor.parsepool import ParsePool, default_workers
+from monitor.prepare import prepare_items
 from monitor.sources.base import Fetched, Source
 from tests.support.html_layouts import LAYOUTS
 from tests.test_html_parse import layout_source
@@ -29,7 +30,7 @@ SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rea
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ParsePool]:
-    parsing = ParsePool(1, min_bytes=0)
+    parsing = ParsePool(1, min_bytes=0, min_prepare=0)
     yield parsing
     parsing.close()
 
@@ -116,7 +117,7 @@ def test_small_bodies_and_other_types_stay_in_the_process() -> None:
 
 
 def test_close_stops_the_workers_and_a_new_parse_starts_them_again() -> None:
-    parsing = ParsePool(1, min_bytes=0)
+    parsing = ParsePool(1, min_bytes=0, min_prepare=0)
     body = fetched(rss("<item><title>A</title><link>https://e.org/1</link></item>"))
     assert [i.title for i in asyncio.run(parsing.parse(make_source(), body))] == ["A"]
     workers = parsing._pool
@@ -177,3 +178,30 @@ def test_a_parse_worker_loads_no_notifier_and_no_database_code() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_items_prepared_in_a_worker_are_those_prepared_in_place(pool: ParsePool, case: str) -> None:
+    """Amounts, text views and fingerprints: a worker gives what the event loop would."""
+    spec = CASES[case]
+    items = make_source(language=spec.language).parse(
+        fetched(spec.path.read_bytes(), spec.url, spec.content_type)
+    )
+    new = frozenset(item.key for item in items[::2])
+    here = prepare_items(items, new, templated_summary=False)
+    there = asyncio.run(pool.prepare(items, new, templated_summary=False))
+    assert there.items == here.items and there.prints == here.prints
+    assert set(there.prints) == new
+    for near, far in zip(here.items, there.items, strict=True):
+        # the views travel back with the item: storing it derives none of them again
+        for view in ("summary", "content", "safe_summary_html"):
+            assert far.__dict__[view] == near.__dict__[view]
+
+
+def test_few_changed_items_are_prepared_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = CASES[sorted(CASES)[0]]
+    items = make_source().parse(fetched(spec.path.read_bytes(), spec.url, spec.content_type))
+    parsing = ParsePool(1, min_prepare=len(items) + 1)
+    monkeypatch.setattr(parsing, "_executor", lambda: pytest.fail("sent to a worker"))
+    prepared = asyncio.run(parsing.prepare(items, frozenset(), templated_summary=False))
+    assert len(prepared.items) == len(items) and not prepared.prints
