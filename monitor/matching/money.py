@@ -23,7 +23,6 @@ number without a currency next to it never is.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Iterator
@@ -68,7 +67,7 @@ def with_amounts(item: Item) -> Item:
     ]
     if not found:
         return item
-    return dataclasses.replace(item, fields={**item.fields, AMOUNTS_FIELD: found})
+    return item.with_fields({**item.fields, AMOUNTS_FIELD: found})
 
 
 _SCALES: dict[str, float] = {
@@ -127,6 +126,9 @@ _AFTER = re.compile(rf"{_NUMBER}{_SCALE}{_AFTER_CURRENCY}")
 _DASH = r"[ \u00a0]?[-\u2013\u2014][ \u00a0]?"
 _DASHED = re.compile(rf"\d{_DASH}\d")
 _RANGE = f"{_number('num')}{_DASH}{_number('high', glued=True)}{_SCALE}"
+# A _BEFORE match starts with its currency, then maybe a space and a sign, then digits.
+_BEFORE_REACH = max(len(c) for c in (*SYMBOLS, *CODES)) + 2
+_NUMBER_START = re.compile(r"(?<!\d)\d")
 _RANGE_BEFORE = re.compile(rf"{_CURRENCY}[ \u00a0]?{_RANGE}(?![^\W\d_])(?!-\d){_END}")
 _RANGE_AFTER = re.compile(rf"{_RANGE}{_AFTER_CURRENCY}")
 # How far before a range's dash its currency and first number may start.
@@ -150,7 +152,7 @@ def extract_amounts(text: str) -> list[Amount]:
     # 5 million" the EUR belongs to the 5 million.
     stages = (
         _ranges(_RANGE_BEFORE, text),
-        _BEFORE.finditer(text),
+        _before(text),
         _ranges(_RANGE_AFTER, text),
         _AFTER.finditer(text),
     )
@@ -164,6 +166,20 @@ def extract_amounts(text: str) -> list[Amount]:
             found.extend(amounts)
             taken.append((amounts[0].start, amounts[0].end))
     return sorted(found, key=lambda amount: amount.start)
+
+
+def _before(text: str) -> Iterator[re.Match[str]]:
+    """``_BEFORE.finditer(text)``, tried only where a match can start: at most
+    _BEFORE_REACH characters before a number. A currency pattern of ~180 codes tried at
+    every character was 60 % of the cost of finding money."""
+    resume = 0
+    for number in _NUMBER_START.finditer(text):
+        for at in range(max(resume, number.start() - _BEFORE_REACH), number.start()):
+            match = _BEFORE.match(text, at)
+            if match is not None:
+                yield match
+                resume = match.end()
+                break
 
 
 def _ranges(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:

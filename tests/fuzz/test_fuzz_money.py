@@ -7,6 +7,7 @@ import math
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from monitor.matching import money
 from monitor.matching.money import extract_amounts, parse_number
 from tests.fuzz.strategies import SEPARATORS, money_text
 
@@ -37,3 +38,13 @@ def test_a_number_too_large_for_a_float_is_no_amount() -> None:
     assert extract_amounts("€" + "9" * 400) == []
     assert extract_amounts("EUR " + "9" * 300 + " billion") == []
     assert [a.value for a in extract_amounts("€30.5 million")] == [30.5e6]
+
+
+@given(st.one_of(money_text, st.text(max_size=300)))
+@example("US$ -1,5 million, CHF 1'200'000 and EUR-5")
+def test_currency_first_amounts_are_found_as_a_scan_of_every_position_finds_them(
+    text: str,
+) -> None:
+    """Only the places just before a number are tried; the matches must be the same."""
+    found = [(m.span(), m.groupdict()) for m in money._before(text)]
+    assert found == [(m.span(), m.groupdict()) for m in money._BEFORE.finditer(text)]
