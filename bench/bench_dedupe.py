@@ -107,10 +107,11 @@ def main() -> None:
                 dedupe=outcome,
             )
         prints = {i.key: item_fingerprint(i) for i in new}
-        lookup = frozenset(k for p in prints.values() for k in p.lookup)
+        lookups = [p.lookup for p in prints.values()]
+        lookup = frozenset(k for p in lookups for k in p)
         since = NOW - policy.window
-        history_time = timed(lambda: store.dedupe_history(lookup, since, policy.min_bands))
-        history = store.dedupe_history(lookup, since, policy.min_bands)
+        history_time = timed(lambda: store.dedupe_history(lookups, since, policy.min_bands))
+        history = store.dedupe_history(lookups, since, policy.min_bands)
         batch_time = timed(lambda: dedupe_batch(new, prints, [], history, policy, NOW))
         with store.engine.connect() as conn:
             rows = conn.exec_driver_sql("select count(*) from dedupe_keys").scalar_one()

@@ -248,8 +248,8 @@ def _dedupe(
     if not new:
         return None
     now = ctx.clock()
-    lookup = frozenset(key for print_ in prints.values() for key in print_.lookup)
-    history = ctx.store.dedupe_history(lookup, now - ctx.dedupe.window, ctx.dedupe.min_bands)
+    lookups = [print_.lookup for print_ in prints.values()]
+    history = ctx.store.dedupe_history(lookups, now - ctx.dedupe.window, ctx.dedupe.min_bands)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 
 

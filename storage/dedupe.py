@@ -25,15 +25,20 @@ from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, Item
 
 InsertIgnoring = Callable[[Session, type[Any], Sequence[dict[str, Any]]], int]
 _CHUNK = 500
+# 32 band keys an item: 8,000 bound parameters a query, under SQLite's 32,766.
+_BAND_QUERY_ITEMS = 250
 
 
-def load_history(s: Session, lookup: Iterable[str], since: datetime, min_bands: int) -> History:
-    """The stored items sharing a key in ``lookup`` since ``since``, with their events.
+def load_history(
+    s: Session, lookups: Sequence[Iterable[str]], since: datetime, min_bands: int
+) -> History:
+    """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
+    new item) since ``since``, with their events.
 
     A MinHash band key alone makes no candidate: an item must share an exact key, or
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     """
-    ids = _candidates(s, set(lookup), since, min_bands)
+    ids = _candidates(s, [set(lookup) for lookup in lookups], since, min_bands)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -230,25 +235,31 @@ def unpack_signature(packed: bytes) -> tuple[int, ...]:
     return struct.unpack(f">{len(packed) // 8}Q", packed)
 
 
-def _candidates(s: Session, lookup: set[str], since: datetime, min_bands: int) -> set[int]:
-    exact = sorted({key_id(k) for k in lookup if not k.startswith("b:")})
-    bands = sorted({key_id(k) for k in lookup if k.startswith("b:")})
+def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands: int) -> set[int]:
+    exact = sorted({key_id(k) for lookup in lookups for k in lookup if not k.startswith("b:")})
     found: set[int] = set()
     for chunk in _chunks(exact):
         query = select(DedupeKey.item_id).where(
             col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since
         )
         found.update(s.exec(query).all())
-    shared: dict[int, int] = {}
-    for chunk in _chunks(bands):
+    # The database counts the bands: a query's keys are those of whole items, so an
+    # item sharing min_bands with one of them is counted complete (and one sharing a
+    # few with each of several is a spare candidate, which find_original turns down).
+    # Counting in Python read back every item sharing a single band.
+    for start in range(0, len(lookups), _BAND_QUERY_ITEMS):
+        group = lookups[start : start + _BAND_QUERY_ITEMS]
+        bands = sorted({key_id(k) for lookup in group for k in lookup if k.startswith("b:")})
+        if not bands:
+            continue
         counted = (
-            select(DedupeKey.item_id, func.count())
-            .where(col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since)
+            select(DedupeKey.item_id)
+            .where(col(DedupeKey.key).in_(bands), col(DedupeKey.at) >= since)
             .group_by(col(DedupeKey.item_id))
+            .having(func.count() >= min_bands)
         )
-        for item_id, count in s.exec(counted).all():
-            shared[item_id] = shared.get(item_id, 0) + count
-    return found | {item_id for item_id, count in shared.items() if count >= min_bands}
+        found.update(s.exec(counted).all())
+    return found
 
 
 def _root_id(group: str, ids: dict[str, int]) -> int | None:

@@ -539,11 +539,13 @@ class Store(DeliveryRecords, LeaseRecords):
 
     # --- dedupe --------------------------------------------------------------------------
 
-    def dedupe_history(self, lookup: frozenset[str], since: datetime, min_bands: int) -> History:
-        """The stored items that share a key in ``lookup`` (since ``since``), or
-        ``min_bands`` of its band keys, and their events."""
+    def dedupe_history(
+        self, lookups: Sequence[frozenset[str]], since: datetime, min_bands: int
+    ) -> History:
+        """The stored items (since ``since``) that share an exact key, or ``min_bands``
+        band keys, with one of ``lookups`` (one per new item), and their events."""
         with self.session() as s:
-            return load_history(s, lookup, since, min_bands)
+            return load_history(s, lookups, since, min_bands)
 
     def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:
         """The events the stored items ``keys`` of ``source`` belong to, by item key."""

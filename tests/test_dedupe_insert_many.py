@@ -1,14 +1,17 @@
-"""storage.dedupe.insert_many: the dedupe keys of a batch, written as one executemany."""
+"""storage.dedupe: the dedupe keys of a batch, written as one executemany, and read back."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
+import storage.dedupe
 from monitor.models import Item
 from storage.db import create_db_engine
-from storage.dedupe import insert_many, key_id, pack_signature, unpack_signature
+from storage.dedupe import _candidates, insert_many, key_id, pack_signature, unpack_signature
 from storage.store import Store
 from storage.tables import DedupeKey, DedupeSignature, ItemRow
 from tests.conftest import FIXED_NOW
@@ -45,4 +48,43 @@ def test_rows_already_there_are_skipped_and_the_rest_inserted(tmp_path: Path) ->
         [signature] = s.exec(select(DedupeSignature)).all()
     assert keys == sorted(key_id(k) for k in ["b:0:x", "b:1:x", "b:2:x", "u:example.org/1"])
     assert (signature.item_id, unpack_signature(signature.signature)) == (item_id, (3, 1))
+    store.engine.dispose()
+
+
+def test_candidates_are_the_items_sharing_the_bands_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database counts shared bands per query; each query takes whole items' keys,
+    so a stored item sharing enough bands with one new item is found whatever the
+    grouping, and one sharing too few with every new item is not."""
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'n.db'}"))
+    items = [
+        Item(source="s", source_type="rss", key=f"k{n}", content_hash="h", title="t")
+        for n in range(3)
+    ]
+    with store.session() as s:
+        store._insert_items(s, items, FIXED_NOW)
+        s.commit()
+        ids = dict(s.exec(select(ItemRow.item_key, ItemRow.id)).all())
+    stored = {"k0": range(0, 7), "k1": range(10, 16), "k2": [20]}  # 7, 6 and 1 bands
+    rows = [
+        {"key": key_id(f"b:{band}:x"), "item_id": ids[item], "at": FIXED_NOW}
+        for item, bands in stored.items()
+        for band in bands
+    ]
+    with store.session() as s:
+        insert_many(s, DedupeKey, rows)
+        s.commit()
+    lookups = [
+        {f"b:{band}:x" for band in range(0, 7)},  # all 7 of k0's
+        {f"b:{band}:x" for band in range(10, 16)} | {"b:20:x"},  # 6 of k1's, k2's one
+        {"u:example.org/elsewhere"},
+    ]
+    since = FIXED_NOW - timedelta(days=7)
+    for per_query in (1, 2, 250):
+        monkeypatch.setattr(storage.dedupe, "_BAND_QUERY_ITEMS", per_query)
+        with store.session() as s:
+            assert _candidates(s, lookups, since, 7) == {ids["k0"]}
+            assert _candidates(s, lookups, since, 6) == {ids["k0"], ids["k1"]}
+            assert _candidates(s, lookups, FIXED_NOW + timedelta(seconds=1), 1) == set()
     store.engine.dispose()

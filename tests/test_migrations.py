@@ -373,12 +373,12 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
         assert migrations.current(conn) == migrations.head()
     since = FIXED_NOW - timedelta(days=7)
     by_url = store.dedupe_history(
-        frozenset(k for k in print_.stored if k[:2] == "u:"), since, DedupePolicy().min_bands
+        [frozenset(k for k in print_.stored if k[:2] == "u:")], since, DedupePolicy().min_bands
     )
     assert [seen.ref for seen in by_url.seen] == ["item:1"]
     copy = make_item("wire", "id:w-9", title=item.title + " (update)", summary=item.summary)
     copied = item_fingerprint(copy)
-    history = store.dedupe_history(copied.lookup, since, DedupePolicy().min_bands)
+    history = store.dedupe_history([copied.lookup], since, DedupePolicy().min_bands)
     (seen,) = history.seen
     assert seen.fingerprint.signature == print_.signature
     assert seen.fingerprint.bands == print_.bands
