@@ -15,18 +15,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
-from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
+from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow, Meta
 
 InsertIgnoring = Callable[[Session, type[Any], Sequence[dict[str, Any]]], int]
 _CHUNK = 500
 # 32 band keys an item: 8,000 bound parameters a query, under SQLite's 32,766.
 _BAND_QUERY_ITEMS = 250
+_KEYS_PRUNED_AT = "dedupe.keys_pruned_at"  # meta: when old keys were last deleted
+_PRUNES_PER_WINDOW = 8
 
 
 def load_history(
@@ -142,8 +144,8 @@ def record_outcome(
     """Store the new items' keys, their links to earlier copies, and the attachments;
     drop the keys and signatures that have left the window (links stay: status shows them)."""
     if outcome.prune_before is not None:
-        s.execute(delete(DedupeKey).where(col(DedupeKey.at) < outcome.prune_before))
         s.execute(delete(DedupeSignature).where(col(DedupeSignature.at) < outcome.prune_before))
+        _prune_keys(s, outcome.prune_before, now, insert)
     keys = list(outcome.fingerprints)
     ids: dict[str, int] = {}
     for chunk in _chunks(keys):
@@ -152,7 +154,7 @@ def record_outcome(
         )
         ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
     rows = [
-        {"key": key_id(key), "item_id": ids[item], "at": now}
+        {"key": key_id(key), "item_id": ids[item]}
         for item, print_ in outcome.fingerprints.items()
         if item in ids
         for key in sorted(print_.stored)
@@ -185,6 +187,24 @@ def record_outcome(
         also = [*alert.data.get("also_seen_in", []), attachment.entry]
         alert.data = {**alert.data, "also_seen_in": also}  # a new dict: JSON columns compare
         s.add(alert)
+
+
+def _prune_keys(s: Session, before: datetime, now: datetime, insert: InsertIgnoring) -> None:
+    """Delete the keys of items first seen before ``before``, at most every eighth of
+    the window: the key table has no index by time or item (one was as large as the
+    table, and half of a first poll's writes), so this reads the whole table."""
+    mark = s.get(Meta, _KEYS_PRUNED_AT)
+    if mark is not None:
+        last = datetime.fromisoformat(mark.value)
+        if now - last < (now - before) / _PRUNES_PER_WINDOW:
+            return
+    # Item ids grow with first_seen: every item below the first one still in the window
+    # has left it (one out of order, near the boundary, waits for the next pruning).
+    boundary = s.exec(select(func.min(ItemRow.id)).where(ItemRow.first_seen >= before)).one()
+    prune = delete(DedupeKey)
+    s.execute(prune if boundary is None else prune.where(col(DedupeKey.item_id) < boundary))
+    insert(s, Meta, [{"key": _KEYS_PRUNED_AT, "value": now.isoformat()}])  # replicas race
+    s.execute(update(Meta).where(col(Meta.key) == _KEYS_PRUNED_AT).values(value=now.isoformat()))
 
 
 def insert_many(s: Session, table: type[Any], rows: Sequence[dict[str, Any]]) -> None:
@@ -239,10 +259,7 @@ def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands:
     exact = sorted({key_id(k) for lookup in lookups for k in lookup if not k.startswith("b:")})
     found: set[int] = set()
     for chunk in _chunks(exact):
-        query = select(DedupeKey.item_id).where(
-            col(DedupeKey.key).in_(chunk), col(DedupeKey.at) >= since
-        )
-        found.update(s.exec(query).all())
+        found.update(s.exec(select(DedupeKey.item_id).where(col(DedupeKey.key).in_(chunk))).all())
     # The database counts the bands: a query's keys are those of whole items, so an
     # item sharing min_bands with one of them is counted complete (and one sharing a
     # few with each of several is a spare candidate, which find_original turns down).
@@ -254,12 +271,17 @@ def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands:
             continue
         counted = (
             select(DedupeKey.item_id)
-            .where(col(DedupeKey.key).in_(bands), col(DedupeKey.at) >= since)
+            .where(col(DedupeKey.key).in_(bands))
             .group_by(col(DedupeKey.item_id))
             .having(func.count() >= min_bands)
         )
         found.update(s.exec(counted).all())
-    return found
+    # The window: a key row was written with its item, at the item's first_seen.
+    recent: set[int] = set()
+    for chunk in _chunks(sorted(found)):
+        query = select(ItemRow.id).where(col(ItemRow.id).in_(chunk), ItemRow.first_seen >= since)
+        recent.update(i for i in s.exec(query).all() if i is not None)
+    return recent
 
 
 def _root_id(group: str, ids: dict[str, int]) -> int | None:

@@ -207,8 +207,9 @@ class RequestCount(SQLModel, table=True):
 class DedupeKey(SQLModel, table=True):
     """The keys an item is found under by the duplicate finder (``monitor/dedupe``):
     its canonical URL, title + domain, and MinHash band keys. Kept per item so that
-    dedupe survives restarts and works across sources; rows older than the dedupe
-    window are never read.
+    dedupe survives restarts and works across sources; an item's keys count while its
+    ``first_seen`` is within the dedupe window (no time of their own: in every one of an
+    item's rows, and in an index as large as the table, it was half a first poll's writes).
 
     ``key`` is a 64-bit hash of the key text (``storage.dedupe.key_id``): an item brings
     ~34 keys, and as text they made this table and its indexes most of the database and
@@ -218,16 +219,12 @@ class DedupeKey(SQLModel, table=True):
     """
 
     __tablename__ = "dedupe_keys"
-    __table_args__ = (
-        Index("ix_dedupe_keys_at", "at"),  # pruning what has left the window
-        {"sqlite_with_rowid": False},
-    )
+    __table_args__ = {"sqlite_with_rowid": False}
 
     key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     item_id: int = Field(
         sa_column=Column(Integer, ForeignKey("items.id"), primary_key=True, autoincrement=False)
     )
-    at: datetime = _when(nullable=False)
 
 
 class Duplicate(SQLModel, table=True):

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 
 import storage.dedupe
+from monitor.dedupe import DedupeOutcome
 from monitor.models import Item
 from storage.db import create_db_engine
-from storage.dedupe import _candidates, insert_many, key_id, pack_signature, unpack_signature
+from storage.dedupe import (
+    _candidates,
+    insert_many,
+    key_id,
+    pack_signature,
+    record_outcome,
+    unpack_signature,
+)
 from storage.store import Store
 from storage.tables import DedupeKey, DedupeSignature, ItemRow
 from tests.conftest import FIXED_NOW
@@ -29,12 +38,12 @@ def test_rows_already_there_are_skipped_and_the_rest_inserted(tmp_path: Path) ->
     with store.session() as s:
         [item_id] = s.exec(select(col(ItemRow.id))).all()
         assert item_id is not None
-    first = [{"key": key_id(f"b:{i}:x"), "item_id": item_id, "at": FIXED_NOW} for i in range(3)]
+    first = [{"key": key_id(f"b:{i}:x"), "item_id": item_id} for i in range(3)]
     with store.session() as s:
         insert_many(s, DedupeKey, first)
         insert_many(s, DedupeKey, [])  # nothing to do is no statement, not an error
         s.commit()
-    again = [*first, {"key": key_id("u:example.org/1"), "item_id": item_id, "at": FIXED_NOW}]
+    again = [*first, {"key": key_id("u:example.org/1"), "item_id": item_id}]
     with store.session() as s:
         insert_many(s, DedupeKey, again)  # the first three conflict with the stored rows
         insert_many(
@@ -68,7 +77,7 @@ def test_candidates_are_the_items_sharing_the_bands_asked_for(
         ids = dict(s.exec(select(ItemRow.item_key, ItemRow.id)).all())
     stored = {"k0": range(0, 7), "k1": range(10, 16), "k2": [20]}  # 7, 6 and 1 bands
     rows = [
-        {"key": key_id(f"b:{band}:x"), "item_id": ids[item], "at": FIXED_NOW}
+        {"key": key_id(f"b:{band}:x"), "item_id": ids[item]}
         for item, bands in stored.items()
         for band in bands
     ]
@@ -87,4 +96,46 @@ def test_candidates_are_the_items_sharing_the_bands_asked_for(
             assert _candidates(s, lookups, since, 7) == {ids["k0"]}
             assert _candidates(s, lookups, since, 6) == {ids["k0"], ids["k1"]}
             assert _candidates(s, lookups, FIXED_NOW + timedelta(seconds=1), 1) == set()
+    store.engine.dispose()
+
+
+def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
+    tmp_path: Path,
+) -> None:
+    """The key table has no index by time: an item's keys go once its first_seen has left
+    the window, by a scan of the table made at most every eighth of the window."""
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'n.db'}"))
+    window = timedelta(days=8)
+    ages = {"old": timedelta(days=9), "edge": timedelta(days=7, hours=12), "new": timedelta(0)}
+    with store.session() as s:
+        for key, age in ages.items():
+            item = Item(source="s", source_type="rss", key=key, content_hash="h", title=key)
+            store._insert_items(s, [item], FIXED_NOW - age)
+        ids = dict(s.exec(select(ItemRow.item_key, ItemRow.id)).all())
+        insert_many(s, DedupeKey, [{"key": key_id(f"u:{k}"), "item_id": i} for k, i in ids.items()])
+        s.commit()
+    statements: list[str] = []
+    event.listen(
+        store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]), named=False
+    )
+
+    def record(now: datetime) -> set[str]:
+        statements.clear()
+        outcome = DedupeOutcome([], {}, [], [], prune_before=now - window)
+        with store.session() as s:
+            record_outcome(s, "s", outcome, now, store._insert_ignoring_duplicates)
+            s.commit()
+            kept = {i for i in s.exec(select(DedupeKey.item_id)).all()}
+        return {k for k, i in ids.items() if i in kept}
+
+    assert record(FIXED_NOW) == {"edge", "new"}  # the first pruning: no mark yet
+    assert any(s.startswith("DELETE FROM dedupe_keys") for s in statements)
+    # 13 hours on, "edge" has left the window but an eighth (a day) has not passed.
+    assert record(FIXED_NOW + timedelta(hours=13)) == {"edge", "new"}
+    assert not any(s.startswith("DELETE FROM dedupe_keys") for s in statements)
+    with store.session() as s:  # meanwhile it is no candidate: the window is first_seen's
+        since = FIXED_NOW + timedelta(hours=13) - window
+        assert _candidates(s, [{"u:edge"}, {"u:new"}], since, 7) == {ids["new"]}
+    assert record(FIXED_NOW + timedelta(days=1)) == {"new"}
+    assert record(FIXED_NOW + timedelta(days=9)) == set()  # no item left in the window
     store.engine.dispose()

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlmodel import SQLModel
 
 from monitor.errors import StorageError
+from monitor.models import Item
 from monitor.sources.base import Fetched
 from storage import migrations
 from storage.db import create_db_engine
@@ -340,25 +341,12 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
 
     from monitor.dedupe import DedupePolicy, item_fingerprint
 
-    item = make_item(
-        "ap-nl", "id:ap-2", title="AP legt Clearview AI boete op van 30,5 miljoen euro",
-        summary="De Autoriteit Persoonsgegevens legt Clearview AI een boete op van 30,5 miljoen "
-        "euro en dwangsommen voor illegale dataverzameling voor gezichtsherkenning.",
-    )  # fmt: skip
+    item = _fine("id:ap-2")
     print_ = item_fingerprint(item)
     engine = create_engine(db_url)
     with engine.begin() as conn:
         command.upgrade(migrations.alembic_config(conn), "0004")
-        conn.execute(
-            text(
-                "INSERT INTO items (id, source, source_type, item_key, content_hash, version,"
-                " title, url, summary, summary_html, content, fields, first_seen, last_seen)"
-                " VALUES (1, 'ap-nl', 'rss', :key, 'v1:x', 1, :title, :url, :summary,"
-                " :summary, '', '{}', :now, :now)"
-            ),
-            {"key": item.key, "title": item.title, "url": item.url, "summary": item.summary,
-             "now": FIXED_NOW.replace(tzinfo=None)},
-        )  # fmt: skip
+        _insert_item(conn, item, FIXED_NOW.replace(tzinfo=None))
         conn.execute(
             text("INSERT INTO dedupe_keys (key, item_id, at) VALUES (:key, 1, :now)"),
             [{"key": k, "now": FIXED_NOW.replace(tzinfo=None)} for k in sorted(print_.stored)],
@@ -383,6 +371,74 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     assert seen.fingerprint.signature == print_.signature
     assert seen.fingerprint.bands == print_.bands
     store.engine.dispose()
+
+
+def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) -> None:
+    """A 0005 database's keys survive the loss of their ``at`` (the window is the item's
+    first_seen); a downgrade gives every key its item's first_seen back."""
+    from alembic import command
+
+    from monitor.dedupe import DedupePolicy, item_fingerprint
+    from storage.dedupe import key_id
+
+    item = _fine("id:ap-3")
+    print_ = item_fingerprint(item)
+    seen = FIXED_NOW.replace(tzinfo=None) - timedelta(days=2)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0005")
+        _insert_item(conn, item, seen)
+        conn.execute(
+            text("INSERT INTO dedupe_keys (key, item_id, at) VALUES (:key, 1, :now)"),
+            [{"key": key_id(k), "now": FIXED_NOW.replace(tzinfo=None)} for k in print_.stored],
+        )
+    engine.dispose()
+    store = Store(create_db_engine(db_url))
+    columns = {c["name"] for c in inspect(store.engine).get_columns("dedupe_keys")}
+    assert columns == {"key", "item_id"}
+    assert inspect(store.engine).get_indexes("dedupe_keys") == []
+    history = store.dedupe_history(
+        [print_.lookup], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands
+    )
+    assert [s.ref for s in history.seen] == ["item:1"]
+    late = store.dedupe_history([print_.lookup], FIXED_NOW, DedupePolicy().min_bands)
+    assert late.seen == []  # first seen two days ago: outside a window starting now
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0005")
+        rows = conn.execute(text("SELECT key, at FROM dedupe_keys")).all()
+        assert {i["name"] for i in inspect(conn).get_indexes("dedupe_keys")} == {
+            "ix_dedupe_keys_at"
+        }
+    assert sorted(k for k, _ in rows) == sorted(key_id(k) for k in print_.stored)
+    assert {_naive(at) for _, at in rows} == {seen}
+    store.engine.dispose()
+
+
+def _fine(key: str) -> Item:
+    return make_item(
+        "ap-nl", key, title="AP legt Clearview AI boete op van 30,5 miljoen euro",
+        summary="De Autoriteit Persoonsgegevens legt Clearview AI een boete op van 30,5 miljoen "
+        "euro en dwangsommen voor illegale dataverzameling voor gezichtsherkenning.",
+    )  # fmt: skip
+
+
+def _insert_item(conn: Any, item: Item, seen: datetime) -> None:
+    """``item`` as item 1, first seen at ``seen``, in SQL that every revision accepts."""
+    conn.execute(
+        text(
+            "INSERT INTO items (id, source, source_type, item_key, content_hash, version,"
+            " title, url, summary, summary_html, content, fields, first_seen, last_seen)"
+            " VALUES (1, :source, 'rss', :key, 'v1:x', 1, :title, :url, :summary,"
+            " :summary, '', '{}', :seen, :seen)"
+        ),
+        {"source": item.source, "key": item.key, "title": item.title, "url": item.url,
+         "summary": item.summary, "seen": seen},
+    )  # fmt: skip
+
+
+def _naive(value: Any) -> datetime:
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return when.replace(tzinfo=None)
 
 
 def _statements(engine: Any) -> list[str]:
