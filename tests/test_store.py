@@ -21,6 +21,7 @@ def test_sqlite_runs_in_wal_with_full_sync_and_a_busy_timeout(tmp_path: Path) ->
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     assert (tmp_path / "sub" / "nw.db").exists()
