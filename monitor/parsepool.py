@@ -35,6 +35,10 @@ MIN_BYTES = 32 * 1024
 # Fewer changed items than this are prepared in place: pickling them to a worker and
 # back costs about what preparing a handful does.
 MIN_PREPARE = 10
+# Workers run at a lower CPU priority than the event loop: the loop is the one
+# sequential path (storing, dedupe, deliveries, the API), so when a worker and the loop
+# both want a core, the loop gets it and the worker takes what is left.
+WORKER_NICENESS = 10
 # Types whose parse is pure and whose source is rebuilt from its config alone (the API
 # sources carry a request ledger, and their JSON parses quickly).
 POOLED_TYPES = frozenset({"rss", "html"})
@@ -104,7 +108,12 @@ class ParsePool:
         if self._pool is None:
             # spawn, not fork: the parent has threads (the default executor, SQLite).
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=os.nice,
+                initargs=(WORKER_NICENESS,),
+            )
         return self._pool
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ the same items, field for field, or the same error, word for word.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 from monitor.dedupe import KeyIds, key_id
 from monitor.errors import ParseError
 from monitor.models import Item
-from monitor.parsepool import ParsePool, default_workers
+from monitor.parsepool import WORKER_NICENESS, ParsePool, default_workers
 from monitor.prepare import prepare_items
 from monitor.sources.base import Fetched, Source
 from tests.support.html_layouts import LAYOUTS
@@ -128,6 +129,14 @@ def test_close_stops_the_workers_and_a_new_parse_starts_them_again() -> None:
     assert [i.title for i in asyncio.run(parsing.parse(make_source(), body))] == ["A"]
     assert parsing._pool is not workers
     parsing.close()
+
+
+def test_workers_run_below_the_event_loops_priority(pool: ParsePool) -> None:
+    """When a worker and the loop both want a core, the loop (storing, deliveries) wins."""
+    here = os.nice(0)
+    there = pool._executor().submit(os.nice, 0).result(timeout=60)
+    assert here < 19  # else nothing could run below it
+    assert there == min(19, here + WORKER_NICENESS) > here
 
 
 def test_default_workers_leave_one_core_to_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
