@@ -248,7 +248,7 @@ def _dedupe(
     if not new:
         return None
     now = ctx.clock()
-    lookups = [print_.lookup_ids for print_ in prints.values()]
+    lookups = [print_.lookup for print_ in prints.values()]
     history = ctx.store.dedupe_history(lookups, now - ctx.dedupe.window, ctx.dedupe.min_bands)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 

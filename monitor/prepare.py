@@ -44,10 +44,6 @@ def prepare_items(
         for item in ready
         if item.key in fingerprint
     }
-    for print_ in prints.values():
-        # Cached on the fingerprint, as the text views are on the item: the dedupe
-        # section reads both, and hashing the keys here keeps it short.
-        _ = print_.stored_ids, print_.lookup_ids
     return Prepared(ready, prints)
 
 

@@ -9,8 +9,9 @@ recomputed from the stored item text, so the keys are all that is stored for the
 
 from __future__ import annotations
 
+import hashlib
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
-from monitor.dedupe import DedupeOutcome, Event, History, KeyIds, Seen, fingerprint, key_id
+from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
 from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow, Meta
 
 InsertIgnoring = Callable[[Session, type[Any], Sequence[dict[str, Any]]], int]
@@ -30,14 +31,16 @@ _KEYS_PRUNED_AT = "dedupe.keys_pruned_at"  # meta: when old keys were last delet
 _PRUNES_PER_WINDOW = 8
 
 
-def load_history(s: Session, lookups: Sequence[KeyIds], since: datetime, min_bands: int) -> History:
+def load_history(
+    s: Session, lookups: Sequence[Iterable[str]], since: datetime, min_bands: int
+) -> History:
     """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
-    new item, ``Fingerprint.lookup_ids``) since ``since``, with their events.
+    new item) since ``since``, with their events.
 
     A MinHash band key alone makes no candidate: an item must share an exact key, or
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     """
-    ids = _candidates(s, lookups, since, min_bands)
+    ids = _candidates(s, [set(lookup) for lookup in lookups], since, min_bands)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -151,10 +154,10 @@ def record_outcome(
         )
         ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
     rows = [
-        {"key": key, "item_id": ids[item]}
+        {"key": key_id(key), "item_id": ids[item]}
         for item, print_ in outcome.fingerprints.items()
         if item in ids
-        for key in print_.stored_ids
+        for key in sorted(print_.stored)
     ]
     insert_many(s, DedupeKey, rows)
     signatures = [
@@ -238,6 +241,11 @@ def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow
     ]
 
 
+def key_id(key: str) -> int:
+    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
+
+
 def pack_signature(signature: Sequence[int]) -> bytes:
     """A MinHash signature (values below 2**61) as big-endian unsigned 64-bit integers."""
     return struct.pack(f">{len(signature)}Q", *signature)
@@ -247,8 +255,8 @@ def unpack_signature(packed: bytes) -> tuple[int, ...]:
     return struct.unpack(f">{len(packed) // 8}Q", packed)
 
 
-def _candidates(s: Session, lookups: Sequence[KeyIds], since: datetime, min_bands: int) -> set[int]:
-    exact = sorted(frozenset[int]().union(*(lookup.exact for lookup in lookups)))
+def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands: int) -> set[int]:
+    exact = sorted({key_id(k) for lookup in lookups for k in lookup if not k.startswith("b:")})
     found: set[int] = set()
     for chunk in _chunks(exact):
         found.update(s.exec(select(DedupeKey.item_id).where(col(DedupeKey.key).in_(chunk))).all())
@@ -258,7 +266,7 @@ def _candidates(s: Session, lookups: Sequence[KeyIds], since: datetime, min_band
     # Counting in Python read back every item sharing a single band.
     for start in range(0, len(lookups), _BAND_QUERY_ITEMS):
         group = lookups[start : start + _BAND_QUERY_ITEMS]
-        bands = sorted(frozenset[int]().union(*(lookup.bands for lookup in group)))
+        bands = sorted({key_id(k) for lookup in group for k in lookup if k.startswith("b:")})
         if not bands:
             continue
         counted = (

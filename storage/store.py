@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor.alerts import AlertDraft
-from monitor.dedupe import DedupeOutcome, Event, History, KeyIds
+from monitor.dedupe import DedupeOutcome, Event, History
 from monitor.errors import StorageError
 from monitor.history import item_from_row
 from monitor.models import Item
@@ -539,10 +539,11 @@ class Store(DeliveryRecords, LeaseRecords):
 
     # --- dedupe --------------------------------------------------------------------------
 
-    def dedupe_history(self, lookups: Sequence[KeyIds], since: datetime, min_bands: int) -> History:
+    def dedupe_history(
+        self, lookups: Sequence[frozenset[str]], since: datetime, min_bands: int
+    ) -> History:
         """The stored items (since ``since``) that share an exact key, or ``min_bands``
-        band keys, with one of ``lookups`` (``Fingerprint.lookup_ids`` of each new
-        item), and their events."""
+        band keys, with one of ``lookups`` (one per new item), and their events."""
         with self.session() as s:
             return load_history(s, lookups, since, min_bands)
 

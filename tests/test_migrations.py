@@ -339,7 +339,7 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     upgrade its items are still found as the originals of later copies, on both engines."""
     from alembic import command
 
-    from monitor.dedupe import DedupePolicy, KeyIds, item_fingerprint, key_id
+    from monitor.dedupe import DedupePolicy, item_fingerprint
 
     item = _fine("id:ap-2")
     print_ = item_fingerprint(item)
@@ -360,12 +360,13 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     with store.engine.connect() as conn:
         assert migrations.current(conn) == migrations.head()
     since = FIXED_NOW - timedelta(days=7)
-    url_only = KeyIds(frozenset(key_id(k) for k in print_.stored if k[:2] == "u:"), frozenset())
-    by_url = store.dedupe_history([url_only], since, DedupePolicy().min_bands)
+    by_url = store.dedupe_history(
+        [frozenset(k for k in print_.stored if k[:2] == "u:")], since, DedupePolicy().min_bands
+    )
     assert [seen.ref for seen in by_url.seen] == ["item:1"]
     copy = make_item("wire", "id:w-9", title=item.title + " (update)", summary=item.summary)
     copied = item_fingerprint(copy)
-    history = store.dedupe_history([copied.lookup_ids], since, DedupePolicy().min_bands)
+    history = store.dedupe_history([copied.lookup], since, DedupePolicy().min_bands)
     (seen,) = history.seen
     assert seen.fingerprint.signature == print_.signature
     assert seen.fingerprint.bands == print_.bands
@@ -397,10 +398,10 @@ def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) 
     assert columns == {"key", "item_id"}
     assert inspect(store.engine).get_indexes("dedupe_keys") == []
     history = store.dedupe_history(
-        [print_.lookup_ids], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands
+        [print_.lookup], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands
     )
     assert [s.ref for s in history.seen] == ["item:1"]
-    late = store.dedupe_history([print_.lookup_ids], FIXED_NOW, DedupePolicy().min_bands)
+    late = store.dedupe_history([print_.lookup], FIXED_NOW, DedupePolicy().min_bands)
     assert late.seen == []  # first seen two days ago: outside a window starting now
     with store.engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), "0005")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from monitor.dedupe import KeyIds, key_id
 from monitor.errors import ParseError
 from monitor.models import Item
 from monitor.parsepool import WORKER_NICENESS, ParsePool, default_workers
@@ -206,16 +205,6 @@ def test_items_prepared_in_a_worker_are_those_prepared_in_place(pool: ParsePool,
         # the views travel back with the item: storing it derives none of them again
         for view in ("summary", "content", "safe_summary_html"):
             assert far.__dict__[view] == near.__dict__[view]
-    for key, far_print in there.prints.items():
-        # so do the stored forms of the keys: the dedupe section hashes none of them
-        assert far_print.__dict__["stored_ids"] == tuple(
-            sorted({key_id(k) for k in here.prints[key].stored})
-        )
-        lookup = here.prints[key].lookup
-        assert far_print.__dict__["lookup_ids"] == KeyIds(
-            frozenset(key_id(k) for k in lookup if not k.startswith("b:")),
-            frozenset(key_id(k) for k in lookup if k.startswith("b:")),
-        )
 
 
 def test_few_changed_items_are_prepared_in_place(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,13 +5,7 @@ which new items are later copies and what becomes of their alerts (pure); the st
 keeps the keys and links (``storage/dedupe.py``) and the pipeline wires them up.
 """
 
-from monitor.dedupe.fingerprint import (
-    Fingerprint,
-    KeyIds,
-    fingerprint,
-    item_fingerprint,
-    key_id,
-)
+from monitor.dedupe.fingerprint import Fingerprint, fingerprint, item_fingerprint
 from monitor.dedupe.plan import (
     DEFAULT_THRESHOLD,
     DEFAULT_WINDOW,
@@ -38,13 +32,11 @@ __all__ = [
     "Event",
     "Fingerprint",
     "History",
-    "KeyIds",
     "Seen",
     "dedupe_batch",
     "find_original",
     "fingerprint",
     "item_entry",
     "item_fingerprint",
-    "key_id",
     "settle_amended",
 ]

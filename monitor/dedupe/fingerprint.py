@@ -55,16 +55,6 @@ _DOMAIN_NAME = re.compile(r"(?<![\w.])([^\W_][\w-]*)\.[a-z]{2,}\b")
 
 
 @dataclass(frozen=True)
-class KeyIds:
-    """A fingerprint's lookup keys in their stored form (:func:`key_id`): the exact
-    keys, which find an item alone, and the band keys, which must be shared by the
-    ``min_bands``."""
-
-    exact: frozenset[int]
-    bands: frozenset[int]
-
-
-@dataclass(frozen=True)
 class Fingerprint:
     """An item as the duplicate finder sees it; names and mentions are derived on demand
     (only a pair that reads alike needs them)."""
@@ -84,19 +74,6 @@ class Fingerprint:
     @cached_property
     def names(self) -> frozenset[str]:
         return names(self.headline)
-
-    # The stored forms of the keys: a parse worker computes them with the fingerprint
-    # (cached values travel back with it), so the event loop does not hash ~34 keys of
-    # every new item while it holds the dedupe section.
-    @cached_property
-    def stored_ids(self) -> tuple[int, ...]:
-        """:func:`key_id` of each stored key, in order (a B-tree takes them in turn)."""
-        return tuple(sorted({key_id(k) for k in self.stored}))
-
-    @cached_property
-    def lookup_ids(self) -> KeyIds:
-        exact = frozenset(key_id(k) for k in self.lookup if not k.startswith("b:"))
-        return KeyIds(exact, frozenset(key_id(k) for k in self.lookup if k.startswith("b:")))
 
     @cached_property
     def mentions(self) -> frozenset[str]:
@@ -166,13 +143,6 @@ def item_fingerprint(item: Item, *, templated_summary: bool = False) -> Fingerpr
         published=item.published,
         body=body,
     )
-
-
-def key_id(key: str) -> int:
-    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT).
-
-    A collision only adds a candidate, which the finder compares on the real keys."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
 
 
 def shingles(tokens: list[str]) -> set[str]:
@@ -281,11 +251,9 @@ def _domain(url: Any) -> str:
 __all__ = [
     "MIN_SHARED_BANDS",
     "Fingerprint",
-    "KeyIds",
     "conflicting",
     "fingerprint",
     "item_fingerprint",
-    "key_id",
     "mentions",
     "min_shared_bands",
     "minhash",
