@@ -40,12 +40,25 @@ from storage.db import create_db_engine, init_schema
 from storage.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STORAGE = 0, 1, 2, 3
+# SIGTERM (a container stopped) or Ctrl-C while ``run`` starts (config, database,
+# migrations) is held pending until the service's own handlers are in place, and then
+# stops it cleanly (exit 0) instead of killing it half-started.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 log = logging.getLogger("noticewatch.cli")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    args = _parser().parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        args = _parser().parse_args(argv)
+        if args.command != "run":  # the other commands stop at once, as before
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return _command(args, os.environ if env is None else env)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.command == "healthcheck":  # must work even while sources.toml is broken
         where = config_path(args.config, env)
         ok, line = healthcheck.check(
@@ -225,9 +238,10 @@ async def _run(
         watcher = ConfigWatcher(config.path, env, app.clock)
         service = Service(app, watcher, scrubber.update, [token] if token else [])
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, service.stop.set)
         loop.add_signal_handler(signal.SIGHUP, service.request_reload)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a held stop lands now
         if listener is not None:
             web = build_web(service, WebSettings(token))
             await stack.enter_async_context(serve(web, listener, service.stop))

@@ -149,3 +149,38 @@ def test_sigterm_in_the_middle_of_a_fetch_stops_cleanly_and_keeps_state(env: Env
     assert env.cli("poll").returncode == 0
     env.receiver.wait_for(2)
     assert len(env.receiver.unique_ids()) == 2
+
+
+def test_a_sigterm_while_run_starts_waits_for_it_and_stops_it_cleanly(env: Env) -> None:
+    """A container stopped while noticewatch starts (config, database, migrations): the
+    SIGTERM is held until the service's own handlers are in place, then stops it with
+    exit 0 instead of killing it half-started."""
+    env.write_config(baseline=False)
+    env.feeds.serve("/ap.xml", rss(FINE))
+    # Sent before main() runs and held pending by the child itself, so the signal is
+    # there for the whole start however fast this machine is; main() must let it in.
+    script = (
+        "import os, signal, sys\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "from monitor.cli import main\n"
+        "sys.exit(main(['run', '--log-format', 'json']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=env.tmp, env=env.environ(),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "service=stopped" in output
+    with sqlite3.connect(env.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_other_commands_leave_sigterm_to_its_default(env: Env) -> None:
+    env.write_config(baseline=False)
+    assert env.cli("check").returncode == 0
+    from monitor.cli import main
+
+    assert main(["check"], env.environ()) == 0
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
