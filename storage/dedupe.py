@@ -5,6 +5,9 @@ domain, MinHash bands); ``duplicates`` links each later copy to the first copy o
 event. Both are written in the transaction that records the items, so an event's
 copies are recognised across sources and restarts. Fingerprints of candidates are
 recomputed from the stored item text, so the keys are all that is stored for them.
+
+New keys are written to the small ``dedupe_new_keys`` and moved into ``dedupe_keys`` in
+sorted batches (:func:`merge_new_keys`); every lookup reads both.
 """
 
 from __future__ import annotations
@@ -15,20 +18,35 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, text, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
-from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow, Meta
+from storage.tables import (
+    AlertRow,
+    DedupeKey,
+    DedupeNewKey,
+    DedupeSignature,
+    Duplicate,
+    ItemRow,
+    Meta,
+)
 
 InsertIgnoring = Callable[[Session, type[Any], Sequence[dict[str, Any]]], int]
 _CHUNK = 500
-# 32 band keys an item: 8,000 bound parameters a query, under SQLite's 32,766.
+# 32 band keys an item, asked of both key tables: 16,000 bound parameters a query,
+# under SQLite's 32,766.
 _BAND_QUERY_ITEMS = 250
 _KEYS_PRUNED_AT = "dedupe.keys_pruned_at"  # meta: when old keys were last deleted
 _PRUNES_PER_WINDOW = 8
+# Rows of dedupe_new_keys that make a merge: its ~250 pages stay in SQLite's 2 MB page
+# cache, and a merge writes each leaf of dedupe_keys once for ~30 first-poll sources.
+# A cold 1,000-source poll: 50,000 took 38 s of the poll's CPU, 200,000 took 44 s, one
+# table 50-55 s (bench/README.md, eighth session).
+DEDUPE_MERGE_ROWS = 50_000
+_MERGE_LOCK = 0x6E77_6D65_7267_6521  # PostgreSQL advisory lock of the merge ("nwmerge!")
 
 
 def load_history(
@@ -140,9 +158,10 @@ def _events(s: Session, ids: set[int]) -> tuple[dict[int, int], dict[int, ItemRo
 
 def record_outcome(
     s: Session, source: str, outcome: DedupeOutcome, now: datetime, insert: InsertIgnoring
-) -> None:
+) -> int:
     """Store the new items' keys, their links to earlier copies, and the attachments;
-    drop the keys and signatures that have left the window (links stay: status shows them)."""
+    drop the keys and signatures that have left the window (links stay: status shows them).
+    The number of key rows written to ``dedupe_new_keys``."""
     if outcome.prune_before is not None:
         s.execute(delete(DedupeSignature).where(col(DedupeSignature.at) < outcome.prune_before))
         _prune_keys(s, outcome.prune_before, now, insert)
@@ -159,7 +178,7 @@ def record_outcome(
         if item in ids
         for key in sorted(print_.stored)
     ]
-    insert_many(s, DedupeKey, rows)
+    insert_many(s, DedupeNewKey, rows)
     signatures = [
         {"item_id": ids[item], "signature": pack_signature(print_.signature), "at": now}
         for item, print_ in outcome.fingerprints.items()
@@ -187,6 +206,47 @@ def record_outcome(
         also = [*alert.data.get("also_seen_in", []), attachment.entry]
         alert.data = {**alert.data, "also_seen_in": also}  # a new dict: JSON columns compare
         s.add(alert)
+    return len(rows)
+
+
+def count_new_keys(s: Session) -> int:
+    """The rows waiting in ``dedupe_new_keys`` for a merge."""
+    return int(s.exec(select(func.count()).select_from(DedupeNewKey)).one())
+
+
+def merge_new_keys(s: Session) -> int:
+    """Move every row of ``dedupe_new_keys`` into ``dedupe_keys``, in key order, in the
+    caller's transaction; the number of rows moved.
+
+    Sorted, the rows fill each leaf of the large table in one visit. On PostgreSQL the
+    rows moved are exactly those deleted, so keys another replica writes meanwhile
+    wait for the next merge instead of being lost.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        # Two replicas deleting the same rows in different orders would deadlock: one
+        # merges, the other leaves the rows to it.
+        if not s.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _MERGE_LOCK}
+        ).scalar():
+            return 0
+        moved = s.execute(
+            text(
+                "WITH moved AS (DELETE FROM dedupe_new_keys RETURNING key, item_id), "
+                "copied AS (INSERT INTO dedupe_keys (key, item_id) "
+                "SELECT key, item_id FROM moved ORDER BY key, item_id ON CONFLICT DO NOTHING) "
+                "SELECT count(*) FROM moved"
+            )
+        )
+        return int(moved.scalar_one())
+    # One writer at a time on SQLite: nothing is added between the copy and the delete.
+    s.execute(
+        text(
+            "INSERT INTO dedupe_keys (key, item_id) "
+            "SELECT key, item_id FROM dedupe_new_keys WHERE true ORDER BY key, item_id "
+            "ON CONFLICT DO NOTHING"
+        )
+    )
+    return int(s.execute(delete(DedupeNewKey)).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _prune_keys(s: Session, before: datetime, now: datetime, insert: InsertIgnoring) -> None:
@@ -201,8 +261,9 @@ def _prune_keys(s: Session, before: datetime, now: datetime, insert: InsertIgnor
     # Item ids grow with first_seen: every item below the first one still in the window
     # has left it (one out of order, near the boundary, waits for the next pruning).
     boundary = s.exec(select(func.min(ItemRow.id)).where(ItemRow.first_seen >= before)).one()
-    prune = delete(DedupeKey)
-    s.execute(prune if boundary is None else prune.where(col(DedupeKey.item_id) < boundary))
+    for table in (DedupeKey, DedupeNewKey):
+        prune = delete(table)
+        s.execute(prune if boundary is None else prune.where(col(table.item_id) < boundary))
     insert(s, Meta, [{"key": _KEYS_PRUNED_AT, "value": now.isoformat()}])  # replicas race
     s.execute(update(Meta).where(col(Meta.key) == _KEYS_PRUNED_AT).values(value=now.isoformat()))
 
@@ -259,7 +320,7 @@ def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands:
     exact = sorted({key_id(k) for lookup in lookups for k in lookup if not k.startswith("b:")})
     found: set[int] = set()
     for chunk in _chunks(exact):
-        found.update(s.exec(select(DedupeKey.item_id).where(col(DedupeKey.key).in_(chunk))).all())
+        found.update(i for _, i in s.execute(_both_tables(chunk)).all())
     # The database counts the bands: a query's keys are those of whole items, so an
     # item sharing min_bands with one of them is counted complete (and one sharing a
     # few with each of several is a spare candidate, which find_original turns down).
@@ -269,12 +330,8 @@ def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands:
         bands = sorted({key_id(k) for lookup in group for k in lookup if k.startswith("b:")})
         if not bands:
             continue
-        counted = (
-            select(DedupeKey.item_id)
-            .where(col(DedupeKey.key).in_(bands))
-            .group_by(col(DedupeKey.item_id))
-            .having(func.count() >= min_bands)
-        )
+        rows = _both_tables(bands).subquery()
+        counted = select(rows.c.item_id).group_by(rows.c.item_id).having(func.count() >= min_bands)
         found.update(s.exec(counted).all())
     # The window: a key row was written with its item, at the item's first_seen.
     recent: set[int] = set()
@@ -282,6 +339,15 @@ def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands:
         query = select(ItemRow.id).where(col(ItemRow.id).in_(chunk), ItemRow.first_seen >= since)
         recent.update(i for i in s.exec(query).all() if i is not None)
     return recent
+
+
+def _both_tables(keys: Sequence[int]) -> Any:
+    """The (key, item_id) rows of ``keys`` in dedupe_keys and dedupe_new_keys (a row in
+    both, as a merge racing a re-recorded item could leave, counts once)."""
+    return union(
+        select(DedupeKey.key, DedupeKey.item_id).where(col(DedupeKey.key).in_(keys)),
+        select(DedupeNewKey.key, DedupeNewKey.item_id).where(col(DedupeNewKey.key).in_(keys)),
+    )
 
 
 def _root_id(group: str, ids: dict[str, int]) -> int | None:
@@ -315,10 +381,13 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 
 __all__ = [
+    "DEDUPE_MERGE_ROWS",
+    "count_new_keys",
     "insert_many",
     "key_id",
     "load_events",
     "load_history",
+    "merge_new_keys",
     "pack_signature",
     "recent_events",
     "record_outcome",

@@ -35,7 +35,15 @@ from monitor.system import (
     source_recovered_data,
 )
 from storage.db import storage_hint
-from storage.dedupe import load_events, load_history, recent_events, record_outcome
+from storage.dedupe import (
+    DEDUPE_MERGE_ROWS,
+    count_new_keys,
+    load_events,
+    load_history,
+    merge_new_keys,
+    recent_events,
+    record_outcome,
+)
 from storage.leases import LeaseRecords, SourceClaim
 from storage.outbox import DeliveryRecords
 from storage.tables import (
@@ -74,8 +82,12 @@ class IngestCounts:
 class Store(DeliveryRecords, LeaseRecords):
     """All database access of noticewatch. Methods are short transactions."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, dedupe_merge_rows: int = DEDUPE_MERGE_ROWS) -> None:
         self.engine = engine
+        self.dedupe_merge_rows = dedupe_merge_rows
+        # Rows in dedupe_new_keys as far as this process knows: counted once, then kept
+        # up by what it writes (another replica's rows only make a merge come later).
+        self._new_keys: int | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -281,7 +293,8 @@ class Store(DeliveryRecords, LeaseRecords):
                 )
             alerts = self._insert_alerts(s, source, drafts, now)
             if dedupe is not None:
-                record_outcome(s, source, dedupe, now, self._insert_ignoring_duplicates)
+                written = record_outcome(s, source, dedupe, now, self._insert_ignoring_duplicates)
+                self._merge_keys_when_due(s, written)
             row = self._state(s, source, source_type, identity)
             row.etag = fetched.etag
             row.last_modified = fetched.last_modified
@@ -293,6 +306,19 @@ class Store(DeliveryRecords, LeaseRecords):
             s.add(row)
             s.commit()
         return IngestCounts(new=inserted, updated=len(updated), seen=len(seen_keys), alerts=alerts)
+
+    def _merge_keys_when_due(self, s: Session, written: int) -> None:
+        """Merge dedupe_new_keys into dedupe_keys, in this transaction, once it holds
+        ``dedupe_merge_rows`` rows: a failed commit keeps them waiting, never half-moved."""
+        if not written:
+            return
+        if self._new_keys is None:
+            self._new_keys = count_new_keys(s)  # the rows just written included
+        else:
+            self._new_keys += written
+        if self._new_keys >= self.dedupe_merge_rows:
+            merge_new_keys(s)
+            self._new_keys = 0
 
     def _insert_items(self, s: Session, items: Sequence[Item], now: datetime) -> int:
         if not items:

@@ -6,23 +6,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import delete, event
 from sqlmodel import col, select
 
 import storage.dedupe
 from monitor.dedupe import DedupeOutcome
+from monitor.dedupe.fingerprint import item_fingerprint
+from monitor.identity import item_key
 from monitor.models import Item
+from monitor.sources.base import Fetched
 from storage.db import create_db_engine
 from storage.dedupe import (
     _candidates,
     insert_many,
     key_id,
+    merge_new_keys,
     pack_signature,
     record_outcome,
     unpack_signature,
 )
-from storage.store import Store
-from storage.tables import DedupeKey, DedupeSignature, ItemRow
+from storage.store import Change, Store
+from storage.tables import DedupeKey, DedupeNewKey, DedupeSignature, ItemRow
 from tests.conftest import FIXED_NOW
 
 
@@ -82,7 +86,9 @@ def test_candidates_are_the_items_sharing_the_bands_asked_for(
         for band in bands
     ]
     with store.session() as s:
-        insert_many(s, DedupeKey, rows)
+        # Merged and waiting keys count together: k0's bands are in both tables.
+        insert_many(s, DedupeKey, rows[:4])
+        insert_many(s, DedupeNewKey, rows[4:])
         s.commit()
     lookups = [
         {f"b:{band}:x" for band in range(0, 7)},  # all 7 of k0's
@@ -113,6 +119,8 @@ def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
             store._insert_items(s, [item], FIXED_NOW - age)
         ids = dict(s.exec(select(ItemRow.item_key, ItemRow.id)).all())
         insert_many(s, DedupeKey, [{"key": key_id(f"u:{k}"), "item_id": i} for k, i in ids.items()])
+        waiting = [{"key": key_id(f"p:{k}|example.org"), "item_id": i} for k, i in ids.items()]
+        insert_many(s, DedupeNewKey, waiting)
         s.commit()
     statements: list[str] = []
     event.listen(
@@ -126,10 +134,13 @@ def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
             record_outcome(s, "s", outcome, now, store._insert_ignoring_duplicates)
             s.commit()
             kept = {i for i in s.exec(select(DedupeKey.item_id)).all()}
+            waiting = {i for i in s.exec(select(DedupeNewKey.item_id)).all()}
+        assert kept == waiting  # the keys waiting for a merge go with the others
         return {k for k, i in ids.items() if i in kept}
 
     assert record(FIXED_NOW) == {"edge", "new"}  # the first pruning: no mark yet
     assert any(s.startswith("DELETE FROM dedupe_keys") for s in statements)
+    assert any(s.startswith("DELETE FROM dedupe_new_keys") for s in statements)
     # 13 hours on, "edge" has left the window but an eighth (a day) has not passed.
     assert record(FIXED_NOW + timedelta(hours=13)) == {"edge", "new"}
     assert not any(s.startswith("DELETE FROM dedupe_keys") for s in statements)
@@ -138,4 +149,123 @@ def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
         assert _candidates(s, [{"u:edge"}, {"u:new"}], since, 7) == {ids["new"]}
     assert record(FIXED_NOW + timedelta(days=1)) == {"new"}
     assert record(FIXED_NOW + timedelta(days=9)) == set()  # no item left in the window
+    store.engine.dispose()
+
+
+def _items_with_keys(store: Store, count: int, per_item: int) -> dict[str, int]:
+    """``count`` stored items, each with ``per_item`` band keys waiting for a merge."""
+    items = [
+        Item(source="s", source_type="rss", key=f"k{n}", content_hash="h", title="t")
+        for n in range(count)
+    ]
+    with store.session() as s:
+        store._insert_items(s, items, FIXED_NOW)
+        ids = dict(s.exec(select(ItemRow.item_key, ItemRow.id)).all())
+        rows = [
+            {"key": key_id(f"b:{band}:{key}"), "item_id": ident}
+            for key, ident in ids.items()
+            for band in range(per_item)
+        ]
+        insert_many(s, DedupeNewKey, rows)
+        s.commit()
+    return {k: i for k, i in ids.items() if i is not None}
+
+
+def _keys(store: Store) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """(merged, waiting) as (key, item_id) pairs."""
+    with store.session() as s:
+        merged = set(s.exec(select(DedupeKey.key, DedupeKey.item_id)).all())
+        waiting = set(s.exec(select(DedupeNewKey.key, DedupeNewKey.item_id)).all())
+    return merged, waiting
+
+
+def test_a_merge_moves_every_waiting_key_and_lookups_find_the_same_items(db_url: str) -> None:
+    store = Store(create_db_engine(db_url))
+    ids = _items_with_keys(store, 5, 8)
+    with store.session() as s:  # k0's keys already merged, one of them written again
+        first = [{"key": key_id(f"b:{band}:k0"), "item_id": ids["k0"]} for band in range(8)]
+        insert_many(s, DedupeKey, first)
+        s.execute(delete(DedupeNewKey).where(col(DedupeNewKey.item_id) == ids["k0"]))
+        insert_many(s, DedupeNewKey, first[:1])
+        s.commit()
+    lookups = [{f"b:{band}:{key}" for band in range(8)} for key in ("k0", "k3")]
+    since = FIXED_NOW - timedelta(days=7)
+    with store.session() as s:
+        before = _candidates(s, lookups, since, 8)
+    merged, waiting = _keys(store)
+    with store.session() as s:
+        moved = merge_new_keys(s)
+        s.commit()
+    assert before == {ids["k0"], ids["k3"]}
+    assert moved == len(waiting) == 4 * 8 + 1
+    assert _keys(store) == (merged | waiting, set())
+    with store.session() as s:
+        assert _candidates(s, lookups, since, 8) == before
+        assert merge_new_keys(s) == 0  # nothing waiting: nothing to do
+    store.engine.dispose()
+
+
+def test_a_failed_commit_keeps_the_keys_waiting(tmp_path: Path) -> None:
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'n.db'}"))
+    _items_with_keys(store, 3, 4)
+    with store.session() as s:
+        assert merge_new_keys(s) == 12
+        s.rollback()
+    merged, waiting = _keys(store)
+    assert merged == set() and len(waiting) == 12
+    store.engine.dispose()
+
+
+def _commit_new_item(store: Store, key: str) -> None:
+    """One new item through commit_batch, with a URL key and a 32-band fingerprint."""
+    item = Item(
+        source="s", source_type="rss", key=key, content_hash="h",
+        title=f"Regulator notice about {key}", url=f"https://example.org/{key}",
+        summary_html=" ".join(f"word{key}{n}" for n in range(40)),
+    )  # fmt: skip
+    outcome = DedupeOutcome([], {key: item_fingerprint(item)}, [], [])
+    fetched = Fetched(url="https://example.org/feed", status=200, body=b"<rss/>")
+    store.commit_batch("s", "rss", fetched, [item], [(item, Change.NEW)], [], FIXED_NOW,
+                       dedupe=outcome)  # fmt: skip
+
+
+def test_the_store_merges_once_its_threshold_is_reached_counting_rows_left_by_a_restart(
+    tmp_path: Path,
+) -> None:
+    """34 key rows an item, a merge from 100 rows: the third item's commit merges. A
+    store opened afterwards counts the rows already waiting before adding its own."""
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    store = Store(create_db_engine(url), dedupe_merge_rows=100)
+    sizes = []
+    for key in ("a", "b", "c", "d"):
+        _commit_new_item(store, key)
+        merged, waiting = _keys(store)
+        sizes.append((len(merged), len(waiting)))
+    assert sizes == [(0, 34), (0, 68), (102, 0), (102, 34)]
+    store.engine.dispose()
+    again = Store(create_db_engine(url), dedupe_merge_rows=100)
+    _commit_new_item(again, "e")
+    assert tuple(map(len, _keys(again))) == (102, 68)  # 34 left + 34 own: under 100
+    _commit_new_item(again, "f")
+    assert tuple(map(len, _keys(again))) == (204, 0)
+    with again.session() as s:  # every item is still found under its own URL
+        for key in "abcdef":
+            lookup = [{f"u:{item_key(None, f'https://example.org/{key}', '', '')}"}]
+            assert len(_candidates(s, lookup, FIXED_NOW - timedelta(days=1), 7)) == 1
+    again.engine.dispose()
+
+
+def test_on_postgresql_a_merge_under_way_in_another_replica_is_left_to_it(pg_url: str) -> None:
+    """Two replicas merging at once would delete the same rows in their own orders and
+    could deadlock; the second one sees the lock and leaves the rows."""
+    store = Store(create_db_engine(pg_url))
+    _items_with_keys(store, 2, 4)
+    other = Store(create_db_engine(pg_url))
+    with store.session() as s, other.session() as o:
+        assert merge_new_keys(s) == 8  # holds the merge lock until it commits
+        assert merge_new_keys(o) == 0
+        s.commit()
+        o.commit()
+    assert tuple(map(len, _keys(store))) == (8, 0)
+    other.engine.dispose()
     store.engine.dispose()

@@ -31,9 +31,17 @@ from monitor.sources.html import HtmlSource, HtmlSourceConfig
 from monitor.sources.rss import RssSource, RssSourceConfig
 from monitor.sources.sam import SamSource, SamSourceConfig
 from storage.db import create_db_engine
+from storage.dedupe import DEDUPE_MERGE_ROWS
 from storage.requests import RequestCounter
 from storage.store import Store
-from storage.tables import AlertRow, DedupeKey, DedupeSignature, Duplicate, ItemRow
+from storage.tables import (
+    AlertRow,
+    DedupeKey,
+    DedupeNewKey,
+    DedupeSignature,
+    Duplicate,
+    ItemRow,
+)
 from tests.conftest import FIXED_NOW
 from tests.support.fakes import Clock
 from tests.support.feed_server import FeedServer
@@ -98,15 +106,25 @@ def ico_source(url: str) -> HtmlSource:
     return HtmlSource(config, FetchLimits())
 
 
+def stored_keys(s: Session) -> list[tuple[int, int]]:
+    """(item_id, key) of every dedupe key, merged or not."""
+    merged = s.exec(select(DedupeKey.item_id, DedupeKey.key)).all()
+    waiting = s.exec(select(DedupeNewKey.item_id, DedupeNewKey.key)).all()
+    return [*merged, *waiting]
+
+
 class World:
-    def __init__(self, db_url: str, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, db_url: str, http: httpx.AsyncClient, merge_rows: int = DEDUPE_MERGE_ROWS
+    ) -> None:
         self.db_url = db_url
         self.http = http
+        self.merge_rows = merge_rows
         self.clock = Clock(FIXED_NOW)
         self.store = self.open()
 
     def open(self) -> Store:
-        return Store(create_db_engine(self.db_url))
+        return Store(create_db_engine(self.db_url), dedupe_merge_rows=self.merge_rows)
 
     def restart(self) -> None:
         self.store.engine.dispose()
@@ -129,13 +147,17 @@ class World:
 
 
 @pytest.fixture
-async def world(db_url: str) -> AsyncIterator[World]:
+async def world(db_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    merge_rows = getattr(request, "param", DEDUPE_MERGE_ROWS)
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        world = World(db_url, http)
+        world = World(db_url, http, merge_rows)
         yield world
         world.store.engine.dispose()
 
 
+# Keys waiting in dedupe_new_keys (the default, for so few), merged into dedupe_keys by
+# every commit that writes some, and merged every 40 rows: some items in each table.
+@pytest.mark.parametrize("world", [DEDUPE_MERGE_ROWS, 1, 40], indirect=True)
 async def test_one_alert_per_event_across_sources_and_restarts(
     world: World, feed_server: FeedServer
 ) -> None:
@@ -192,9 +214,17 @@ async def test_one_alert_per_event_across_sources_and_restarts(
 
     with Session(world.store.engine) as s:
         links = s.exec(select(Duplicate)).all()
-        keys = s.exec(select(DedupeKey)).all()
+        keys = stored_keys(s)
+        merged = s.exec(select(DedupeKey)).all()
     assert len(links) == 2 and {link.match for link in links} == {"same_title", "near"}
-    assert len({k.item_id for k in keys}) == 7  # every stored item is findable
+    assert len({item_id for item_id, _ in keys}) == 7  # every stored item is findable
+    assert len(set(keys)) == len(keys)  # each key once, in one table or the other
+    if world.merge_rows == 1:
+        assert len(merged) == len(keys)
+    elif world.merge_rows == DEDUPE_MERGE_ROWS:
+        assert merged == []
+    else:
+        assert 0 < len(merged) < len(keys)
 
 
 async def test_another_regulators_fine_of_the_same_company_alerts(
@@ -227,10 +257,10 @@ async def test_copies_outside_the_window_alert_again(world: World, feed_server: 
     run = await run_source(rss_source("gnews", feed_server.url("/gnews")), world.ctx(policy))
     assert run.counts.alerts == 2
     with Session(world.store.engine) as s:  # what left the window is gone from disk
-        keys = s.exec(select(DedupeKey)).all()
+        keys = stored_keys(s)
         signatures = s.exec(select(DedupeSignature)).all()
         gnews = set(s.exec(select(ItemRow.id).where(ItemRow.source == "gnews")).all())
-    assert keys and {k.item_id for k in keys} == gnews
+    assert keys and {item_id for item_id, _ in keys} == gnews
     assert {sig.item_id for sig in signatures} == gnews
 
 
@@ -240,7 +270,7 @@ async def test_dedupe_off_alerts_every_copy(world: World, feed_server: FeedServe
     run = await run_source(rss_source("gnews", feed_server.url("/gnews")), world.ctx(None))
     assert run.counts.alerts == 2
     with Session(world.store.engine) as s:
-        assert s.exec(select(DedupeKey)).all() == []
+        assert stored_keys(s) == []
 
 
 async def test_a_notifier_that_missed_the_first_copy_hears_of_the_event_once(
@@ -409,7 +439,7 @@ async def test_sam_notices_are_not_near_copy_candidates_through_their_summary_te
     run = await run_source(source, world.ctx())
     assert run.outcome == "ok" and run.items == len(titles), run
     with Session(world.store.engine) as s:
-        keys = s.exec(select(DedupeKey.item_id, DedupeKey.key)).all()
+        keys = stored_keys(s)
     stored: dict[int, set[int]] = {}
     for item_id, key in keys:
         stored.setdefault(item_id, set()).add(key)

@@ -414,6 +414,48 @@ def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) 
     store.engine.dispose()
 
 
+def test_0007_finds_the_keys_stored_before_it_and_a_downgrade_keeps_the_waiting_ones(
+    db_url: str,
+) -> None:
+    """Keys written at 0006 stay in dedupe_keys and are found; keys written after the
+    upgrade wait in dedupe_new_keys; a downgrade to 0006 moves them into dedupe_keys."""
+    from alembic import command
+
+    from monitor.dedupe import DedupePolicy, item_fingerprint
+    from storage.dedupe import key_id
+
+    old, new = _fine("id:ap-4"), _fine("id:ap-5")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0006")
+        _insert_item(conn, old, FIXED_NOW.replace(tzinfo=None))
+        conn.execute(
+            text("INSERT INTO dedupe_keys (key, item_id) VALUES (:key, 1)"),
+            [{"key": key_id(k)} for k in item_fingerprint(old).stored],
+        )
+    engine.dispose()
+    store = Store(create_db_engine(db_url))
+    with store.engine.begin() as conn:
+        _insert_item(conn, new, FIXED_NOW.replace(tzinfo=None), ident=2)
+        conn.execute(
+            text("INSERT INTO dedupe_new_keys (key, item_id) VALUES (:key, 2)"),
+            [{"key": key_id(k)} for k in item_fingerprint(new).stored],
+        )
+    since = FIXED_NOW - timedelta(days=7)
+    for item, ref in ((old, "item:1"), (new, "item:2")):
+        lookup = item_fingerprint(item).lookup
+        found = store.dedupe_history([lookup], since, DedupePolicy().min_bands)
+        assert ref in [s.ref for s in found.seen]
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0006")
+        assert "dedupe_new_keys" not in inspect(conn).get_table_names()
+        rows = conn.execute(text("SELECT key, item_id FROM dedupe_keys")).all()
+    expected = {(key_id(k), 1) for k in item_fingerprint(old).stored}
+    expected |= {(key_id(k), 2) for k in item_fingerprint(new).stored}
+    assert set(rows) == expected
+    store.engine.dispose()
+
+
 def _fine(key: str) -> Item:
     return make_item(
         "ap-nl", key, title="AP legt Clearview AI boete op van 30,5 miljoen euro",
@@ -422,17 +464,17 @@ def _fine(key: str) -> Item:
     )  # fmt: skip
 
 
-def _insert_item(conn: Any, item: Item, seen: datetime) -> None:
-    """``item`` as item 1, first seen at ``seen``, in SQL that every revision accepts."""
+def _insert_item(conn: Any, item: Item, seen: datetime, ident: int = 1) -> None:
+    """``item`` as item ``ident``, first seen at ``seen``, in SQL that every revision accepts."""
     conn.execute(
         text(
             "INSERT INTO items (id, source, source_type, item_key, content_hash, version,"
             " title, url, summary, summary_html, content, fields, first_seen, last_seen)"
-            " VALUES (1, :source, 'rss', :key, 'v1:x', 1, :title, :url, :summary,"
+            " VALUES (:id, :source, 'rss', :key, 'v1:x', 1, :title, :url, :summary,"
             " :summary, '', '{}', :seen, :seen)"
         ),
-        {"source": item.source, "key": item.key, "title": item.title, "url": item.url,
-         "summary": item.summary, "seen": seen},
+        {"id": ident, "source": item.source, "key": item.key, "title": item.title,
+         "url": item.url, "summary": item.summary, "seen": seen},
     )  # fmt: skip
 
 
