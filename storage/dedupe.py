@@ -345,6 +345,7 @@ def _holding(s: Session, keys: Sequence[int], at_least: int) -> list[int]:
     8,000 bound parameters each, SQLAlchemy's Python spent more on expanding them
     than SQLite on the lookups.
     """
+    value: list[int] | str
     if s.get_bind().dialect.name == "postgresql":
         query, value = _HOLDING_POSTGRESQL, list(keys)
     else:
