@@ -155,23 +155,26 @@ def minhash(items: set[str]) -> tuple[int, ...]:
     """A MinHash signature of ``items``; empty for fewer than :data:`MIN_SHINGLES`."""
     if len(items) < MIN_SHINGLES:
         return ()
-    hashes = [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest()) for s in items]
+    digests = b"".join([hashlib.blake2b(s.encode(), digest_size=8).digest() for s in items])
     # Imported here: numpy loads on the first MinHash, not with every command.
     from monitor.dedupe.minhash61 import min_hashes
 
-    return min_hashes(hashes, _COEFFICIENTS)
+    return min_hashes(digests, _COEFFICIENTS)
 
 
 def band_keys(signature: tuple[int, ...]) -> set[str]:
     if not signature:
         return set()
     rows = len(signature) // BANDS
-    keys = set()
-    for band in range(BANDS):
-        chunk = ",".join(str(v) for v in signature[band * rows : (band + 1) * rows])
-        digest = hashlib.blake2b(chunk.encode(), digest_size=8).hexdigest()
-        keys.add(f"b:{band}:{digest}")
-    return keys
+    values = list(map(str, signature))
+    return {
+        f"b:{band}:{_hex8(','.join(values[band * rows : (band + 1) * rows]))}"
+        for band in range(BANDS)
+    }
+
+
+def _hex8(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def min_shared_bands(threshold: float) -> int:

@@ -17,13 +17,17 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _LOW29 = np.uint64((1 << 29) - 1)
 
 
-def min_hashes(hashes: list[int], coefficients: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+def min_hashes(digests: bytes, coefficients: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
     """``min((a * h + b) % MERSENNE for h in hashes)`` for each ``(a, b)``, exactly: the
-    same integers as Python's big ints (a < 2**61 and b < 2**61 are required)."""
+    same integers as Python's big ints (a < 2**61 and b < 2**61 are required).
+
+    ``digests`` holds each ``h`` as 8 big-endian bytes, one after the other: read as one
+    array, not converted to a Python int each.
+    """
     a, b = _columns(coefficients)
-    h = np.array([x % MERSENNE for x in hashes], dtype=np.uint64)
+    h = reduce61(np.frombuffer(digests, dtype=">u8").astype(np.uint64))
     values = reduce61(mulmod61(a, h[np.newaxis, :]) + b)
-    return tuple(int(v) for v in values.min(axis=1))
+    return tuple(values.min(axis=1).tolist())
 
 
 @cache
@@ -36,7 +40,8 @@ def _columns(
 
 
 def reduce61(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """x mod 2**61 - 1 for x < 2**64 - 2**61 (2**61 = 1 modulo the prime)."""
+    """x mod 2**61 - 1 for any 64-bit x (2**61 = 1 modulo the prime; the first sum is
+    below 2**61 + 7, so one subtraction finishes it)."""
     x = (x & _M61) + (x >> np.uint64(61))
     return np.where(x >= _M61, x - _M61, x)
 
