@@ -45,8 +45,15 @@ POOLED_TYPES = frozenset({"rss", "html"})
 
 
 def default_workers() -> int:
-    """One worker per core but the one the event loop runs on (none on one core)."""
-    return max(0, (os.cpu_count() or 1) - 1)
+    """One worker per core on two cores or more, none on one.
+
+    Not one core fewer for the event loop: it waits on SQLite's I/O and for parse
+    results part of the time, and the workers' niceness gives it its core back when it
+    wants it. A cold 1,000-source poll on 2 cores took 49.3-51.7 s with two workers,
+    53.0-59.9 s with one (three interleaved pairs, bench/README.md), for ~80 MB more.
+    """
+    cores = os.cpu_count() or 1
+    return cores if cores >= 2 else 0
 
 
 @dataclass(frozen=True)

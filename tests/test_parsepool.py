@@ -138,9 +138,11 @@ def test_workers_run_below_the_event_loops_priority(pool: ParsePool) -> None:
     assert there == min(19, here + WORKER_NICENESS) > here
 
 
-def test_default_workers_leave_one_core_to_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_workers_use_every_core_but_a_lone_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert default_workers() == 1
+    assert default_workers() == 2
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert default_workers() == 8
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert default_workers() == 0
     monkeypatch.setattr("os.cpu_count", lambda: None)
