@@ -43,8 +43,8 @@ _KEYS_PRUNED_AT = "dedupe.keys_pruned_at"  # meta: when old keys were last delet
 _PRUNES_PER_WINDOW = 8
 # Rows of dedupe_new_keys that make a merge: its ~250 pages stay in SQLite's 2 MB page
 # cache, and a merge writes each leaf of dedupe_keys once for ~30 first-poll sources.
-# A cold 1,000-source poll: 50,000 took 38 s of the poll's CPU, 200,000 took 44 s, one
-# table 50-55 s (bench/README.md, eighth session).
+# In the first trial (a cold 1,000-source poll, bench/README.md, eighth session) the
+# poll process used 38 s of CPU with 50,000, 44 s with 200,000, and 50 s with one table.
 DEDUPE_MERGE_ROWS = 50_000
 _MERGE_LOCK = 0x6E77_6D65_7267_6521  # PostgreSQL advisory lock of the merge ("nwmerge!")
 
