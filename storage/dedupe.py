@@ -6,8 +6,9 @@ event. Both are written in the transaction that records the items, so an event's
 copies are recognised across sources and restarts. Fingerprints of candidates are
 recomputed from the stored item text, so the keys are all that is stored for them.
 
-New keys are written to the small ``dedupe_new_keys`` and moved into ``dedupe_keys`` in
-sorted batches (:func:`merge_new_keys`); every lookup reads both.
+New keys are written to the small ``dedupe_new_keys``, moved in sorted batches into the
+middle-sized ``dedupe_mid_keys`` (:func:`merge_new_keys`), and from there, ten batches at
+a time, into ``dedupe_keys`` (:func:`merge_mid_keys`); every lookup reads all three.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
 from storage.tables import (
     AlertRow,
     DedupeKey,
+    DedupeMidKey,
     DedupeNewKey,
     DedupeSignature,
     Duplicate,
@@ -46,6 +48,9 @@ _PRUNES_PER_WINDOW = 8
 # In the first trial (a cold 1,000-source poll, bench/README.md, eighth session) the
 # poll process used 38 s of CPU with 50,000, 44 s with 200,000, and 50 s with one table.
 DEDUPE_MERGE_ROWS = 50_000
+# Rows of dedupe_mid_keys that make a merge into dedupe_keys: ten merges of new keys.
+# The middle table (~10 MB at most) is rewritten by each of those, the large one once.
+DEDUPE_MID_ROWS = 500_000
 _MERGE_LOCK = 0x6E77_6D65_7267_6521  # PostgreSQL advisory lock of the merge ("nwmerge!")
 
 
@@ -209,30 +214,42 @@ def record_outcome(
     return len(rows)
 
 
-def count_new_keys(s: Session) -> int:
-    """The rows waiting in ``dedupe_new_keys`` for a merge."""
-    return int(s.exec(select(func.count()).select_from(DedupeNewKey)).one())
+def count_keys(s: Session, table: type[DedupeNewKey] | type[DedupeMidKey]) -> int:
+    """The rows waiting in ``table`` for a merge."""
+    return int(s.exec(select(func.count()).select_from(table)).one())
 
 
 def merge_new_keys(s: Session) -> int:
-    """Move every row of ``dedupe_new_keys`` into ``dedupe_keys``, in key order, in the
-    caller's transaction; the number of rows moved.
+    """Move every row of ``dedupe_new_keys`` into ``dedupe_mid_keys``, in the caller's
+    transaction; the number of rows moved (0 when another replica is merging)."""
+    return _move(s, "dedupe_new_keys", "dedupe_mid_keys")
 
-    Sorted, the rows fill each leaf of the large table in one visit. On PostgreSQL the
-    rows moved are exactly those deleted, so keys another replica writes meanwhile
-    wait for the next merge instead of being lost.
+
+def merge_mid_keys(s: Session) -> int:
+    """Move every row of ``dedupe_mid_keys`` into ``dedupe_keys``, as :func:`merge_new_keys`."""
+    return _move(s, "dedupe_mid_keys", "dedupe_keys")
+
+
+def _move(s: Session, source: str, target: str) -> int:
+    """Move every row of the key table ``source`` into ``target``, in key order (the two
+    names are this module's constants, never input: hence the ``noqa: S608``).
+
+    Sorted, the rows fill each leaf of the target in one visit. On PostgreSQL the rows
+    moved are exactly those deleted, so keys another replica writes meanwhile wait for
+    the next merge instead of being lost.
     """
     if s.get_bind().dialect.name == "postgresql":
         # Two replicas deleting the same rows in different orders would deadlock: one
-        # merges, the other leaves the rows to it.
+        # merges, the other leaves the rows to it. (Held to the commit, and taken again
+        # at once by the same transaction: both merges of one commit run under it.)
         if not s.execute(
             text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _MERGE_LOCK}
         ).scalar():
             return 0
         moved = s.execute(
             text(
-                "WITH moved AS (DELETE FROM dedupe_new_keys RETURNING key, item_id), "
-                "copied AS (INSERT INTO dedupe_keys (key, item_id) "
+                f"WITH moved AS (DELETE FROM {source} RETURNING key, item_id), "  # noqa: S608
+                f"copied AS (INSERT INTO {target} (key, item_id) "
                 "SELECT key, item_id FROM moved ORDER BY key, item_id ON CONFLICT DO NOTHING) "
                 "SELECT count(*) FROM moved"
             )
@@ -241,12 +258,13 @@ def merge_new_keys(s: Session) -> int:
     # One writer at a time on SQLite: nothing is added between the copy and the delete.
     s.execute(
         text(
-            "INSERT INTO dedupe_keys (key, item_id) "
-            "SELECT key, item_id FROM dedupe_new_keys WHERE true ORDER BY key, item_id "
+            f"INSERT INTO {target} (key, item_id) "  # noqa: S608
+            f"SELECT key, item_id FROM {source} WHERE true ORDER BY key, item_id "
             "ON CONFLICT DO NOTHING"
         )
     )
-    return int(s.execute(delete(DedupeNewKey)).rowcount or 0)  # type: ignore[attr-defined]
+    deleted = s.execute(text(f"DELETE FROM {source}"))  # noqa: S608
+    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _prune_keys(s: Session, before: datetime, now: datetime, insert: InsertIgnoring) -> None:
@@ -261,7 +279,7 @@ def _prune_keys(s: Session, before: datetime, now: datetime, insert: InsertIgnor
     # Item ids grow with first_seen: every item below the first one still in the window
     # has left it (one out of order, near the boundary, waits for the next pruning).
     boundary = s.exec(select(func.min(ItemRow.id)).where(ItemRow.first_seen >= before)).one()
-    for table in (DedupeKey, DedupeNewKey):
+    for table in (DedupeKey, DedupeMidKey, DedupeNewKey):
         prune = delete(table)
         s.execute(prune if boundary is None else prune.where(col(table.item_id) < boundary))
     insert(s, Meta, [{"key": _KEYS_PRUNED_AT, "value": now.isoformat()}])  # replicas race
@@ -339,7 +357,7 @@ def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands:
 
 def _holding(s: Session, keys: Sequence[int], at_least: int) -> list[int]:
     """The items holding ``at_least`` of ``keys``, merged (dedupe_keys) or waiting
-    (dedupe_new_keys); a key in both tables counts once.
+    (dedupe_mid_keys, dedupe_new_keys); a key in two tables counts once.
 
     The keys go as one array (PostgreSQL) or JSON text (SQLite, ``json_each``): as
     8,000 bound parameters each, SQLAlchemy's Python spent more on expanding them
@@ -358,12 +376,16 @@ _HOLDING_SQLITE = """
 SELECT item_id FROM (
     SELECT key, item_id FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(:keys))
     UNION ALL
+    SELECT key, item_id FROM dedupe_mid_keys WHERE key IN (SELECT value FROM json_each(:keys))
+    UNION ALL
     SELECT key, item_id FROM dedupe_new_keys WHERE key IN (SELECT value FROM json_each(:keys))
 ) AS held GROUP BY item_id HAVING count(DISTINCT key) >= :at_least
 """
 _HOLDING_POSTGRESQL = """
 SELECT item_id FROM (
     SELECT key, item_id FROM dedupe_keys WHERE key = ANY(CAST(:keys AS BIGINT[]))
+    UNION ALL
+    SELECT key, item_id FROM dedupe_mid_keys WHERE key = ANY(CAST(:keys AS BIGINT[]))
     UNION ALL
     SELECT key, item_id FROM dedupe_new_keys WHERE key = ANY(CAST(:keys AS BIGINT[]))
 ) AS held GROUP BY item_id HAVING count(DISTINCT key) >= :at_least
@@ -402,11 +424,13 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 __all__ = [
     "DEDUPE_MERGE_ROWS",
-    "count_new_keys",
+    "DEDUPE_MID_ROWS",
+    "count_keys",
     "insert_many",
     "key_id",
     "load_events",
     "load_history",
+    "merge_mid_keys",
     "merge_new_keys",
     "pack_signature",
     "recent_events",

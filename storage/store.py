@@ -37,9 +37,11 @@ from monitor.system import (
 from storage.db import storage_hint
 from storage.dedupe import (
     DEDUPE_MERGE_ROWS,
-    count_new_keys,
+    DEDUPE_MID_ROWS,
+    count_keys,
     load_events,
     load_history,
+    merge_mid_keys,
     merge_new_keys,
     recent_events,
     record_outcome,
@@ -48,6 +50,8 @@ from storage.leases import LeaseRecords, SourceClaim
 from storage.outbox import DeliveryRecords
 from storage.tables import (
     AlertRow,
+    DedupeMidKey,
+    DedupeNewKey,
     DeliveryAttempt,
     ItemRow,
     Meta,
@@ -82,9 +86,15 @@ class IngestCounts:
 class Store(DeliveryRecords, LeaseRecords):
     """All database access of noticewatch. Methods are short transactions."""
 
-    def __init__(self, engine: Engine, dedupe_merge_rows: int = DEDUPE_MERGE_ROWS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        dedupe_merge_rows: int = DEDUPE_MERGE_ROWS,
+        dedupe_mid_rows: int = DEDUPE_MID_ROWS,
+    ) -> None:
         self.engine = engine
         self.dedupe_merge_rows = dedupe_merge_rows
+        self.dedupe_mid_rows = dedupe_mid_rows
         # Rows in dedupe_new_keys as far as this process knows: counted once, then kept
         # up by what it writes (another replica's rows only make a merge come later).
         self._new_keys: int | None = None
@@ -308,17 +318,21 @@ class Store(DeliveryRecords, LeaseRecords):
         return IngestCounts(new=inserted, updated=len(updated), seen=len(seen_keys), alerts=alerts)
 
     def _merge_keys_when_due(self, s: Session, written: int) -> None:
-        """Merge dedupe_new_keys into dedupe_keys, in this transaction, once it holds
-        ``dedupe_merge_rows`` rows: a failed commit keeps them waiting, never half-moved."""
+        """Merge dedupe_new_keys into dedupe_mid_keys, in this transaction, once it holds
+        ``dedupe_merge_rows`` rows, and dedupe_mid_keys into dedupe_keys once that holds
+        ``dedupe_mid_rows``: a failed commit keeps them waiting, never half-moved."""
         if not written:
             return
         if self._new_keys is None:
-            self._new_keys = count_new_keys(s)  # the rows just written included
+            self._new_keys = count_keys(s, DedupeNewKey)  # the rows just written included
         else:
             self._new_keys += written
-        if self._new_keys >= self.dedupe_merge_rows:
-            merge_new_keys(s)
-            self._new_keys = 0
+        if self._new_keys < self.dedupe_merge_rows:
+            return
+        # Counted, not kept up: another replica's merges fill the middle table too.
+        if merge_new_keys(s) and count_keys(s, DedupeMidKey) >= self.dedupe_mid_rows:
+            merge_mid_keys(s)
+        self._new_keys = 0
 
     def _insert_items(self, s: Session, items: Sequence[Item], now: datetime) -> int:
         if not items:

@@ -20,13 +20,14 @@ from storage.dedupe import (
     _candidates,
     insert_many,
     key_id,
+    merge_mid_keys,
     merge_new_keys,
     pack_signature,
     record_outcome,
     unpack_signature,
 )
 from storage.store import Change, Store
-from storage.tables import DedupeKey, DedupeNewKey, DedupeSignature, ItemRow
+from storage.tables import DedupeKey, DedupeMidKey, DedupeNewKey, DedupeSignature, ItemRow
 from tests.conftest import FIXED_NOW
 
 
@@ -121,6 +122,8 @@ def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
         insert_many(s, DedupeKey, [{"key": key_id(f"u:{k}"), "item_id": i} for k, i in ids.items()])
         waiting = [{"key": key_id(f"p:{k}|example.org"), "item_id": i} for k, i in ids.items()]
         insert_many(s, DedupeNewKey, waiting)
+        middle = [{"key": key_id(f"g:{k}|example.org"), "item_id": i} for k, i in ids.items()]
+        insert_many(s, DedupeMidKey, middle)
         s.commit()
     statements: list[str] = []
     event.listen(
@@ -135,12 +138,14 @@ def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
             s.commit()
             kept = {i for i in s.exec(select(DedupeKey.item_id)).all()}
             waiting = {i for i in s.exec(select(DedupeNewKey.item_id)).all()}
-        assert kept == waiting  # the keys waiting for a merge go with the others
+            middle = {i for i in s.exec(select(DedupeMidKey.item_id)).all()}
+        assert kept == waiting == middle  # the keys waiting for a merge go with the others
         return {k for k, i in ids.items() if i in kept}
 
     assert record(FIXED_NOW) == {"edge", "new"}  # the first pruning: no mark yet
     assert any(s.startswith("DELETE FROM dedupe_keys") for s in statements)
     assert any(s.startswith("DELETE FROM dedupe_new_keys") for s in statements)
+    assert any(s.startswith("DELETE FROM dedupe_mid_keys") for s in statements)
     # 13 hours on, "edge" has left the window but an eighth (a day) has not passed.
     assert record(FIXED_NOW + timedelta(hours=13)) == {"edge", "new"}
     assert not any(s.startswith("DELETE FROM dedupe_keys") for s in statements)
@@ -171,15 +176,21 @@ def _items_with_keys(store: Store, count: int, per_item: int) -> dict[str, int]:
     return {k: i for k, i in ids.items() if i is not None}
 
 
-def _keys(store: Store) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
-    """(merged, waiting) as (key, item_id) pairs."""
+Pairs = set[tuple[int, int]]
+
+
+def _keys(store: Store) -> tuple[Pairs, Pairs, Pairs]:
+    """(merged, middle, waiting) as (key, item_id) pairs."""
     with store.session() as s:
         merged = set(s.exec(select(DedupeKey.key, DedupeKey.item_id)).all())
+        middle = set(s.exec(select(DedupeMidKey.key, DedupeMidKey.item_id)).all())
         waiting = set(s.exec(select(DedupeNewKey.key, DedupeNewKey.item_id)).all())
-    return merged, waiting
+    return merged, middle, waiting
 
 
-def test_a_merge_moves_every_waiting_key_and_lookups_find_the_same_items(db_url: str) -> None:
+def test_merges_move_every_waiting_key_and_lookups_find_the_same_items(db_url: str) -> None:
+    """Keys go new -> middle -> merged; an item is found the same wherever its keys are,
+    even split across the three tables, and a key in two of them counts once."""
     store = Store(create_db_engine(db_url))
     ids = _items_with_keys(store, 5, 8)
     with store.session() as s:  # k0's keys already merged, one of them written again
@@ -187,21 +198,33 @@ def test_a_merge_moves_every_waiting_key_and_lookups_find_the_same_items(db_url:
         insert_many(s, DedupeKey, first)
         s.execute(delete(DedupeNewKey).where(col(DedupeNewKey.item_id) == ids["k0"]))
         insert_many(s, DedupeNewKey, first[:1])
+        # k1's keys: three in each of the smaller tables, two in the large one (7 rows)
+        k1 = [{"key": key_id(f"b:{band}:k1"), "item_id": ids["k1"]} for band in range(8)]
+        s.execute(delete(DedupeNewKey).where(col(DedupeNewKey.item_id) == ids["k1"]))
+        insert_many(s, DedupeNewKey, k1[:3])
+        insert_many(s, DedupeMidKey, k1[3:6])
+        insert_many(s, DedupeKey, k1[6:])
         s.commit()
-    lookups = [{f"b:{band}:{key}" for band in range(8)} for key in ("k0", "k3")]
+    lookups = [{f"b:{band}:{key}" for band in range(8)} for key in ("k0", "k1", "k3")]
     since = FIXED_NOW - timedelta(days=7)
     with store.session() as s:
         before = _candidates(s, lookups, since, 8)
-    merged, waiting = _keys(store)
+    merged, middle, waiting = _keys(store)
     with store.session() as s:
         moved = merge_new_keys(s)
         s.commit()
-    assert before == {ids["k0"], ids["k3"]}
-    assert moved == len(waiting) == 4 * 8 + 1
-    assert _keys(store) == (merged | waiting, set())
+    assert before == {ids["k0"], ids["k1"], ids["k3"]}
+    assert moved == len(waiting) == 3 * 8 + 1 + 3
+    assert _keys(store) == (merged, middle | waiting, set())
     with store.session() as s:
         assert _candidates(s, lookups, since, 8) == before
         assert merge_new_keys(s) == 0  # nothing waiting: nothing to do
+        assert merge_mid_keys(s) == len(middle | waiting)
+        s.commit()
+    assert _keys(store) == (merged | middle | waiting, set(), set())
+    with store.session() as s:
+        assert _candidates(s, lookups, since, 8) == before
+        assert merge_mid_keys(s) == 0
     store.engine.dispose()
 
 
@@ -210,9 +233,10 @@ def test_a_failed_commit_keeps_the_keys_waiting(tmp_path: Path) -> None:
     _items_with_keys(store, 3, 4)
     with store.session() as s:
         assert merge_new_keys(s) == 12
+        assert merge_mid_keys(s) == 12
         s.rollback()
-    merged, waiting = _keys(store)
-    assert merged == set() and len(waiting) == 12
+    merged, middle, waiting = _keys(store)
+    assert merged == middle == set() and len(waiting) == 12
     store.engine.dispose()
 
 
@@ -232,22 +256,22 @@ def _commit_new_item(store: Store, key: str) -> None:
 def test_the_store_merges_once_its_threshold_is_reached_counting_rows_left_by_a_restart(
     tmp_path: Path,
 ) -> None:
-    """34 key rows an item, a merge from 100 rows: the third item's commit merges. A
-    store opened afterwards counts the rows already waiting before adding its own."""
+    """34 key rows an item, a merge from 100 rows into a middle table merged from 200:
+    the third item's commit merges into the middle table, the sixth's on into the large
+    one. A store opened afterwards counts the rows already waiting before adding its own."""
     url = f"sqlite:///{tmp_path / 'n.db'}"
-    store = Store(create_db_engine(url), dedupe_merge_rows=100)
+    store = Store(create_db_engine(url), dedupe_merge_rows=100, dedupe_mid_rows=200)
     sizes = []
     for key in ("a", "b", "c", "d"):
         _commit_new_item(store, key)
-        merged, waiting = _keys(store)
-        sizes.append((len(merged), len(waiting)))
-    assert sizes == [(0, 34), (0, 68), (102, 0), (102, 34)]
+        sizes.append(tuple(map(len, _keys(store))))
+    assert sizes == [(0, 0, 34), (0, 0, 68), (0, 102, 0), (0, 102, 34)]
     store.engine.dispose()
-    again = Store(create_db_engine(url), dedupe_merge_rows=100)
+    again = Store(create_db_engine(url), dedupe_merge_rows=100, dedupe_mid_rows=200)
     _commit_new_item(again, "e")
-    assert tuple(map(len, _keys(again))) == (102, 68)  # 34 left + 34 own: under 100
+    assert tuple(map(len, _keys(again))) == (0, 102, 68)  # 34 left + 34 own: under 100
     _commit_new_item(again, "f")
-    assert tuple(map(len, _keys(again))) == (204, 0)
+    assert tuple(map(len, _keys(again))) == (204, 0, 0)  # 102 + 102 reached 200
     with again.session() as s:  # every item is still found under its own URL
         for key in "abcdef":
             lookup = [{f"u:{item_key(None, f'https://example.org/{key}', '', '')}"}]
@@ -264,8 +288,11 @@ def test_on_postgresql_a_merge_under_way_in_another_replica_is_left_to_it(pg_url
     with store.session() as s, other.session() as o:
         assert merge_new_keys(s) == 8  # holds the merge lock until it commits
         assert merge_new_keys(o) == 0
+        assert merge_mid_keys(o) == 0
+        assert tuple(map(len, _keys(store))) == (0, 0, 8)  # the others see nothing moved yet
+        assert merge_mid_keys(s) == 8  # the lock holder goes on to the large table
         s.commit()
         o.commit()
-    assert tuple(map(len, _keys(store))) == (8, 0)
+    assert tuple(map(len, _keys(store))) == (8, 0, 0)
     other.engine.dispose()
     store.engine.dispose()

@@ -31,12 +31,13 @@ from monitor.sources.html import HtmlSource, HtmlSourceConfig
 from monitor.sources.rss import RssSource, RssSourceConfig
 from monitor.sources.sam import SamSource, SamSourceConfig
 from storage.db import create_db_engine
-from storage.dedupe import DEDUPE_MERGE_ROWS
+from storage.dedupe import DEDUPE_MERGE_ROWS, DEDUPE_MID_ROWS
 from storage.requests import RequestCounter
 from storage.store import Store
 from storage.tables import (
     AlertRow,
     DedupeKey,
+    DedupeMidKey,
     DedupeNewKey,
     DedupeSignature,
     Duplicate,
@@ -107,24 +108,29 @@ def ico_source(url: str) -> HtmlSource:
 
 
 def stored_keys(s: Session) -> list[tuple[int, int]]:
-    """(item_id, key) of every dedupe key, merged or not."""
+    """(item_id, key) of every dedupe key, in whichever of the three tables."""
     merged = s.exec(select(DedupeKey.item_id, DedupeKey.key)).all()
+    middle = s.exec(select(DedupeMidKey.item_id, DedupeMidKey.key)).all()
     waiting = s.exec(select(DedupeNewKey.item_id, DedupeNewKey.key)).all()
-    return [*merged, *waiting]
+    return [*merged, *middle, *waiting]
 
 
 class World:
     def __init__(
-        self, db_url: str, http: httpx.AsyncClient, merge_rows: int = DEDUPE_MERGE_ROWS
+        self,
+        db_url: str,
+        http: httpx.AsyncClient,
+        merges: tuple[int, int] = (DEDUPE_MERGE_ROWS, DEDUPE_MID_ROWS),
     ) -> None:
         self.db_url = db_url
         self.http = http
-        self.merge_rows = merge_rows
+        self.merges = merges
         self.clock = Clock(FIXED_NOW)
         self.store = self.open()
 
     def open(self) -> Store:
-        return Store(create_db_engine(self.db_url), dedupe_merge_rows=self.merge_rows)
+        new, mid = self.merges
+        return Store(create_db_engine(self.db_url), dedupe_merge_rows=new, dedupe_mid_rows=mid)
 
     def restart(self) -> None:
         self.store.engine.dispose()
@@ -148,16 +154,19 @@ class World:
 
 @pytest.fixture
 async def world(db_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
-    merge_rows = getattr(request, "param", DEDUPE_MERGE_ROWS)
+    merges = getattr(request, "param", (DEDUPE_MERGE_ROWS, DEDUPE_MID_ROWS))
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        world = World(db_url, http, merge_rows)
+        world = World(db_url, http, merges)
         yield world
         world.store.engine.dispose()
 
 
-# Keys waiting in dedupe_new_keys (the default, for so few), merged into dedupe_keys by
-# every commit that writes some, and merged every 40 rows: some items in each table.
-@pytest.mark.parametrize("world", [DEDUPE_MERGE_ROWS, 1, 40], indirect=True)
+# Keys waiting in dedupe_new_keys (the default, for so few), merged through the middle
+# table into dedupe_keys by every commit that writes some, and merged every 40 rows into
+# a middle table merged every 100: some items in each of the three tables.
+@pytest.mark.parametrize(
+    "world", [(DEDUPE_MERGE_ROWS, DEDUPE_MID_ROWS), (1, 1), (40, 100)], indirect=True
+)
 async def test_one_alert_per_event_across_sources_and_restarts(
     world: World, feed_server: FeedServer
 ) -> None:
@@ -216,15 +225,16 @@ async def test_one_alert_per_event_across_sources_and_restarts(
         links = s.exec(select(Duplicate)).all()
         keys = stored_keys(s)
         merged = s.exec(select(DedupeKey)).all()
+        middle = s.exec(select(DedupeMidKey)).all()
     assert len(links) == 2 and {link.match for link in links} == {"same_title", "near"}
     assert len({item_id for item_id, _ in keys}) == 7  # every stored item is findable
-    assert len(set(keys)) == len(keys)  # each key once, in one table or the other
-    if world.merge_rows == 1:
+    assert len(set(keys)) == len(keys)  # each key once, in one of the tables
+    if world.merges == (1, 1):
         assert len(merged) == len(keys)
-    elif world.merge_rows == DEDUPE_MERGE_ROWS:
-        assert merged == []
+    elif world.merges[0] == DEDUPE_MERGE_ROWS:
+        assert merged == middle == []
     else:
-        assert 0 < len(merged) < len(keys)
+        assert merged and middle and len(merged) + len(middle) < len(keys)
 
 
 async def test_another_regulators_fine_of_the_same_company_alerts(

@@ -456,6 +456,36 @@ def test_0007_finds_the_keys_stored_before_it_and_a_downgrade_keeps_the_waiting_
     store.engine.dispose()
 
 
+def test_0008_finds_keys_in_the_middle_table_and_a_downgrade_moves_them_to_the_large_one(
+    db_url: str,
+) -> None:
+    """Keys merged into dedupe_mid_keys are found like the others; a downgrade to 0007
+    moves them into dedupe_keys, where that revision reads them."""
+    from alembic import command
+
+    from monitor.dedupe import DedupePolicy, item_fingerprint
+    from storage.dedupe import key_id
+
+    item = _fine("id:ap-6")
+    store = Store(create_db_engine(db_url))
+    with store.engine.begin() as conn:
+        _insert_item(conn, item, FIXED_NOW.replace(tzinfo=None))
+        conn.execute(
+            text("INSERT INTO dedupe_mid_keys (key, item_id) VALUES (:key, 1)"),
+            [{"key": key_id(k)} for k in item_fingerprint(item).stored],
+        )
+    since = FIXED_NOW - timedelta(days=7)
+    lookup = item_fingerprint(item).lookup
+    found = store.dedupe_history([lookup], since, DedupePolicy().min_bands)
+    assert [s.ref for s in found.seen] == ["item:1"]
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0007")
+        assert "dedupe_mid_keys" not in inspect(conn).get_table_names()
+        rows = conn.execute(text("SELECT key, item_id FROM dedupe_keys")).all()
+    assert set(rows) == {(key_id(k), 1) for k in item_fingerprint(item).stored}
+    store.engine.dispose()
+
+
 def _fine(key: str) -> Item:
     return make_item(
         "ap-nl", key, title="AP legt Clearview AI boete op van 30,5 miljoen euro",
