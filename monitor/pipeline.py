@@ -249,7 +249,10 @@ def _dedupe(
         return None
     now = ctx.clock()
     lookups = [print_.lookup for print_ in prints.values()]
-    history = ctx.store.dedupe_history(lookups, now - ctx.dedupe.window, ctx.dedupe.min_bands)
+    sites = {print_.site for print_ in prints.values()}
+    site = next(iter(sites)) if len(sites) == 1 else ""  # one feed's pages: mostly one site
+    since = now - ctx.dedupe.window
+    history = ctx.store.dedupe_history(lookups, since, ctx.dedupe.min_bands, site)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 
 

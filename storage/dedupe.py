@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
+from monitor.dedupe.fingerprint import site_of
 from storage.tables import (
     AlertRow,
     DedupeKey,
@@ -55,15 +56,20 @@ _MERGE_LOCK = 0x6E77_6D65_7267_6521  # PostgreSQL advisory lock of the merge ("n
 
 
 def load_history(
-    s: Session, lookups: Sequence[Iterable[str]], since: datetime, min_bands: int
+    s: Session,
+    lookups: Sequence[Iterable[str]],
+    since: datetime,
+    min_bands: int,
+    site: str = "",
 ) -> History:
     """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
     new item) since ``since``, with their events.
 
     A MinHash band key alone makes no candidate: an item must share an exact key, or
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
+    ``site``: the site of every item looked up, if they share one (see :func:`_candidates`).
     """
-    ids = _candidates(s, [set(lookup) for lookup in lookups], since, min_bands)
+    ids = _candidates(s, [set(lookup) for lookup in lookups], since, min_bands, site)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -334,9 +340,21 @@ def unpack_signature(packed: bytes) -> tuple[int, ...]:
     return struct.unpack(f">{len(packed) // 8}Q", packed)
 
 
-def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands: int) -> set[int]:
+def _candidates(
+    s: Session, lookups: list[set[str]], since: datetime, min_bands: int, site: str = ""
+) -> set[int]:
+    """The items within the window sharing an exact key, or ``min_bands`` band keys, with
+    ``lookups``; when ``site`` is the site of every item looked up, not those of that
+    site found by their bands alone.
+
+    Two pages of one site are never near duplicates (``conflicting``), so those could
+    only be turned down, after costing a load and a fingerprint each. SAM.gov notices,
+    all on sam.gov, compared on titles that repeat, brought more of them as the
+    database grew: ~50 a 50-notice search at 5,000 sources (bench/README.md).
+    """
     exact = sorted({key_id(k) for lookup in lookups for k in lookup if not k.startswith("b:")})
-    found: set[int] = set(_holding(s, exact, 1)) if exact else set()
+    by_key: set[int] = set(_holding(s, exact, 1)) if exact else set()
+    found = set(by_key)
     # The database counts the bands: a query's keys are those of whole items, so an
     # item sharing min_bands with one of them is counted complete (and one sharing a
     # few with each of several is a spare candidate, which find_original turns down).
@@ -350,8 +368,12 @@ def _candidates(s: Session, lookups: list[set[str]], since: datetime, min_bands:
     # The window: a key row was written with its item, at the item's first_seen.
     recent: set[int] = set()
     for chunk in _chunks(sorted(found)):
-        query = select(ItemRow.id).where(col(ItemRow.id).in_(chunk), ItemRow.first_seen >= since)
-        recent.update(i for i in s.exec(query).all() if i is not None)
+        query = select(ItemRow.id, ItemRow.url, ItemRow.fields).where(
+            col(ItemRow.id).in_(chunk), ItemRow.first_seen >= since
+        )
+        for ident, url, fields in s.exec(query).all():
+            if ident is not None and (not site or ident in by_key or site_of(url, fields) != site):
+                recent.add(ident)
     return recent
 
 

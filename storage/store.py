@@ -580,12 +580,17 @@ class Store(DeliveryRecords, LeaseRecords):
     # --- dedupe --------------------------------------------------------------------------
 
     def dedupe_history(
-        self, lookups: Sequence[frozenset[str]], since: datetime, min_bands: int
+        self,
+        lookups: Sequence[frozenset[str]],
+        since: datetime,
+        min_bands: int,
+        site: str = "",
     ) -> History:
         """The stored items (since ``since``) that share an exact key, or ``min_bands``
-        band keys, with one of ``lookups`` (one per new item), and their events."""
+        band keys, with one of ``lookups`` (one per new item), and their events; ``site``
+        is the site of every new item, if they share one (``storage.dedupe.load_history``)."""
         with self.session() as s:
-            return load_history(s, lookups, since, min_bands)
+            return load_history(s, lookups, since, min_bands, site)
 
     def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:
         """The events the stored items ``keys`` of ``source`` belong to, by item key."""

@@ -106,6 +106,45 @@ def test_candidates_are_the_items_sharing_the_bands_asked_for(
     store.engine.dispose()
 
 
+def test_band_candidates_of_the_one_site_looked_up_are_left_out(tmp_path: Path) -> None:
+    """Items all of one site never find a near duplicate on that site (``conflicting``):
+    stored items of it found by their bands alone are no candidates; those sharing an
+    exact key, those of another site, and aggregator copies (no site of their own) are."""
+    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'n.db'}"))
+    pages = {
+        "same": ("https://sam.gov/opp/1/view", {}),
+        "same-url": ("https://sam.gov/opp/2/view", {}),
+        "other": ("https://www.fbo.example/notice/3", {}),
+        "copy": ("https://sam.gov/opp/4/view", {"source_url": "https://news.example"}),
+    }
+    items = [
+        Item(source="s", source_type="sam", key=key, content_hash="h", title="t", url=url,
+             fields=fields)
+        for key, (url, fields) in pages.items()
+    ]  # fmt: skip
+    with store.session() as s:
+        store._insert_items(s, items, FIXED_NOW)
+        ids = {k: i for k, i in s.exec(select(ItemRow.item_key, ItemRow.id)).all() if i}
+        bands = [{"key": key_id(f"b:{b}:x"), "item_id": i} for i in ids.values() for b in range(7)]
+        insert_many(s, DedupeKey, [*bands, {"key": key_id("u:exact"), "item_id": ids["same-url"]}])
+        s.commit()
+    lookups = [{f"b:{b}:x" for b in range(7)} | {"u:exact"}]
+    since = FIXED_NOW - timedelta(days=7)
+    with store.session() as s:
+        assert _candidates(s, lookups, since, 7) == set(ids.values())
+        assert _candidates(s, lookups, since, 7, "sam.gov") == {
+            ids["same-url"],
+            ids["other"],
+            ids["copy"],
+        }
+        assert _candidates(s, lookups, since, 7, "fbo.example") == {
+            ids["same"],
+            ids["same-url"],
+            ids["copy"],
+        }
+    store.engine.dispose()
+
+
 def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
     tmp_path: Path,
 ) -> None:

@@ -458,3 +458,36 @@ async def test_sam_notices_are_not_near_copy_candidates_through_their_summary_te
     assert all(len(found) == 34 for found in stored.values())
     shared = [len(a & b) for i, a in stored.items() for j, b in stored.items() if i < j]
     assert max(shared) < MIN_SHARED_BANDS
+
+
+async def test_a_poll_names_the_site_its_new_items_share_and_none_when_they_do_not(
+    world: World, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site lets the history leave out same-site band candidates; a feed whose new
+    items come from two sites (or are aggregator copies, of no site) names none."""
+    serve_ico_and_gnews(feed_server)
+    feed_server.serve(
+        "/one",
+        wire_feed(
+            ("Clearview AI fined in the UK", "https://www.reuters.com/a", WIRE),
+            ("Clearview AI told to delete data", "https://www.reuters.com/b", WIRE[::-1]),
+        ),
+    )
+    feed_server.serve(
+        "/two",
+        wire_feed(
+            ("Clearview AI fined by the ICO", "https://apnews.com/c", WIRE),
+            ("Clearview AI must delete UK data", "https://www.usnews.com/d", WIRE[::-1]),
+        ),
+    )
+    sites: list[str] = []
+    history = world.store.dedupe_history
+
+    def recording(*args: Any) -> Any:
+        sites.append(args[3])
+        return history(*args)
+
+    monkeypatch.setattr(world.store, "dedupe_history", recording)
+    for name in ("one", "two", "gnews"):
+        await run_source(rss_source(name, feed_server.url(f"/{name}")), world.ctx())
+    assert sites == ["reuters.com", "", ""]

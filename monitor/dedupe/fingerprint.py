@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -121,7 +122,7 @@ def fingerprint(
         signature=signature,
         headline=headline,
         text=f"{title}\n{summary}\n{content}",
-        site="" if aggregated else _domain(url),
+        site=site_of(url, fields),
         published=published,
     )
 
@@ -241,6 +242,13 @@ def _strip_publisher(title: str, publisher: Any) -> str:
     return head.rstrip() if sep and head else title
 
 
+def site_of(url: str | None, fields: Mapping[str, Any]) -> str:
+    """The domain of an item's own page; "" for an aggregator copy (``source_url`` in
+    its fields), whose page is another site's story."""
+    publisher = fields.get("source_url")
+    return "" if isinstance(publisher, str) and publisher else _domain(url)
+
+
 def _domain(url: Any) -> str:
     if not isinstance(url, str) or not url:
         return ""
@@ -263,4 +271,5 @@ __all__ = [
     "names",
     "shingles",
     "similarity",
+    "site_of",
 ]
