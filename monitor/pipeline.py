@@ -252,7 +252,10 @@ def _dedupe(
     sites = {print_.site for print_ in prints.values()}
     site = next(iter(sites)) if len(sites) == 1 else ""  # one feed's pages: mostly one site
     since = now - ctx.dedupe.window
-    history = ctx.store.dedupe_history(lookups, since, ctx.dedupe.min_bands, site)
+    key_ids: dict[str, int] = {}
+    for print_ in prints.values():
+        key_ids.update(print_.key_ids)
+    history = ctx.store.dedupe_history(lookups, since, ctx.dedupe.min_bands, site, key_ids)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 
 

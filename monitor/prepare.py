@@ -44,6 +44,8 @@ def prepare_items(
         for item in ready
         if item.key in fingerprint
     }
+    for print_ in prints.values():
+        _ = print_.key_ids  # cached on the fingerprint, as the text views on the item
     return Prepared(ready, prints)
 
 

@@ -13,10 +13,9 @@ a time, into ``dedupe_keys`` (:func:`merge_mid_keys`); every lookup reads all th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
-from monitor.dedupe.fingerprint import site_of
+from monitor.dedupe.fingerprint import key_id, site_of
 from storage.tables import (
     AlertRow,
     DedupeKey,
@@ -61,6 +60,7 @@ def load_history(
     since: datetime,
     min_bands: int,
     site: str = "",
+    key_ids: Mapping[str, int] | None = None,
 ) -> History:
     """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
     new item) since ``since``, with their events.
@@ -68,8 +68,10 @@ def load_history(
     A MinHash band key alone makes no candidate: an item must share an exact key, or
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     ``site``: the site of every item looked up, if they share one (see :func:`_candidates`).
+    ``key_ids``: the keys' stored forms, when already computed (``Fingerprint.key_ids``).
     """
-    ids = _candidates(s, [set(lookup) for lookup in lookups], since, min_bands, site)
+    wanted = [set(lookup) for lookup in lookups]
+    ids = _candidates(s, wanted, since, min_bands, site, key_ids)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -184,7 +186,7 @@ def record_outcome(
         )
         ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
     rows = [
-        {"key": key_id(key), "item_id": ids[item]}
+        {"key": print_.key_ids[key], "item_id": ids[item]}
         for item, print_ in outcome.fingerprints.items()
         if item in ids
         for key in sorted(print_.stored)
@@ -326,11 +328,6 @@ def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow
     ]
 
 
-def key_id(key: str) -> int:
-    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
-
-
 def pack_signature(signature: Sequence[int]) -> bytes:
     """A MinHash signature (values below 2**61) as big-endian unsigned 64-bit integers."""
     return struct.pack(f">{len(signature)}Q", *signature)
@@ -341,7 +338,12 @@ def unpack_signature(packed: bytes) -> tuple[int, ...]:
 
 
 def _candidates(
-    s: Session, lookups: list[set[str]], since: datetime, min_bands: int, site: str = ""
+    s: Session,
+    lookups: list[set[str]],
+    since: datetime,
+    min_bands: int,
+    site: str = "",
+    key_ids: Mapping[str, int] | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
     ``lookups``; when ``site`` is the site of every item looked up, not those of that
@@ -352,7 +354,8 @@ def _candidates(
     all on sam.gov, compared on titles that repeat, brought more of them as the
     database grew: ~50 a 50-notice search at 5,000 sources (bench/README.md).
     """
-    exact = sorted({key_id(k) for lookup in lookups for k in lookup if not k.startswith("b:")})
+    stored_form = key_id if key_ids is None else key_ids.__getitem__
+    exact = sorted({stored_form(k) for lookup in lookups for k in lookup if k[:2] != "b:"})
     by_key: set[int] = set(_holding(s, exact, 1)) if exact else set()
     found = set(by_key)
     # The database counts the bands: a query's keys are those of whole items, so an
@@ -361,7 +364,7 @@ def _candidates(
     # Counting in Python read back every item sharing a single band.
     for start in range(0, len(lookups), _BAND_QUERY_ITEMS):
         group = lookups[start : start + _BAND_QUERY_ITEMS]
-        bands = sorted({key_id(k) for lookup in group for k in lookup if k.startswith("b:")})
+        bands = sorted({stored_form(k) for lookup in group for k in lookup if k.startswith("b:")})
         if not bands:
             continue
         found.update(_holding(s, bands, min_bands))

@@ -8,7 +8,7 @@ that two writers (or a retried poll) never create duplicates.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -585,12 +585,14 @@ class Store(DeliveryRecords, LeaseRecords):
         since: datetime,
         min_bands: int,
         site: str = "",
+        key_ids: Mapping[str, int] | None = None,
     ) -> History:
         """The stored items (since ``since``) that share an exact key, or ``min_bands``
         band keys, with one of ``lookups`` (one per new item), and their events; ``site``
-        is the site of every new item, if they share one (``storage.dedupe.load_history``)."""
+        is the site of every new item, if they share one, and ``key_ids`` the keys' stored
+        forms if already computed (``storage.dedupe.load_history``)."""
         with self.session() as s:
-            return load_history(s, lookups, since, min_bands, site)
+            return load_history(s, lookups, since, min_bands, site, key_ids)
 
     def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:
         """The events the stored items ``keys`` of ``source`` belong to, by item key."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.dedupe.fingerprint import key_id
 from monitor.errors import ParseError
 from monitor.models import Item
 from monitor.parsepool import WORKER_NICENESS, ParsePool, default_workers
@@ -207,6 +208,10 @@ def test_items_prepared_in_a_worker_are_those_prepared_in_place(pool: ParsePool,
         # the views travel back with the item: storing it derives none of them again
         for view in ("summary", "content", "safe_summary_html"):
             assert far.__dict__[view] == near.__dict__[view]
+    for key, print_ in there.prints.items():
+        # and so do the fingerprints' key ids: the event loop hashes none of them
+        assert print_.__dict__["key_ids"] == here.prints[key].__dict__["key_ids"]
+        assert print_.__dict__["key_ids"] == {k: key_id(k) for k in print_.stored | print_.lookup}
 
 
 def test_few_changed_items_are_prepared_in_place(monkeypatch: pytest.MonkeyPatch) -> None:

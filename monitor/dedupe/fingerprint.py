@@ -73,6 +73,13 @@ class Fingerprint:
         return frozenset(k for k in self.stored if k.startswith("b:"))
 
     @cached_property
+    def key_ids(self) -> dict[str, int]:
+        """The stored form (:func:`key_id`) of each stored and lookup key. A parse worker
+        computes them with the fingerprint, and they travel back with it: ~1,700 hashes
+        a first poll's source were 5 % of the event loop's time."""
+        return {key: key_id(key) for key in self.stored | self.lookup}
+
+    @cached_property
     def names(self) -> frozenset[str]:
         return names(self.headline)
 
@@ -242,6 +249,11 @@ def _strip_publisher(title: str, publisher: Any) -> str:
     return head.rstrip() if sep and head else title
 
 
+def key_id(key: str) -> int:
+    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
+
+
 def site_of(url: str | None, fields: Mapping[str, Any]) -> str:
     """The domain of an item's own page; "" for an aggregator copy (``source_url`` in
     its fields), whose page is another site's story."""
@@ -265,6 +277,7 @@ __all__ = [
     "conflicting",
     "fingerprint",
     "item_fingerprint",
+    "key_id",
     "mentions",
     "min_shared_bands",
     "minhash",
