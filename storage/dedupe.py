@@ -352,11 +352,12 @@ def _candidates(
     Two pages of one site are never near duplicates (``conflicting``), so those could
     only be turned down, after costing a load and a fingerprint each. SAM.gov notices,
     all on sam.gov, compared on titles that repeat, brought more of them as the
-    database grew: ~50 a 50-notice search at 5,000 sources (bench/README.md).
+    database grew: 3 a search early in a first 1,000-source poll, 15 by its end
+    (bench/README.md, ninth session).
     """
     stored_form = key_id if key_ids is None else key_ids.__getitem__
-    exact = sorted({stored_form(k) for lookup in lookups for k in lookup if k[:2] != "b:"})
-    by_key: set[int] = set(_holding(s, exact, 1)) if exact else set()
+    exact = {stored_form(k) for lookup in lookups for k in lookup if not k.startswith("b:")}
+    by_key: set[int] = set(_holding(s, sorted(exact), 1)) if exact else set()
     found = set(by_key)
     # The database counts the bands: a query's keys are those of whole items, so an
     # item sharing min_bands with one of them is counted complete (and one sharing a
