@@ -186,12 +186,12 @@ def record_outcome(
         )
         ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
     rows = [
-        {"key": print_.key_ids[key], "item_id": ids[item]}
+        (print_.key_ids[key], ids[item])
         for item, print_ in outcome.fingerprints.items()
         if item in ids
         for key in sorted(print_.stored)
     ]
-    insert_many(s, DedupeNewKey, rows)
+    insert_key_rows(s, DedupeNewKey, rows)
     signatures = [
         {"item_id": ids[item], "signature": pack_signature(print_.signature), "at": now}
         for item, print_ in outcome.fingerprints.items()
@@ -292,6 +292,29 @@ def _prune_keys(s: Session, before: datetime, now: datetime, insert: InsertIgnor
         s.execute(prune if boundary is None else prune.where(col(table.item_id) < boundary))
     insert(s, Meta, [{"key": _KEYS_PRUNED_AT, "value": now.isoformat()}])  # replicas race
     s.execute(update(Meta).where(col(Meta.key) == _KEYS_PRUNED_AT).values(value=now.isoformat()))
+
+
+def insert_key_rows(
+    s: Session,
+    table: type[DedupeKey] | type[DedupeMidKey] | type[DedupeNewKey],
+    rows: Sequence[tuple[int, int]],
+) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING of ``(key, item_id)`` rows, handed to the
+    driver's executemany as they are.
+
+    A first poll's source brings ~1,700 of them. Through SQLAlchemy each row was a
+    dict whose parameters were processed in Python, which cost more than SQLite's
+    inserts (2.7-4.6 against 1.2 ms for 1,700 rows); two integers need no processing.
+    """
+    if not rows:
+        return
+    connection = s.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(
+        f"INSERT INTO {table.__tablename__} (key, item_id) "  # noqa: S608 (a table's name)
+        f"VALUES ({mark}, {mark}) ON CONFLICT DO NOTHING",
+        list(rows),
+    )
 
 
 def insert_many(s: Session, table: type[Any], rows: Sequence[dict[str, Any]]) -> None:
@@ -452,6 +475,7 @@ __all__ = [
     "DEDUPE_MERGE_ROWS",
     "DEDUPE_MID_ROWS",
     "count_keys",
+    "insert_key_rows",
     "insert_many",
     "key_id",
     "load_events",

@@ -18,6 +18,7 @@ from monitor.sources.base import Fetched
 from storage.db import create_db_engine
 from storage.dedupe import (
     _candidates,
+    insert_key_rows,
     insert_many,
     key_id,
     merge_mid_keys,
@@ -213,6 +214,29 @@ def _items_with_keys(store: Store, count: int, per_item: int) -> dict[str, int]:
         insert_many(s, DedupeNewKey, rows)
         s.commit()
     return {k: i for k, i in ids.items() if i is not None}
+
+
+def test_key_rows_go_to_the_driver_as_pairs_and_stored_ones_are_skipped(db_url: str) -> None:
+    """insert_key_rows on each engine (its placeholders differ): every table, conflicts
+    with stored rows and within the batch skipped, the 64-bit extremes kept exactly."""
+    store = Store(create_db_engine(db_url))
+    ids = _items_with_keys(store, 2, 0)
+    one, two = ids["k0"], ids["k1"]
+    extremes = [(2**63 - 1, one), (-(2**63), one), (0, two)]
+    with store.session() as s:
+        for table in (DedupeKey, DedupeMidKey):
+            insert_key_rows(s, table, extremes)
+        insert_key_rows(s, DedupeNewKey, [(7, one), (7, one)])  # twice in one batch
+        insert_key_rows(s, DedupeNewKey, [])  # nothing to do is no statement, not an error
+        s.commit()
+    with store.session() as s:
+        insert_key_rows(s, DedupeKey, [*extremes, (7, two)])  # three already stored
+        s.commit()
+    merged, middle, waiting = _keys(store)
+    assert merged == {*extremes, (7, two)}
+    assert middle == set(extremes)
+    assert waiting == {(7, one)}
+    store.engine.dispose()
 
 
 Pairs = set[tuple[int, int]]
