@@ -12,7 +12,6 @@ import importlib
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from monitor.dedupe import minhash61
@@ -34,18 +33,22 @@ def reference(items: set[str]) -> tuple[int, ...]:
     return tuple(min((a * h + b) % PRIME for h in hashes) for a, b in fp._COEFFICIENTS)
 
 
-def test_mulmod_at_the_edges_of_the_field() -> None:
-    edges = [0, 1, 2, 3, (1 << 32) - 1, 1 << 32, (1 << 32) + 1, (1 << 60), PRIME - 2, PRIME - 1]
-    rng = random.Random(61)
-    values = edges + [rng.randrange(PRIME) for _ in range(200)]
-    a = np.array(values, dtype=np.uint64)[:, np.newaxis]
-    b = np.array(values, dtype=np.uint64)[np.newaxis, :]
-    product = minhash61.mulmod61(a, b)
-    total = minhash61.reduce61(product + np.full_like(product, PRIME - 1))
-    for i, x in enumerate(values):
-        for j, y in enumerate(values):
-            assert int(product[i, j]) == x * y % PRIME, (x, y)
-            assert int(total[i, j]) == (x * y + PRIME - 1) % PRIME, (x, y)
+def test_min_hashes_at_the_edges_of_the_field() -> None:
+    """The fused ``a * h + b`` reduction, value by value: with one hash, each minimum is
+    that hash's value, for edge and random coefficients and hashes (raw 64-bit hashes
+    included, which are reduced first)."""
+    edges = [0, 1, 2, 3, (1 << 32) - 1, 1 << 32, (1 << 32) + 1, 1 << 60, PRIME - 2, PRIME - 1]
+    rng = random.Random(29)
+    values = edges + [rng.randrange(PRIME) for _ in range(30)]
+    coefficients = tuple((a, b) for a in values for b in (*edges, rng.randrange(PRIME)))
+    hashes = [*values, PRIME, PRIME + 5, (1 << 64) - 1, (1 << 63) + 12345]
+    for h in hashes:
+        got = minhash61.min_hashes(h.to_bytes(8, "big"), coefficients)
+        assert list(got) == [(a * (h % PRIME) + b) % PRIME for a, b in coefficients], h
+    many = b"".join(h.to_bytes(8, "big") for h in hashes)
+    assert minhash61.min_hashes(many, coefficients) == tuple(
+        min((a * (h % PRIME) + b) % PRIME for h in hashes) for a, b in coefficients
+    )
 
 
 @pytest.mark.parametrize("seed", range(20))
