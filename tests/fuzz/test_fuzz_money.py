@@ -25,6 +25,16 @@ def test_amounts_are_finite_and_inside_the_text(text: str) -> None:
     assert [a.start for a in amounts] == sorted(a.start for a in amounts)
 
 
+@given(money_text)
+@example("٣ million euro, 1\u00a0000 EUR and 12.03.2024 5 EUR")
+@example("EUR5 5EUR 5 5 EUR x5 EUR")
+def test_amounts_after_a_number_are_those_of_the_pattern_tried_everywhere(text: str) -> None:
+    """_after tries _AFTER only where a number starts; it finds the very matches that
+    trying it at every character finds."""
+    spans = [m.span() for m in money._after(text)]
+    assert spans == [m.span() for m in money._AFTER.finditer(text)]
+
+
 @given(st.text(alphabet="0123456789" + "".join(SEPARATORS), max_size=400), st.booleans())
 @example("9" * 400, False)
 def test_parse_number_is_finite_or_none(raw: str, scaled: bool) -> None:
