@@ -147,7 +147,9 @@ def extract_amounts(text: str) -> list[Amount]:
 
     A range gives two amounts (its ends), both reporting the whole range as text.
     """
-    if _DIGIT.search(text) is None:  # every amount has one; most texts of a feed have none
+    # Every amount has a digit; 59 % of the real feeds' titles and summaries (tests/data)
+    # have none.
+    if _DIGIT.search(text) is None:
         return []
     found: list[Amount] = []
     taken: list[tuple[int, int]] = []
@@ -188,7 +190,8 @@ def _before(text: str) -> Iterator[re.Match[str]]:
 def _after(text: str) -> Iterator[re.Match[str]]:
     """``_AFTER.finditer(text)``, tried only where a number starts: a match starts with
     its number, which no word character precedes. Tried at every character, the
-    number's lookbehinds were most of the cost of a text with few numbers."""
+    number's lookbehinds were a third of the cost of finding money in the benchmark's
+    items (bench/cycle_corpus.py)."""
     resume = 0
     for number in _NUMBER_START.finditer(text):
         if number.start() < resume:
