@@ -45,6 +45,7 @@ from monitor.identity import content_hash, item_key
 from monitor.models import Item
 from monitor.sources.base import Fetched, FetchLimits, FetchState, SourceType, builder
 from monitor.sources.http import fetch_url
+from monitor.sources.rss_fast import read_rss
 from monitor.sources.xmlsafe import declares_entities, prepare_body
 from monitor.text import html_to_text
 
@@ -111,18 +112,9 @@ class RssSource:
                 "feed declares XML entities in its DOCTYPE; refused (entity-expansion attacks)",
             )
         body, content_type = prepare_body(body, fetched.content_type)
-        try:
-            parsed = feedparser.parse(
-                io.BytesIO(body),  # never bytes: feedparser would open() a body naming a file
-                # No content-location: feedparser would resolve relative guids against it,
-                # turning "12345" into a URL key that changes when the feed moves host.
-                # Links are resolved here instead (_link, _base_url).
-                response_headers={"content-type": content_type},
-                sanitize_html=False,  # done later, only for the items stored (Item derives it)
-                resolve_relative_uris=False,
-            )
-        except Exception as e:  # feedparser is meant never to raise; wrap it if it does
-            raise ParseError(self.name, f"feedparser failed: {type(e).__name__}: {e}") from e
+        parsed = read_rss(body, content_type)  # plain RSS 2.0, read as feedparser would
+        if parsed is None:
+            parsed = self._feedparser(body, content_type)
         entries = _complete_entries(parsed, body)
         if not entries:
             self._check_empty(parsed, body)
@@ -134,6 +126,20 @@ class RssSource:
             if item is not None and item.key not in items:
                 items[item.key] = item
         return list(items.values())
+
+    def _feedparser(self, body: bytes, content_type: str) -> Any:
+        try:
+            return feedparser.parse(
+                io.BytesIO(body),  # never bytes: feedparser would open() a body naming a file
+                # No content-location: feedparser would resolve relative guids against it,
+                # turning "12345" into a URL key that changes when the feed moves host.
+                # Links are resolved here instead (_link, _base_url).
+                response_headers={"content-type": content_type},
+                sanitize_html=False,  # done later, only for the items stored (Item derives it)
+                resolve_relative_uris=False,
+            )
+        except Exception as e:  # feedparser is meant never to raise; wrap it if it does
+            raise ParseError(self.name, f"feedparser failed: {type(e).__name__}: {e}") from e
 
     def _check_empty(self, parsed: Any, body: bytes) -> None:
         """Raise ParseError unless ``parsed`` is a well-formed feed with no entries."""
