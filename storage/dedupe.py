@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +61,7 @@ def load_history(
     min_bands: int,
     site: str = "",
     key_ids: Mapping[str, int] | None = None,
+    present: Container[int] | None = None,
 ) -> History:
     """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
     new item) since ``since``, with their events.
@@ -69,9 +70,11 @@ def load_history(
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     ``site``: the site of every item looked up, if they share one (see :func:`_candidates`).
     ``key_ids``: the keys' stored forms, when already computed (``Fingerprint.key_ids``).
+    ``present``: holds every stored key (``storage.keyfilter``); the others are not
+    looked up.
     """
     wanted = [set(lookup) for lookup in lookups]
-    ids = _candidates(s, wanted, since, min_bands, site, key_ids)
+    ids = _candidates(s, wanted, since, min_bands, site, key_ids, present)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -171,10 +174,10 @@ def _events(s: Session, ids: set[int]) -> tuple[dict[int, int], dict[int, ItemRo
 
 def record_outcome(
     s: Session, source: str, outcome: DedupeOutcome, now: datetime, insert: InsertIgnoring
-) -> int:
+) -> list[int]:
     """Store the new items' keys, their links to earlier copies, and the attachments;
     drop the keys and signatures that have left the window (links stay: status shows them).
-    The number of key rows written to ``dedupe_new_keys``."""
+    The keys of the rows written to ``dedupe_new_keys``."""
     if outcome.prune_before is not None:
         s.execute(delete(DedupeSignature).where(col(DedupeSignature.at) < outcome.prune_before))
         _prune_keys(s, outcome.prune_before, now, insert)
@@ -219,7 +222,7 @@ def record_outcome(
         also = [*alert.data.get("also_seen_in", []), attachment.entry]
         alert.data = {**alert.data, "also_seen_in": also}  # a new dict: JSON columns compare
         s.add(alert)
-    return len(rows)
+    return [key for key, _ in rows]
 
 
 def count_keys(s: Session, table: type[DedupeNewKey] | type[DedupeMidKey]) -> int:
@@ -367,6 +370,7 @@ def _candidates(
     min_bands: int,
     site: str = "",
     key_ids: Mapping[str, int] | None = None,
+    present: Container[int] | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
     ``lookups``; when ``site`` is the site of every item looked up, not those of that
@@ -380,6 +384,8 @@ def _candidates(
     """
     stored_form = key_id if key_ids is None else key_ids.__getitem__
     exact = {stored_form(k) for lookup in lookups for k in lookup if not k.startswith("b:")}
+    if present is not None:
+        exact = {k for k in exact if k in present}
     by_key: set[int] = set(_holding(s, sorted(exact), 1)) if exact else set()
     found = set(by_key)
     # The database counts the bands: a query's keys are those of whole items, so an
@@ -389,6 +395,9 @@ def _candidates(
     for start in range(0, len(lookups), _BAND_QUERY_ITEMS):
         group = lookups[start : start + _BAND_QUERY_ITEMS]
         bands = sorted({stored_form(k) for lookup in group for k in lookup if k.startswith("b:")})
+        if present is not None:
+            # A key not stored holds no item: leaving it out changes no count.
+            bands = [k for k in bands if k in present]
         if not bands:
             continue
         found.update(_holding(s, bands, min_bands))

@@ -46,6 +46,7 @@ from storage.dedupe import (
     recent_events,
     record_outcome,
 )
+from storage.keyfilter import KeyFilter
 from storage.leases import LeaseRecords, SourceClaim
 from storage.outbox import DeliveryRecords
 from storage.tables import (
@@ -98,6 +99,7 @@ class Store(DeliveryRecords, LeaseRecords):
         # Rows in dedupe_new_keys as far as this process knows: counted once, then kept
         # up by what it writes (another replica's rows only make a merge come later).
         self._new_keys: int | None = None
+        self.key_filter = KeyFilter()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -302,9 +304,11 @@ class Store(DeliveryRecords, LeaseRecords):
                     .values(last_seen=now)
                 )
             alerts = self._insert_alerts(s, source, drafts, now)
+            written: list[int] = []
             if dedupe is not None:
                 written = record_outcome(s, source, dedupe, now, self._insert_ignoring_duplicates)
-                self._merge_keys_when_due(s, written)
+                self._merge_keys_when_due(s, len(written))
+            stamp = self.key_filter.stamp(s) if written else None
             row = self._state(s, source, source_type, identity)
             row.etag = fetched.etag
             row.last_modified = fetched.last_modified
@@ -315,6 +319,8 @@ class Store(DeliveryRecords, LeaseRecords):
             row.paused_until = paused_until  # a result cut short by a quota
             s.add(row)
             s.commit()
+        if stamp is not None:
+            self.key_filter.committed(stamp, written)
         return IngestCounts(new=inserted, updated=len(updated), seen=len(seen_keys), alerts=alerts)
 
     def _merge_keys_when_due(self, s: Session, written: int) -> None:
@@ -592,7 +598,9 @@ class Store(DeliveryRecords, LeaseRecords):
         is the site of every new item, if they share one, and ``key_ids`` the keys' stored
         forms if already computed (``storage.dedupe.load_history``)."""
         with self.session() as s:
-            return load_history(s, lookups, since, min_bands, site, key_ids)
+            keys = sum(len(lookup) for lookup in lookups)
+            stored = self.key_filter.usable(s, since, keys)
+            return load_history(s, lookups, since, min_bands, site, key_ids, stored)
 
     def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:
         """The events the stored items ``keys`` of ``source`` belong to, by item key."""
