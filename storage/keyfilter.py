@@ -11,8 +11,8 @@ is known to hold while the meta row :data:`KEYS_TOKEN` is the token this filter 
 itself: every commit that writes key rows writes a new token, and the filter takes the
 keys of its own commits. Another process (a ``poll`` beside ``run``, a replica) writing
 keys makes it stale: lookups go to the tables whole, as without a filter, until the keys
-looked up that way are worth a rebuild (a scan of the three tables, which costs about
-what looking up a quarter as many keys costs).
+looked up that way are worth a rebuild (a scan of the three tables: a row scanned costs
+about a third of a key looked up).
 """
 
 from __future__ import annotations
@@ -118,9 +118,9 @@ class KeyFilter:
         cursor = raw.cursor(name="noticewatch_key_scan") if postgres else raw.cursor()
         try:
             cursor.execute(_SCAN)
-            while rows := cursor.fetchmany(50_000):
-                bloom.update(key for (key,) in rows)
-                added += len(rows)
+            while batch := cursor.fetchmany(50_000):
+                bloom.update(key for (key,) in batch)
+                added += len(batch)
         finally:
             cursor.close()
         # Read more than the estimate said: still exact, with more false positives, and
