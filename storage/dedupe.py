@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
 from monitor.dedupe.fingerprint import key_id, site_of
+from storage.commonkeys import split_common
 from storage.tables import (
     AlertRow,
     DedupeKey,
@@ -62,6 +63,7 @@ def load_history(
     site: str = "",
     key_ids: Mapping[str, int] | None = None,
     present: Container[int] | None = None,
+    common: Container[int] | None = None,
 ) -> History:
     """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
     new item) since ``since``, with their events.
@@ -71,10 +73,11 @@ def load_history(
     ``site``: the site of every item looked up, if they share one (see :func:`_candidates`).
     ``key_ids``: the keys' stored forms, when already computed (``Fingerprint.key_ids``).
     ``present``: holds every stored key (``storage.keyfilter``); the others are not
-    looked up.
+    looked up. ``common``: band keys many items hold (``storage.commonkeys``), looked
+    up only when an item needs them.
     """
     wanted = [set(lookup) for lookup in lookups]
-    ids = _candidates(s, wanted, since, min_bands, site, key_ids, present)
+    ids = _candidates(s, wanted, since, min_bands, site, key_ids, present, common)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -371,6 +374,7 @@ def _candidates(
     site: str = "",
     key_ids: Mapping[str, int] | None = None,
     present: Container[int] | None = None,
+    common: Container[int] | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
     ``lookups``; when ``site`` is the site of every item looked up, not those of that
@@ -393,14 +397,15 @@ def _candidates(
     # few with each of several is a spare candidate, which find_original turns down).
     # Counting in Python read back every item sharing a single band.
     for start in range(0, len(lookups), _BAND_QUERY_ITEMS):
-        group = lookups[start : start + _BAND_QUERY_ITEMS]
-        bands = sorted({stored_form(k) for lookup in group for k in lookup if k.startswith("b:")})
-        if present is not None:
+        group = [
             # A key not stored holds no item: leaving it out changes no count.
-            bands = [k for k in bands if k in present]
-        if not bands:
-            continue
-        found.update(_holding(s, bands, min_bands))
+            [b for b in {stored_form(k) for k in lookup if k.startswith("b:")} if b in present]
+            if present is not None
+            else list({stored_form(k) for k in lookup if k.startswith("b:")})
+            for lookup in lookups[start : start + _BAND_QUERY_ITEMS]
+        ]
+        for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
+            found.update(_holding(s, sorted(bands), at_least))
     # The window: a key row was written with its item, at the item's first_seen.
     recent: set[int] = set()
     for chunk in _chunks(sorted(found)):

@@ -34,6 +34,7 @@ from monitor.system import (
     source_failing_data,
     source_recovered_data,
 )
+from storage.commonkeys import CommonKeys, common_new_keys
 from storage.db import storage_hint
 from storage.dedupe import (
     DEDUPE_MERGE_ROWS,
@@ -100,6 +101,7 @@ class Store(DeliveryRecords, LeaseRecords):
         # up by what it writes (another replica's rows only make a merge come later).
         self._new_keys: int | None = None
         self.key_filter = KeyFilter()
+        self.common_keys = CommonKeys()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -326,7 +328,8 @@ class Store(DeliveryRecords, LeaseRecords):
     def _merge_keys_when_due(self, s: Session, written: int) -> None:
         """Merge dedupe_new_keys into dedupe_mid_keys, in this transaction, once it holds
         ``dedupe_merge_rows`` rows, and dedupe_mid_keys into dedupe_keys once that holds
-        ``dedupe_mid_rows``: a failed commit keeps them waiting, never half-moved."""
+        ``dedupe_mid_rows``: a failed commit keeps them waiting, never half-moved. The
+        keys many of the merged rows share are noted first (``storage.commonkeys``)."""
         if not written:
             return
         if self._new_keys is None:
@@ -335,6 +338,7 @@ class Store(DeliveryRecords, LeaseRecords):
             self._new_keys += written
         if self._new_keys < self.dedupe_merge_rows:
             return
+        self.common_keys.add(common_new_keys(s))
         # Counted, not kept up: another replica's merges fill the middle table too.
         if merge_new_keys(s) and count_keys(s, DedupeMidKey) >= self.dedupe_mid_rows:
             merge_mid_keys(s)
@@ -600,7 +604,9 @@ class Store(DeliveryRecords, LeaseRecords):
         with self.session() as s:
             keys = sum(len(lookup) for lookup in lookups)
             stored = self.key_filter.usable(s, since, keys)
-            return load_history(s, lookups, since, min_bands, site, key_ids, stored)
+            return load_history(
+                s, lookups, since, min_bands, site, key_ids, stored, self.common_keys
+            )
 
     def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:
         """The events the stored items ``keys`` of ``source`` belong to, by item key."""

@@ -1,0 +1,79 @@
+"""Band keys many stored items hold: left out of lookups, which stay exact without them.
+
+Two unrelated items share a band key when both of that band's MinHash minima land on
+the same word pairs, and the commonest pairs of a language make a few band keys that
+hundreds of items hold. A lookup meeting one reads every item holding it, and that
+number grows with the database: in a cold 5,000-source poll, lookups cost 5.7 ms a
+query against 2.0 ms at 1,000 (bench/README.md, twelfth and thirteenth sessions).
+
+A stored item is a candidate of a new one when they share ``min_bands`` band keys. Of
+those, at most ``h`` are common keys the new item holds, so the candidate shares at
+least ``min_bands - h`` of the new item's *other* keys: a lookup of those alone, at
+that lower count, finds every candidate (and maybe a few more, which the duplicate
+finder compares and turns down). Any set of keys keeps lookups exact that way, so this
+one need not be complete or current: it is what this process saw, a key that came
+:data:`COMMON_IN_MERGE` times among the new keys it merged (``Store``). A new item
+with too many common keys is looked up with all of them (:func:`split_common`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Sequence
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+# A key held this many times among the ~50,000 rows of a merge of new keys. In a cold
+# 1,000-source database that finds the keys held by more than ~100 of the 50,000 items.
+COMMON_IN_MERGE = 3
+# The set is cleared past this (~4 MB); the next merges find the common keys again.
+MAX_COMMON_KEYS = 1 << 16
+# A new item is looked up without its common keys while it still needs this many of
+# its other band keys in common: one would make a candidate of every item sharing any.
+MIN_LOWERED_BANDS = 2
+
+
+class CommonKeys(Container[int]):
+    """The band keys this process has seen held by many items."""
+
+    def __init__(self, limit: int = MAX_COMMON_KEYS) -> None:
+        self._keys: set[int] = set()
+        self._limit = limit
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, keys: Iterable[int]) -> None:
+        self._keys.update(keys)
+        if len(self._keys) > self._limit:
+            self._keys.clear()
+
+
+def common_new_keys(s: Session, at_least: int = COMMON_IN_MERGE) -> list[int]:
+    """The keys held ``at_least`` times in ``dedupe_new_keys`` (read in key order: the
+    table is its primary key, so the count streams)."""
+    query = text("SELECT key FROM dedupe_new_keys GROUP BY key HAVING count(*) >= :n")
+    return [int(k) for (k,) in s.execute(query, {"n": at_least})]
+
+
+def split_common(
+    lookups: Sequence[Sequence[int]], common: Container[int], min_bands: int
+) -> dict[int, set[int]]:
+    """The band keys of ``lookups`` (one list per new item) to look up, by the count a
+    stored item must reach among them: each item's keys without its common ones, at
+    ``min_bands`` less one for each common key left out."""
+    by_count: dict[int, set[int]] = {}
+    for keys in lookups:
+        rare = [k for k in keys if k not in common]
+        lowered = min_bands - (len(keys) - len(rare))
+        if lowered < MIN_LOWERED_BANDS:
+            by_count.setdefault(min_bands, set()).update(keys)
+        elif rare:
+            by_count.setdefault(lowered, set()).update(rare)
+    return by_count
+
+
+__all__ = ["COMMON_IN_MERGE", "CommonKeys", "common_new_keys", "split_common"]
