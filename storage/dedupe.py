@@ -396,14 +396,14 @@ def _candidates(
     # item sharing min_bands with one of them is counted complete (and one sharing a
     # few with each of several is a spare candidate, which find_original turns down).
     # Counting in Python read back every item sharing a single band.
+    # Band keys many items hold are left out, each item then asking for one band fewer
+    # per key left out (storage.commonkeys): a query of those read every item holding them.
     for start in range(0, len(lookups), _BAND_QUERY_ITEMS):
-        group = [
+        group: list[list[int]] = []
+        for lookup in lookups[start : start + _BAND_QUERY_ITEMS]:
+            bands = {stored_form(k) for k in lookup if k.startswith("b:")}
             # A key not stored holds no item: leaving it out changes no count.
-            [b for b in {stored_form(k) for k in lookup if k.startswith("b:")} if b in present]
-            if present is not None
-            else list({stored_form(k) for k in lookup if k.startswith("b:")})
-            for lookup in lookups[start : start + _BAND_QUERY_ITEMS]
-        ]
+            group.append([b for b in bands if present is None or b in present])
         for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
             found.update(_holding(s, sorted(bands), at_least))
     # The window: a key row was written with its item, at the item's first_seen.
