@@ -61,7 +61,7 @@ FIXTURES = {
     "rss/rss20_guid_repeated.xml": True,
     "rss/rss20_no_guid.xml": True,
     "rss/rss20_relative_links.xml": True,
-    "real/meteor_blog_atom_2015-03-31.xml": False,  # Atom
+    "real/meteor_blog_atom_2015-03-31.xml": True,
     "rss/atom_xml_base.xml": False,
     "rss/rss091_netscape_doctype.xml": False,  # a DOCTYPE
     "rss/rss10_rdf.xml": False,  # RSS 1.0
@@ -245,3 +245,115 @@ def test_an_encoding_feedparser_overrides_still_cuts_unfinished_entries() -> Non
     body = rss("<item><title>\x80</title></item>", prolog="").decode().encode("utf-16")
     fast, slow = parse_both(body, "application/rss+xml; charset=utf-8")
     assert fast == slow
+
+
+def atom(entries: str, attributes: str = "", head: str = "<title>F</title>") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+        f'xmlns:media="http://search.yahoo.com/mrss/"{attributes}>{head}{entries}</feed>'
+    ).encode()
+
+
+# (entries, root attributes, the fast path accepts)
+ATOM_CASES = {
+    "plain entry": (
+        '<entry><title>a</title><link href="https://e.org/a"/><id>tag:e.org,1</id>'
+        '<updated>2026-09-01T10:00:00+02:00</updated><summary type="html">&lt;p&gt;s&lt;/p&gt;'
+        "</summary><author><name>Ann</name><email>a@e.org</email></author></entry>",
+        ' xml:lang="en"',
+        True,
+    ),
+    "id as the link": ("<entry><title>a</title><id>https://e.org/a</id></entry>", "", True),
+    "alternate link after the id": (
+        '<entry><id>https://e.org/i</id><link rel="alternate" type="text/html" '
+        'href="https://e.org/l"/></entry>',
+        "",
+        True,
+    ),
+    "an empty alternate link after the id": (
+        '<entry><title>t</title><id>https://e.org/i</id><link href=""/></entry>',
+        "",
+        True,
+    ),
+    "enclosure only": (
+        '<entry><id>https://e.org/i</id><link rel="enclosure" href="https://e.org/m.mp3"/></entry>',
+        "",
+        True,
+    ),
+    "content without a summary": (
+        '<entry><title type="html">A &amp;amp; B</title><content type="html">&lt;p&gt;c&lt;/p&gt;'
+        "</content></entry>",
+        "",
+        True,
+    ),
+    "plain summary with markup characters": (
+        "<entry><title>&lt;b&gt;x&lt;/b&gt;</title><summary>1 &lt; 2</summary></entry>",
+        "",
+        True,
+    ),
+    "a link without href": (
+        "<entry><title>t</title><link/><id>https://e.org/i</id></entry>",
+        "",
+        False,
+    ),
+    "summary after content": (
+        "<entry><content>c</content><summary>s</summary></entry>",
+        "",
+        False,
+    ),
+    "xhtml title": (
+        '<entry><title type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">a</div></title>'
+        "</entry>",
+        "",
+        False,
+    ),
+    "xml:base": (
+        '<entry><link href="/a"/><title>t</title></entry>',
+        ' xml:base="https://b/"',
+        False,
+    ),
+    "underscored language": ("<entry><title>a</title></entry>", ' xml:lang="en_US"', False),
+    "media thumbnail": (
+        '<entry><title>a</title><media:thumbnail url="https://e.org/t.png"/></entry>',
+        "",
+        False,
+    ),
+    "an entry source": (
+        "<entry><title>a</title><source><title>S</title></source></entry>",
+        "",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("content_type", ["application/atom+xml", None])
+@pytest.mark.parametrize("case", sorted(ATOM_CASES))
+def test_each_atom_case_reads_the_same_both_ways(case: str, content_type: str | None) -> None:
+    entries, attributes, fast_path = ATOM_CASES[case]
+    body = atom(entries, attributes)
+    fast, slow = parse_both(body, content_type)
+    assert fast
+    assert fast == slow
+    assert accepted(body, content_type) is fast_path
+
+
+def test_what_the_fast_path_reads_from_atom() -> None:
+    """Values, not only agreement: both ways could be wrong together."""
+    body = atom(
+        '<entry><title>Ã©tÃ© &lt;b&gt;Fine&lt;/b&gt;</title><link rel="self" href="/self"/>'
+        '<link href="https://e.org/a"/><id>tag:e.org,2026:1</id>'
+        "<published>2025-06-10T04:00:00+02:00</published><updated>2026-01-01T00:00:00Z</updated>"
+        '<summary type="html">&lt;p&gt;a&amp;amp;b&lt;/p&gt;</summary>'
+        '<content type="html">&lt;p&gt;long&lt;/p&gt;</content>'
+        "<author><name> Ann </name><email>a@e.org</email></author></entry>",
+        ' xml:lang="fr-BE"',
+    )
+    assert accepted(body, "application/atom+xml")
+    (item,) = SOURCE.parse(Fetched(url=URL, status=200, body=body, content_type=None))
+    assert item.title == "été <b>Fine</b>"  # a plain Atom title: its markup is text
+    assert item.url == "https://e.org/a"
+    assert item.summary_html == "<p>a&amp;b</p>"
+    assert item.content_html == "<p>long</p>"
+    assert item.published == datetime(2025, 6, 10, 2, tzinfo=UTC)
+    assert item.language == "fr-BE"
+    assert item.fields == {"author": "Ann (a@e.org)"}

@@ -112,7 +112,7 @@ class RssSource:
                 "feed declares XML entities in its DOCTYPE; refused (entity-expansion attacks)",
             )
         body, content_type = prepare_body(body, fetched.content_type)
-        parsed = read_rss(body, content_type)  # plain RSS 2.0, read as feedparser would
+        parsed = read_rss(body, content_type)  # plain RSS 2.0 / Atom 1.0, as feedparser reads it
         if parsed is None:
             parsed = self._feedparser(body, content_type)
         entries = _complete_entries(parsed, body)
