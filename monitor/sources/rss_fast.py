@@ -262,16 +262,17 @@ def _repaired(value: str) -> str:
     return value.translate(_cp1252) if _CP1252_KEYS.search(value) else value
 
 
-def _check_subtree(element: Any) -> None:
+def _check_subtree(element: Any, leaves: frozenset[str] = _CHANNEL_LEAVES) -> None:
     """An ignored element may not change the state later elements are read in: no
-    ``xml:lang`` or ``xml:base``, and only the leaves RSS gives an image, a text input
-    or skip lists (an ``item`` nested in an ``image`` would be an entry to feedparser)."""
+    ``xml:lang`` or ``xml:base``, and only the given leaves (those RSS gives an image, a
+    text input or skip lists; an Atom person's): an ``item`` nested in an ``image``
+    would be an entry to feedparser."""
     if _sets_context(element):
         raise _Unsupported
     for node in element:
         if not _is_element(node):
             continue
-        if node.tag not in _CHANNEL_LEAVES or len(node) or _sets_context(node):
+        if node.tag not in leaves or len(node) or _sets_context(node):
             raise _Unsupported
 
 
@@ -331,7 +332,7 @@ def read_atom(root: Any) -> dict[str, Any] | None:
         if child.tag == _ATOM + "entry":
             entries.append(_atom_entry(child, language))
         elif child.tag in _ATOM_FEED_IGNORED:
-            _check_atom_subtree(child)
+            _check_subtree(child, _ATOM_PERSON)
         else:
             raise _Unsupported
     if not entries:
@@ -421,16 +422,6 @@ def _atom_person(element: Any) -> str:
         parts[child.tag] = (child.text or "").strip()
     name, email = parts.get(_ATOM + "name", ""), parts.get(_ATOM + "email", "")
     return f"{name} ({email})" if name and email else name or email
-
-
-def _check_atom_subtree(element: Any) -> None:
-    if _sets_context(element):
-        raise _Unsupported
-    for node in element:
-        if not _is_element(node):
-            continue
-        if node.tag not in _ATOM_PERSON or len(node) or _sets_context(node):
-            raise _Unsupported
 
 
 __all__ = ["read_atom", "read_rss"]
