@@ -157,11 +157,8 @@ def _read(root: Any) -> dict[str, Any] | None:
             _check_subtree(child)
         else:
             raise _Unsupported
-    if not entries:
-        return None
-    feed = {} if language is None else {"language": language}
     # "version" is only asked whether it is set: feedparser sets one for any <rss> root.
-    return {"entries": entries, "bozo": False, "feed": feed, "version": "rss"}
+    return _parsed(entries, language, "rss")
 
 
 def _entry(item: Any) -> dict[str, Any]:
@@ -262,6 +259,16 @@ def _repaired(value: str) -> str:
     return value.translate(_cp1252) if _CP1252_KEYS.search(value) else value
 
 
+def _parsed(
+    entries: list[dict[str, Any]], language: str | None, version: str
+) -> dict[str, Any] | None:
+    """feedparser's result for ``entries``; None (left to feedparser) when there are none."""
+    if not entries:
+        return None
+    feed = {} if language is None else {"language": language}
+    return {"entries": entries, "bozo": False, "feed": feed, "version": version}
+
+
 def _check_subtree(element: Any, leaves: frozenset[str] = _CHANNEL_LEAVES) -> None:
     """An ignored element may not change the state later elements are read in: no
     ``xml:lang`` or ``xml:base``, and only the given leaves (those RSS gives an image, a
@@ -335,10 +342,7 @@ def read_atom(root: Any) -> dict[str, Any] | None:
             _check_subtree(child, _ATOM_PERSON)
         else:
             raise _Unsupported
-    if not entries:
-        return None
-    feed = {} if language is None else {"language": language}
-    return {"entries": entries, "bozo": False, "feed": feed, "version": "atom10"}
+    return _parsed(entries, language, "atom10")
 
 
 def _atom_entry(element: Any, language: str | None) -> dict[str, Any]:
