@@ -16,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -216,15 +215,17 @@ class DedupeKey(SQLModel, table=True):
     of a first poll's writes. A hash collision only adds a candidate, which the finder
     then compares on the real keys. The primary key (key, item_id) is the lookup index
     (SQLite stores the table in it: WITHOUT ROWID).
+
+    No foreign key to ``items``, here or in the two tables below: each row is copied
+    twice on its way here, and SQLite looked its item up on every copy (revision 0009).
+    The rows are written with their items and deleted by item id; items stay.
     """
 
     __tablename__ = "dedupe_keys"
     __table_args__ = {"sqlite_with_rowid": False}
 
     key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    item_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("items.id"), primary_key=True, autoincrement=False)
-    )
+    item_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
 
 
 class DedupeNewKey(SQLModel, table=True):
@@ -242,9 +243,7 @@ class DedupeNewKey(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}
 
     key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    item_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("items.id"), primary_key=True, autoincrement=False)
-    )
+    item_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
 
 
 class DedupeMidKey(SQLModel, table=True):
@@ -261,9 +260,7 @@ class DedupeMidKey(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}
 
     key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    item_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("items.id"), primary_key=True, autoincrement=False)
-    )
+    item_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
 
 
 class Duplicate(SQLModel, table=True):

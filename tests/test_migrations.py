@@ -486,6 +486,49 @@ def test_0008_finds_keys_in_the_middle_table_and_a_downgrade_moves_them_to_the_l
     store.engine.dispose()
 
 
+def test_0009_drops_the_key_tables_foreign_keys_keeping_their_rows_and_a_downgrade_restores_them(
+    db_url: str,
+) -> None:
+    """Key rows in each of the three tables survive the upgrade and are found; the
+    downgrade brings the foreign keys back, leaving out rows whose item is missing."""
+    from alembic import command
+
+    from monitor.dedupe import DedupePolicy, item_fingerprint
+    from storage.dedupe import key_id
+
+    item = _fine("id:ap-9")
+    keys = sorted(key_id(k) for k in item_fingerprint(item).stored)
+    tables = ("dedupe_keys", "dedupe_mid_keys", "dedupe_new_keys")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0008")
+        _insert_item(conn, item, FIXED_NOW.replace(tzinfo=None))
+        for n, table in enumerate(tables):
+            conn.execute(
+                text(f"INSERT INTO {table} (key, item_id) VALUES (:key, 1)"),
+                [{"key": k} for k in keys[n::3]],
+            )
+        assert all(inspect(conn).get_foreign_keys(t) for t in tables)
+    engine.dispose()
+    store = Store(create_db_engine(db_url))  # upgrades to the newest revision
+    with store.engine.connect() as conn:
+        assert not any(inspect(conn).get_foreign_keys(t) for t in tables)
+        stored = {k for t in tables for (k,) in conn.execute(text(f"SELECT key FROM {t}"))}
+    assert stored == set(keys)
+    lookup = item_fingerprint(item).lookup
+    found = store.dedupe_history([lookup], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands)
+    assert [s.ref for s in found.seen] == ["item:1"]
+    with store.engine.begin() as conn:
+        # A row whose item is missing: harmless without the key, refused with it.
+        conn.execute(text("INSERT INTO dedupe_new_keys (key, item_id) VALUES (7, 42)"))
+        command.downgrade(migrations.alembic_config(conn), "0008")
+    with store.engine.connect() as conn:
+        assert all(inspect(conn).get_foreign_keys(t) for t in tables)
+        rows = {r for t in tables for r in conn.execute(text(f"SELECT key, item_id FROM {t}"))}
+    assert rows == {(k, 1) for k in keys}
+    store.engine.dispose()
+
+
 def _fine(key: str) -> Item:
     return make_item(
         "ap-nl", key, title="AP legt Clearview AI boete op van 30,5 miljoen euro",
@@ -544,8 +587,9 @@ def test_an_upgrade_that_leaves_dangling_rows_is_refused_and_rolled_back(tmp_pat
     with engine.begin() as conn:
         command.upgrade(migrations.alembic_config(conn), "0004")
     with sqlite3.connect(path) as conn:  # foreign keys are off in a plain sqlite3 connection
-        conn.execute(
-            "INSERT INTO dedupe_keys (key, item_id, at) VALUES ('u:x', 42, '2026-11-21 09:00:00')"
+        conn.execute(  # dedupe keys have no foreign key since 0009; signatures keep theirs
+            "INSERT INTO dedupe_signatures (item_id, signature, at)"
+            " VALUES (42, '[1, 2]', '2026-11-21 09:00:00')"
         )
     with pytest.raises(StorageError, match="rows pointing at missing rows"):
         migrations.upgrade(engine)
