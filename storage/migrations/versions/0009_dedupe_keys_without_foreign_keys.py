@@ -4,7 +4,7 @@ A first poll writes ~34 key rows an item, and each row passes through all three 
 (``dedupe_new_keys``, then ``dedupe_mid_keys``, then ``dedupe_keys``). With the key,
 SQLite looked the item up again on every copy, and deleted the merged tables row by row
 (its truncation is off for a table with a foreign key). Without them a cold 1,000-source
-poll took 35-43 s instead of ~50 s, ABBA (bench/README.md, sixteenth session).
+poll took 35-40 s instead of 45-50 s, ABBA (bench/README.md, sixteenth session).
 
 The keys are an index of the items, written in the transaction that stores them and
 deleted by item id (``storage.dedupe``); items are never deleted, and a key whose item
