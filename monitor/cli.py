@@ -27,6 +27,7 @@ from monitor.app import App, config_secrets, open_app
 from monitor.config import DATABASE_ENV, Config, config_path, load_config
 from monitor.durations import format_duration
 from monitor.errors import ConfigError, StorageError
+from monitor.heap import settle_heap
 from monitor.lease_status import leases_report
 from monitor.logs import FORMATS, SecretFilter, setup_logging
 from monitor.parsepool import default_workers
@@ -48,17 +49,20 @@ log = logging.getLogger("noticewatch.cli")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """The command line. Without ``argv`` (run as the program: ``noticewatch``, ``python
+    -m monitor``) the process is the command's own, and ``poll`` and ``run`` tune its
+    garbage collector (``monitor.heap``); a caller passing ``argv`` keeps its own."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         args = _parser().parse_args(argv)
         if args.command != "run":  # the other commands stop at once, as before
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        return _command(args, os.environ if env is None else env)
+        return _command(args, os.environ if env is None else env, own_process=argv is None)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def _command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def _command(args: argparse.Namespace, env: Mapping[str, str], *, own_process: bool) -> int:
     if args.command == "healthcheck":  # must work even while sources.toml is broken
         where = config_path(args.config, env)
         ok, line = healthcheck.check(
@@ -88,6 +92,8 @@ def _command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
         if args.command in rule_commands.COMMANDS:
             return asyncio.run(rule_commands.run_command(config, args, env))
+        if own_process and args.command in ("run", "poll"):
+            settle_heap()  # after the config: its objects live as long as the process
         if args.command == "run":
             try:
                 token = api_token(env)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from monitor.config_base import SourceConfig
 from monitor.errors import SourceError
+from monitor.heap import settle_heap
 from monitor.models import Item
 from monitor.prepare import Prepared, prepare_items
 from monitor.sources import SOURCE_TYPES
@@ -62,6 +63,13 @@ class _Failed:
     source: str
     what: str
     hint: str | None
+
+
+def _start_worker(niceness: int) -> None:
+    """A worker's start-up: below the loop's priority, and its modules (imported to
+    find this function) frozen out of the garbage collector's work (``monitor.heap``)."""
+    os.nice(niceness)
+    settle_heap()
 
 
 def _parse_in_worker(config: SourceConfig, fetched: Fetched) -> list[Item] | _Failed:
@@ -118,7 +126,7 @@ class ParsePool:
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=context,
-                initializer=os.nice,
+                initializer=_start_worker,
                 initargs=(WORKER_NICENESS,),
             )
         return self._pool

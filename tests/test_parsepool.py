@@ -8,6 +8,7 @@ the same items, field for field, or the same error, word for word.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from monitor.dedupe.fingerprint import key_id
 from monitor.errors import ParseError
+from monitor.heap import YOUNG_THRESHOLD
 from monitor.models import Item
 from monitor.parsepool import WORKER_NICENESS, ParsePool, default_workers
 from monitor.prepare import prepare_items
@@ -221,3 +223,10 @@ def test_few_changed_items_are_prepared_in_place(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(parsing, "_executor", lambda: pytest.fail("sent to a worker"))
     prepared = asyncio.run(parsing.prepare(items, frozenset(), templated_summary=False))
     assert len(prepared.items) == len(items) and not prepared.prints
+
+
+def test_workers_settle_their_heap(pool: ParsePool) -> None:
+    """Each worker freezes its imports and collects its young objects less often."""
+    workers = pool._executor()
+    assert workers.submit(gc.get_threshold).result(timeout=60)[0] == YOUNG_THRESHOLD
+    assert workers.submit(gc.get_freeze_count).result(timeout=60) > 0
