@@ -3,8 +3,9 @@
 A cold ``poll`` of 1,000 sources spent ~2 s of its event loop's ~27 s of CPU in the
 collector (bench/README.md, seventeenth session): 17 full collections, each walking the
 ~157,000 objects that the imports, the configuration and the sources had made and that
-live as long as the process, and 3,000 young ones. Frozen, those objects are left out of
-every collection; a larger young generation makes the others rarer.
+live as long as the process, and 3,000 young ones. Frozen once the configuration is
+loaded, the imports' and the configuration's objects are left out of every collection
+(the sources, built later, are not); a larger young generation makes collections rarer.
 """
 
 from __future__ import annotations
