@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from rbloom import Bloom
 from sqlmodel import select
 
 import storage.dedupe
@@ -172,23 +173,51 @@ def test_a_failed_commit_leaves_the_filter_exact_and_its_keys_unstored(db_url: s
     store.engine.dispose()
 
 
-def test_a_full_filter_is_rebuilt_larger(db_url: str) -> None:
+def test_a_full_filter_grows_a_layer_and_is_rescanned_only_past_max_growth(db_url: str) -> None:
+    """A full filter takes a new layer, not a scan of the tables; once its layers hold
+    MAX_GROWTH times what the last scan read, the next lookup rescans (dropping pruned keys)."""
     rng = random.Random(4)
     store = Store(create_db_engine(db_url))
     store.key_filter = KeyFilter(min_capacity=50)
     _build_on_empty(store)
-    stories = [_story(rng) for _ in range(4)]
+    stories = [_story(rng) for _ in range(8)]
     _commit(store, _item("s0", stories[0]))
     copies = [item_fingerprint(_item(f"c{n}", words)) for n, words in enumerate(stories)]
     assert _found(store, copies) == {"https://example.org/s0"}
-    assert store.key_filter.builds == 1
-    for n, words in enumerate(stories[1:], 1):
-        _commit(store, _item(f"s{n}", words))  # 34 keys each: past 50 at the second
+    assert (store.key_filter.builds, store.key_filter.layers) == (1, 1)
+    for n, words in enumerate(stories[1:4], 1):
+        _commit(store, _item(f"s{n}", words))  # 34 keys each: the first layer full at s2
     assert _found(store, copies) == {f"https://example.org/s{n}" for n in range(4)}
-    assert store.key_filter.builds == 2
-    assert _found(store, copies) == {f"https://example.org/s{n}" for n in range(4)}
-    assert store.key_filter.builds == 2  # built for twice what it holds: not full again
+    assert (store.key_filter.builds, store.key_filter.layers) == (1, 2)
+    for n, words in enumerate(stories[4:6], 4):
+        _commit(store, _item(f"s{n}", words))  # 204 keys: past 4 x 50
+    assert _found(store, copies) == {f"https://example.org/s{n}" for n in range(6)}
+    assert (store.key_filter.builds, store.key_filter.layers) == (2, 1)
+    for n, words in enumerate(stories[6:], 6):
+        _commit(store, _item(f"s{n}", words))
+    assert _found(store, copies) == {f"https://example.org/s{n}" for n in range(8)}
+    assert store.key_filter.builds == 2  # built for twice what it held: room for these
     store.engine.dispose()
+
+
+def test_layers_answer_for_every_key_any_of_them_holds() -> None:
+    """Keys committed into each layer in turn are all held by the filter's view, and a
+    miss is asked of every layer (so the false-positive rates stay low)."""
+    key_filter = KeyFilter(min_capacity=100)
+    key_filter._layers = [Bloom(100, 0.01)]  # as built by a scan of an empty database
+    key_filter._view, key_filter._token = key_filter._layers[0], "t0"
+    key_filter._capacity, key_filter._scanned = 100, 100
+    committed: list[int] = []
+    for n in range(1, 8):
+        keys = list(range(n * 1_000, n * 1_000 + 60))
+        key_filter.committed((f"t{n - 1}", f"t{n}"), keys)
+        committed += keys
+    view = key_filter._view
+    assert view is not None
+    assert key_filter.layers == 3  # 100, then 200 (full at 240), then 400
+    assert all(k in view for k in committed)
+    misses = sum(k in view for k in range(10**6, 10**6 + 20_000))
+    assert misses < 20_000 * 0.04
 
 
 def test_a_process_that_never_built_it_waits_for_lookups_worth_the_scan(db_url: str) -> None:
