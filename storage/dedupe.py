@@ -27,7 +27,6 @@ from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
 from monitor.dedupe.fingerprint import key_id, site_of
 from storage.commonkeys import split_common
-from storage.sites import SiteIds
 from storage.tables import (
     AlertRow,
     DedupeKey,
@@ -65,7 +64,6 @@ def load_history(
     key_ids: Mapping[str, int] | None = None,
     present: Container[int] | None = None,
     common: Container[int] | None = None,
-    sites: SiteIds | None = None,
 ) -> History:
     """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
     new item) since ``since``, with their events.
@@ -76,12 +74,10 @@ def load_history(
     ``key_ids``: the keys' stored forms, when already computed (``Fingerprint.key_ids``).
     ``present``: holds every stored key (``storage.keyfilter``); the others are not
     looked up. ``common``: band keys many items hold (``storage.commonkeys``), looked
-    up only when an item needs them. ``sites``: the sites' numbers, for leaving out the
-    key rows of ``site`` in the band lookups.
+    up only when an item needs them.
     """
     wanted = [set(lookup) for lookup in lookups]
-    number = sites.known(s, site) if sites is not None and site else None
-    ids = _candidates(s, wanted, since, min_bands, site, key_ids, present, common, number)
+    ids = _candidates(s, wanted, since, min_bands, site, key_ids, present, common)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -180,12 +176,7 @@ def _events(s: Session, ids: set[int]) -> tuple[dict[int, int], dict[int, ItemRo
 
 
 def record_outcome(
-    s: Session,
-    source: str,
-    outcome: DedupeOutcome,
-    now: datetime,
-    insert: InsertIgnoring,
-    sites: SiteIds,
+    s: Session, source: str, outcome: DedupeOutcome, now: datetime, insert: InsertIgnoring
 ) -> list[int]:
     """Store the new items' keys, their links to earlier copies, and the attachments;
     drop the keys and signatures that have left the window (links stay: status shows them).
@@ -200,9 +191,8 @@ def record_outcome(
             ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
         )
         ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
-    numbers = sites.numbers(s, {p.site for p in outcome.fingerprints.values()}, insert)
     rows = [
-        (print_.key_ids[key], ids[item], numbers[print_.site])
+        (print_.key_ids[key], ids[item])
         for item, print_ in outcome.fingerprints.items()
         if item in ids
         for key in sorted(print_.stored)
@@ -235,7 +225,7 @@ def record_outcome(
         also = [*alert.data.get("also_seen_in", []), attachment.entry]
         alert.data = {**alert.data, "also_seen_in": also}  # a new dict: JSON columns compare
         s.add(alert)
-    return [key for key, _, _ in rows]
+    return [key for key, _ in rows]
 
 
 def count_keys(s: Session, table: type[DedupeNewKey] | type[DedupeMidKey]) -> int:
@@ -272,10 +262,9 @@ def _move(s: Session, source: str, target: str) -> int:
             return 0
         moved = s.execute(
             text(
-                f"WITH moved AS (DELETE FROM {source} RETURNING key, item_id, site), "  # noqa: S608
-                f"copied AS (INSERT INTO {target} (key, item_id, site) "
-                "SELECT key, item_id, site FROM moved ORDER BY key, item_id "
-                "ON CONFLICT DO NOTHING) "
+                f"WITH moved AS (DELETE FROM {source} RETURNING key, item_id), "  # noqa: S608
+                f"copied AS (INSERT INTO {target} (key, item_id) "
+                "SELECT key, item_id FROM moved ORDER BY key, item_id ON CONFLICT DO NOTHING) "
                 "SELECT count(*) FROM moved"
             )
         )
@@ -283,8 +272,8 @@ def _move(s: Session, source: str, target: str) -> int:
     # One writer at a time on SQLite: nothing is added between the copy and the delete.
     s.execute(
         text(
-            f"INSERT INTO {target} (key, item_id, site) "  # noqa: S608
-            f"SELECT key, item_id, site FROM {source} WHERE true ORDER BY key, item_id "
+            f"INSERT INTO {target} (key, item_id) "  # noqa: S608
+            f"SELECT key, item_id FROM {source} WHERE true ORDER BY key, item_id "
             "ON CONFLICT DO NOTHING"
         )
     )
@@ -314,22 +303,22 @@ def _prune_keys(s: Session, before: datetime, now: datetime, insert: InsertIgnor
 def insert_key_rows(
     s: Session,
     table: type[DedupeKey] | type[DedupeMidKey] | type[DedupeNewKey],
-    rows: Sequence[tuple[int, int, int]],
+    rows: Sequence[tuple[int, int]],
 ) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING of ``(key, item_id, site)`` rows, handed to
-    the driver's executemany as they are.
+    """INSERT ... ON CONFLICT DO NOTHING of ``(key, item_id)`` rows, handed to the
+    driver's executemany as they are.
 
     A first poll's source brings ~1,700 of them. Through SQLAlchemy each row was a
     dict whose parameters were processed in Python, which cost more than SQLite's
-    inserts (2.7-4.6 against 1.2 ms for 1,700 rows); integers need no processing.
+    inserts (2.7-4.6 against 1.2 ms for 1,700 rows); two integers need no processing.
     """
     if not rows:
         return
     connection = s.connection()
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     connection.exec_driver_sql(
-        f"INSERT INTO {table.__tablename__} (key, item_id, site) "  # noqa: S608 (a table's name)
-        f"VALUES ({mark}, {mark}, {mark}) ON CONFLICT DO NOTHING",
+        f"INSERT INTO {table.__tablename__} (key, item_id) "  # noqa: S608 (a table's name)
+        f"VALUES ({mark}, {mark}) ON CONFLICT DO NOTHING",
         list(rows),
     )
 
@@ -386,7 +375,6 @@ def _candidates(
     key_ids: Mapping[str, int] | None = None,
     present: Container[int] | None = None,
     common: Container[int] | None = None,
-    site_number: int | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
     ``lookups``; when ``site`` is the site of every item looked up, not those of that
@@ -396,10 +384,7 @@ def _candidates(
     only be turned down, after costing a load and a fingerprint each. SAM.gov notices,
     all on sam.gov, compared on titles that repeat, brought more of them as the
     database grew: 3 a search early in a first 1,000-source poll, 15 by its end
-    (bench/README.md, ninth session). With ``site_number`` (``site``'s, in
-    ``dedupe_sites``) they are left out of the band lookups themselves: the key rows of
-    SAM notices sharing one description found every earlier notice, 229,006 items in a
-    cold 5,000-source poll for 178 kept (eighteenth session).
+    (bench/README.md, ninth session).
     """
     stored_form = key_id if key_ids is None else key_ids.__getitem__
     exact = {stored_form(k) for lookup in lookups for k in lookup if not k.startswith("b:")}
@@ -420,7 +405,7 @@ def _candidates(
             # A key not stored holds no item: leaving it out changes no count.
             group.append([b for b in bands if present is None or b in present])
         for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
-            found.update(_holding(s, sorted(bands), at_least, site_number or 0))
+            found.update(_holding(s, sorted(bands), at_least))
     # The window: a key row was written with its item, at the item's first_seen.
     recent: set[int] = set()
     for chunk in _chunks(sorted(found)):
@@ -433,40 +418,41 @@ def _candidates(
     return recent
 
 
-def _holding(s: Session, keys: Sequence[int], at_least: int, not_site: int = 0) -> list[int]:
+def _holding(s: Session, keys: Sequence[int], at_least: int) -> list[int]:
     """The items holding ``at_least`` of ``keys``, merged (dedupe_keys) or waiting
-    (dedupe_mid_keys, dedupe_new_keys); a key in two tables counts once. Not those
-    of the site numbered ``not_site``, unless 0 (an item's rows all carry its site).
+    (dedupe_mid_keys, dedupe_new_keys); a key in two tables counts once.
 
     The keys go as one array (PostgreSQL) or JSON text (SQLite, ``json_each``): as
     8,000 bound parameters each, SQLAlchemy's Python spent more on expanding them
     than SQLite on the lookups.
     """
-    dialect = s.get_bind().dialect.name
-    value = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
-    parameters = {"keys": value, "at_least": at_least, "site": not_site}
-    rows = s.execute(text(_holding_query(dialect, bool(not_site))), parameters).all()
+    value: list[int] | str
+    if s.get_bind().dialect.name == "postgresql":
+        query, value = _HOLDING_POSTGRESQL, list(keys)
+    else:
+        query, value = _HOLDING_SQLITE, json.dumps(list(keys))
+    rows = s.execute(text(query), {"keys": value, "at_least": at_least}).all()
     return [int(i) for (i,) in rows]
 
 
-# The three key tables, each read for the keys of a lookup.
-_KEY_TABLES = ("dedupe_keys", "dedupe_mid_keys", "dedupe_new_keys")
-_KEYS_IN = {
-    "sqlite": "key IN (SELECT value FROM json_each(:keys))",
-    "postgresql": "key = ANY(CAST(:keys AS BIGINT[]))",
-}
-
-
-def _holding_query(dialect: str, leave_out_site: bool) -> str:
-    where = _KEYS_IN[dialect] + (" AND site <> :site" if leave_out_site else "")
-    held = " UNION ALL ".join(
-        f"SELECT key, item_id FROM {table} WHERE {where}"  # noqa: S608 (constants)
-        for table in _KEY_TABLES
-    )
-    return (
-        f"SELECT item_id FROM ({held}) AS held "  # noqa: S608 (constants)
-        "GROUP BY item_id HAVING count(DISTINCT key) >= :at_least"
-    )
+_HOLDING_SQLITE = """
+SELECT item_id FROM (
+    SELECT key, item_id FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(:keys))
+    UNION ALL
+    SELECT key, item_id FROM dedupe_mid_keys WHERE key IN (SELECT value FROM json_each(:keys))
+    UNION ALL
+    SELECT key, item_id FROM dedupe_new_keys WHERE key IN (SELECT value FROM json_each(:keys))
+) AS held GROUP BY item_id HAVING count(DISTINCT key) >= :at_least
+"""
+_HOLDING_POSTGRESQL = """
+SELECT item_id FROM (
+    SELECT key, item_id FROM dedupe_keys WHERE key = ANY(CAST(:keys AS BIGINT[]))
+    UNION ALL
+    SELECT key, item_id FROM dedupe_mid_keys WHERE key = ANY(CAST(:keys AS BIGINT[]))
+    UNION ALL
+    SELECT key, item_id FROM dedupe_new_keys WHERE key = ANY(CAST(:keys AS BIGINT[]))
+) AS held GROUP BY item_id HAVING count(DISTINCT key) >= :at_least
+"""
 
 
 def _root_id(group: str, ids: dict[str, int]) -> int | None:

@@ -50,7 +50,6 @@ from storage.dedupe import (
 from storage.keyfilter import KeyFilter
 from storage.leases import LeaseRecords, SourceClaim
 from storage.outbox import DeliveryRecords
-from storage.sites import SiteIds
 from storage.tables import (
     AlertRow,
     DedupeMidKey,
@@ -103,7 +102,6 @@ class Store(DeliveryRecords, LeaseRecords):
         self._new_keys: int | None = None
         self.key_filter = KeyFilter()
         self.common_keys = CommonKeys()
-        self.site_ids = SiteIds()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -310,9 +308,7 @@ class Store(DeliveryRecords, LeaseRecords):
             alerts = self._insert_alerts(s, source, drafts, now)
             written: list[int] = []
             if dedupe is not None:
-                written = record_outcome(
-                    s, source, dedupe, now, self._insert_ignoring_duplicates, self.site_ids
-                )
+                written = record_outcome(s, source, dedupe, now, self._insert_ignoring_duplicates)
                 self._merge_keys_when_due(s, len(written))
             stamp = self.key_filter.stamp(s) if written else None
             row = self._state(s, source, source_type, identity)
@@ -609,15 +605,7 @@ class Store(DeliveryRecords, LeaseRecords):
             keys = sum(len(lookup) for lookup in lookups)
             stored = self.key_filter.usable(s, since, keys)
             return load_history(
-                s,
-                lookups,
-                since,
-                min_bands,
-                site,
-                key_ids,
-                stored,
-                self.common_keys,
-                self.site_ids,
+                s, lookups, since, min_bands, site, key_ids, stored, self.common_keys
             )
 
     def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:

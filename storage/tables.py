@@ -219,10 +219,6 @@ class DedupeKey(SQLModel, table=True):
     No foreign key to ``items``, here or in the two tables below: each row is copied
     twice on its way here, and SQLite looked its item up on every copy (revision 0009).
     The rows are written with their items and deleted by item id; items stay.
-
-    ``site`` is the item's site (``dedupe_sites``; 0 for none, and for rows written
-    before revision 0010): two pages of one site are never near duplicates, so band
-    lookups leave out the rows of the looked-up items' own site before counting them.
     """
 
     __tablename__ = "dedupe_keys"
@@ -230,7 +226,6 @@ class DedupeKey(SQLModel, table=True):
 
     key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     item_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    site: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class DedupeNewKey(SQLModel, table=True):
@@ -249,7 +244,6 @@ class DedupeNewKey(SQLModel, table=True):
 
     key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     item_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    site: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class DedupeMidKey(SQLModel, table=True):
@@ -267,17 +261,6 @@ class DedupeMidKey(SQLModel, table=True):
 
     key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     item_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    site: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
-
-
-class DedupeSite(SQLModel, table=True):
-    """The sites of the items with dedupe keys (``storage.sites``), by a small number:
-    one a key row costs SQLite a byte or two, against eight for a hash of the name."""
-
-    __tablename__ = "dedupe_sites"
-
-    id: int | None = Field(default=None, primary_key=True)
-    site: str = Field(sa_column=Column(Text, nullable=False, unique=True))
 
 
 class Duplicate(SQLModel, table=True):

@@ -174,7 +174,7 @@ def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
         statements.clear()
         outcome = DedupeOutcome([], {}, [], [], prune_before=now - window)
         with store.session() as s:
-            record_outcome(s, "s", outcome, now, store._insert_ignoring_duplicates, store.site_ids)
+            record_outcome(s, "s", outcome, now, store._insert_ignoring_duplicates)
             s.commit()
             kept = {i for i in s.exec(select(DedupeKey.item_id)).all()}
             waiting = {i for i in s.exec(select(DedupeNewKey.item_id)).all()}
@@ -216,31 +216,26 @@ def _items_with_keys(store: Store, count: int, per_item: int) -> dict[str, int]:
     return {k: i for k, i in ids.items() if i is not None}
 
 
-def test_key_rows_go_to_the_driver_as_tuples_and_stored_ones_are_skipped(db_url: str) -> None:
+def test_key_rows_go_to_the_driver_as_pairs_and_stored_ones_are_skipped(db_url: str) -> None:
     """insert_key_rows on each engine (its placeholders differ): every table, conflicts
-    with stored rows and within the batch skipped, the 64-bit extremes and the sites
-    kept exactly."""
+    with stored rows and within the batch skipped, the 64-bit extremes kept exactly."""
     store = Store(create_db_engine(db_url))
     ids = _items_with_keys(store, 2, 0)
     one, two = ids["k0"], ids["k1"]
-    extremes = [(2**63 - 1, one, 0), (-(2**63), one, 1), (0, two, 2**31 - 1)]
+    extremes = [(2**63 - 1, one), (-(2**63), one), (0, two)]
     with store.session() as s:
         for table in (DedupeKey, DedupeMidKey):
             insert_key_rows(s, table, extremes)
-        insert_key_rows(s, DedupeNewKey, [(7, one, 3), (7, one, 4)])  # twice in one batch
+        insert_key_rows(s, DedupeNewKey, [(7, one), (7, one)])  # twice in one batch
         insert_key_rows(s, DedupeNewKey, [])  # nothing to do is no statement, not an error
         s.commit()
     with store.session() as s:
-        insert_key_rows(s, DedupeKey, [*extremes, (7, two, 5)])  # three already stored
+        insert_key_rows(s, DedupeKey, [*extremes, (7, two)])  # three already stored
         s.commit()
-    with store.session() as s:
-        stored = {
-            table: set(s.exec(select(table.key, table.item_id, table.site)).all())
-            for table in (DedupeKey, DedupeMidKey, DedupeNewKey)
-        }
-    assert stored[DedupeKey] == {*extremes, (7, two, 5)}
-    assert stored[DedupeMidKey] == set(extremes)
-    assert stored[DedupeNewKey] == {(7, one, 3)}
+    merged, middle, waiting = _keys(store)
+    assert merged == {*extremes, (7, two)}
+    assert middle == set(extremes)
+    assert waiting == {(7, one)}
     store.engine.dispose()
 
 

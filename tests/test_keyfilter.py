@@ -85,9 +85,9 @@ def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sent: list[int] = []
     holding = storage.dedupe._holding
 
-    def spy(s: Any, keys: Sequence[int], at_least: int, not_site: int = 0) -> list[int]:
+    def spy(s: Any, keys: Sequence[int], at_least: int) -> list[int]:
         sent.extend(keys)
-        return holding(s, keys, at_least, not_site)
+        return holding(s, keys, at_least)
 
     monkeypatch.setattr(storage.dedupe, "_holding", spy)
     return sent

@@ -395,7 +395,7 @@ def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) 
     engine.dispose()
     store = Store(create_db_engine(db_url))
     columns = {c["name"] for c in inspect(store.engine).get_columns("dedupe_keys")}
-    assert columns == {"key", "item_id", "site"}
+    assert columns == {"key", "item_id"}
     assert inspect(store.engine).get_indexes("dedupe_keys") == []
     history = store.dedupe_history(
         [print_.lookup], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands
@@ -618,49 +618,3 @@ def test_a_start_on_a_database_at_the_newest_revision_never_imports_alembic(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]", done.stdout
-
-
-def test_0010_numbers_no_site_for_stored_keys_and_a_downgrade_drops_the_numbers(
-    db_url: str,
-) -> None:
-    """Key rows stored before 0010 get site 0, which no lookup leaves out: the item is
-    still found, by a lookup of another site and (turned down by the site rule only
-    after the lookup) not by one of its own; a downgrade drops the column and the table."""
-    from alembic import command
-
-    from monitor.dedupe import DedupePolicy, item_fingerprint
-    from storage.dedupe import key_id
-
-    item = _fine("id:ap-10")  # on example.org
-    print_ = item_fingerprint(item)
-    keys = sorted(key_id(k) for k in print_.stored)
-    tables = ("dedupe_keys", "dedupe_mid_keys", "dedupe_new_keys")
-    engine = create_engine(db_url)
-    with engine.begin() as conn:
-        command.upgrade(migrations.alembic_config(conn), "0009")
-        _insert_item(conn, item, FIXED_NOW.replace(tzinfo=None))
-        for n, table in enumerate(tables):
-            conn.execute(
-                text(f"INSERT INTO {table} (key, item_id) VALUES (:key, 1)"),
-                [{"key": k} for k in keys[n::3]],
-            )
-    engine.dispose()
-    store = Store(create_db_engine(db_url))
-    with store.engine.connect() as conn:
-        sites = {s for t in tables for (s,) in conn.execute(text(f"SELECT site FROM {t}"))}
-        assert sites == {0}
-    since, bands = FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands
-    # Its band keys only: an exact key finds an item of any site.
-    lookup = frozenset(k for k in print_.lookup if k.startswith("b:"))
-    other = store.dedupe_history([lookup], since, bands, site="news.example")
-    assert [s.ref for s in other.seen] == ["item:1"]
-    own = store.dedupe_history([lookup], since, bands, site="example.org")
-    assert own.seen == []
-    with store.engine.begin() as conn:
-        command.downgrade(migrations.alembic_config(conn), "0009")
-    with store.engine.connect() as conn:
-        assert "dedupe_sites" not in inspect(conn).get_table_names()
-        assert all("site" not in {c["name"] for c in inspect(conn).get_columns(t)} for t in tables)
-        rows = {r for t in tables for r in conn.execute(text(f"SELECT key, item_id FROM {t}"))}
-    assert rows == {(k, 1) for k in keys}
-    store.engine.dispose()
