@@ -204,6 +204,13 @@ def reconfigure(app: App, config: Config | None = None) -> App:
     )
 
 
+# An idle pooled connection is dropped before 5 s: Apache's default idle timeout, and the
+# test feed server's. At httpx's default (also 5 s) a fetch could reuse a connection the
+# server was closing that instant, and fail with "Server disconnected without sending a
+# response" (seen once in tests/test_replicas.py).
+KEEPALIVE_SECONDS = 4.0
+
+
 @asynccontextmanager
 async def open_app(
     config: Config,
@@ -229,6 +236,7 @@ async def open_app(
         headers={"User-Agent": config.monitor.user_agent},
         follow_redirects=False,
         transport=transport,
+        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
     )
     # Notifiers get their own client: its transport refuses private addresses unless a
     # notifier allows them (sources may legitimately poll an intranet feed).

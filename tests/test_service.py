@@ -129,3 +129,16 @@ def test_check_reports_config_errors_on_stderr(
     assert code == 2
     err = capsys.readouterr().err
     assert "environment variable SECRET is not set" in err
+
+
+async def test_pooled_connections_are_dropped_before_a_5s_server_idle_timeout(
+    tmp_path: Path,
+) -> None:
+    """A connection idle for 5 s is one Apache (and the test feed server) is closing: a
+    fetch must not reuse it (see monitor.app.KEEPALIVE_SECONDS)."""
+    from tests.support.feed_server import _SOCKET_TIMEOUT
+
+    config = load_config(write_config(tmp_path), {"SECRET": WEBHOOK_SECRET})
+    async with open_app(config) as app:
+        pool = app.http._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry < min(5.0, _SOCKET_TIMEOUT)
