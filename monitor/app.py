@@ -33,6 +33,7 @@ from monitor.replicas import Replica
 from monitor.replicas import replica_id as make_replica_id
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
+from monitor.sources.reconnect import ReconnectingTransport
 from monitor.subscriptions import notifier_config
 from monitor.system import HealthPolicy
 from notifiers import NOTIFIER_TYPES
@@ -207,7 +208,8 @@ def reconfigure(app: App, config: Config | None = None) -> App:
 # An idle pooled connection is dropped before 5 s: Apache's default idle timeout, and the
 # test feed server's. At httpx's default (also 5 s) a fetch could reuse a connection the
 # server was closing that instant, and fail with "Server disconnected without sending a
-# response" (seen once in tests/test_replicas.py).
+# response" (seen once in tests/test_replicas.py). A server with a shorter timeout can
+# still close one under a request: monitor.sources.reconnect sends that GET once more.
 KEEPALIVE_SECONDS = 4.0
 
 
@@ -232,11 +234,11 @@ async def open_app(
     """
     replica = replica_id or make_replica_id({}, socket.gethostname(), os.getpid())
     store = Store(create_db_engine(config.monitor.database))
+    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
     http = httpx.AsyncClient(
         headers={"User-Agent": config.monitor.user_agent},
         follow_redirects=False,
-        transport=transport,
-        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+        transport=ReconnectingTransport(transport or httpx.AsyncHTTPTransport(limits=limits)),
     )
     # Notifiers get their own client: its transport refuses private addresses unless a
     # notifier allows them (sources may legitimately poll an intranet feed).
