@@ -33,7 +33,6 @@ from monitor.replicas import Replica
 from monitor.replicas import replica_id as make_replica_id
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import FetchLimits, Source
-from monitor.sources.reconnect import ReconnectingTransport
 from monitor.subscriptions import notifier_config
 from monitor.system import HealthPolicy
 from notifiers import NOTIFIER_TYPES
@@ -208,8 +207,7 @@ def reconfigure(app: App, config: Config | None = None) -> App:
 # An idle pooled connection is dropped before 5 s: Apache's default idle timeout, and the
 # test feed server's. At httpx's default (also 5 s) a fetch could reuse a connection the
 # server was closing that instant, and fail with "Server disconnected without sending a
-# response" (seen once in tests/test_replicas.py). A server with a shorter timeout can
-# still close one under a request: monitor.sources.reconnect sends that GET once more.
+# response" (seen once in tests/test_replicas.py).
 KEEPALIVE_SECONDS = 4.0
 
 
@@ -234,11 +232,11 @@ async def open_app(
     """
     replica = replica_id or make_replica_id({}, socket.gethostname(), os.getpid())
     store = Store(create_db_engine(config.monitor.database))
-    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
     http = httpx.AsyncClient(
         headers={"User-Agent": config.monitor.user_agent},
         follow_redirects=False,
-        transport=ReconnectingTransport(transport or httpx.AsyncHTTPTransport(limits=limits)),
+        transport=transport,
+        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
     )
     # Notifiers get their own client: its transport refuses private addresses unless a
     # notifier allows them (sources may legitimately poll an intranet feed).

@@ -140,5 +140,5 @@ async def test_pooled_connections_are_dropped_before_a_5s_server_idle_timeout(
 
     config = load_config(write_config(tmp_path), {"SECRET": WEBHOOK_SECRET})
     async with open_app(config) as app:
-        pool = app.http._transport.inner._pool  # type: ignore[attr-defined]
+        pool = app.http._transport._pool  # type: ignore[attr-defined]
         assert pool._keepalive_expiry < min(5.0, _SOCKET_TIMEOUT)

@@ -34,6 +34,7 @@ from monitor.sources.decoding import (
     content_encoding,
     feed_prefix,
 )
+from monitor.sources.reconnect import get_streamed
 
 # Asked before each request of a fetch (the URL, then each redirect target): a reason
 # to refuse it, or None.
@@ -137,7 +138,7 @@ async def _follow_redirects(
         if check_hop is not None and (problem := await check_hop(current)):
             raise FetchError(source, f"GET {redact_url(current)}: refused: {problem}")
         try:
-            async with client.stream("GET", current, headers=headers, timeout=timeout) as response:
+            async with get_streamed(client, current, headers=headers, per_step=timeout) as response:
                 if not _is_redirect(response):
                     return await _finish(
                         response,
