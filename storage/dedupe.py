@@ -407,13 +407,21 @@ def _candidates(
         for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
             found.update(_holding(s, sorted(bands), at_least))
     # The window: a key row was written with its item, at the item's first_seen.
+    # Only the one field site_of reads is taken out of ``fields``: most band finds of a
+    # shared SAM description are turned down here, and decoding each one's whole fields
+    # cost more than the lookup (bench/README.md, twenty-second session).
+    publisher = col(ItemRow.fields)["source_url"]
     recent: set[int] = set()
     for chunk in _chunks(sorted(found)):
-        query = select(ItemRow.id, ItemRow.url, ItemRow.fields).where(
+        query = select(ItemRow.id, ItemRow.url, publisher).where(
             col(ItemRow.id).in_(chunk), ItemRow.first_seen >= since
         )
-        for ident, url, fields in s.exec(query).all():
-            if ident is not None and (not site or ident in by_key or site_of(url, fields) != site):
+        for ident, url, source_url in s.exec(query).all():
+            if ident is None:
+                continue
+            if not site or ident in by_key:
+                recent.add(ident)
+            elif site_of(url, {} if source_url is None else {"source_url": source_url}) != site:
                 recent.add(ident)
     return recent
 

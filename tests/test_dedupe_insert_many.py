@@ -107,11 +107,12 @@ def test_candidates_are_the_items_sharing_the_bands_asked_for(
     store.engine.dispose()
 
 
-def test_band_candidates_of_the_one_site_looked_up_are_left_out(tmp_path: Path) -> None:
+def test_band_candidates_of_the_one_site_looked_up_are_left_out(db_url: str) -> None:
     """Items all of one site never find a near duplicate on that site (``conflicting``):
     stored items of it found by their bands alone are no candidates; those sharing an
-    exact key, those of another site, and aggregator copies (no site of their own) are."""
-    store = Store(create_db_engine(f"sqlite:///{tmp_path / 'n.db'}"))
+    exact key, those of another site, and aggregator copies (no site of their own) are.
+    On both engines: the site is read from one field of the stored JSON, not all of it."""
+    store = Store(create_db_engine(db_url))
     pages = {
         "same": ("https://sam.gov/opp/1/view", {}),
         "same-url": ("https://sam.gov/opp/2/view", {}),
