@@ -410,18 +410,17 @@ def _candidates(
     # Only the one field site_of reads is taken out of ``fields``: most band finds of a
     # shared SAM description are turned down here, and decoding each one's whole fields
     # cost more than the lookup (bench/README.md, twenty-second session).
-    publisher = col(ItemRow.fields)["source_url"]
+    source_url_of = col(ItemRow.fields)["source_url"]
     recent: set[int] = set()
     for chunk in _chunks(sorted(found)):
-        query = select(ItemRow.id, ItemRow.url, publisher).where(
+        query = select(ItemRow.id, ItemRow.url, source_url_of).where(
             col(ItemRow.id).in_(chunk), ItemRow.first_seen >= since
         )
         for ident, url, source_url in s.exec(query).all():
             if ident is None:
                 continue
-            if not site or ident in by_key:
-                recent.add(ident)
-            elif site_of(url, {} if source_url is None else {"source_url": source_url}) != site:
+            publisher = {} if source_url is None else {"source_url": source_url}
+            if not site or ident in by_key or site_of(url, publisher) != site:
                 recent.add(ident)
     return recent
 
