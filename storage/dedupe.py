@@ -409,7 +409,7 @@ def _candidates(
     # The window: a key row was written with its item, at the item's first_seen.
     # Only the one field site_of reads is taken out of ``fields``: most band finds of a
     # shared SAM description are turned down here, and decoding each one's whole fields
-    # cost more than the lookup (bench/README.md, twenty-second session).
+    # was about half of this query's time (bench/README.md, twenty-second session).
     source_url_of = col(ItemRow.fields)["source_url"]
     recent: set[int] = set()
     for chunk in _chunks(sorted(found)):
