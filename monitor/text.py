@@ -17,7 +17,7 @@ _BLOCK_END = re.compile(
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 # An absolute link urljoin returns as it is, whatever the base: a lowercase http(s)
-# scheme, an ASCII host (urlsplit checks others), no ";params" in the path (urlparse
+# scheme, an ASCII host without brackets (urlsplit checks those), no ";params" in the path (urlparse
 # splits them), no empty "?" or "#" (urlunparse drops them) and no whitespace (urlsplit
 # removes tabs and newlines).
 _PLAIN_LINK = re.compile(
@@ -65,7 +65,7 @@ def safe_link(value: str, base_url: str | None) -> str | None:
     """``value`` resolved against ``base_url``; None unless http, https or mailto.
 
     Most feed links are absolute http(s) URLs that ``urljoin`` gives back unchanged:
-    those are kept without it (its two parses were 5 % of the parse workers' CPU in a
+    those are kept without it (its parsing was ~5 % of the parse workers' CPU in a
     cold 1,000-source cycle, bench/README.md, twenty-third session).
     """
     link = value.strip()

@@ -398,8 +398,8 @@ class Store(DeliveryRecords, LeaseRecords):
         One cached statement run over many parameter sets (SQLAlchemy batches them as
         "insertmanyvalues"), so a poll does not recompile SQL per source; RETURNING
         counts the rows that were new on every database. The statement is on the Core
-        table, not the ORM class: the ORM's bulk-insert bookkeeping was a third of the
-        CPU of inserting a source's 50 items (bench/README.md, twenty-third session).
+        table, not the ORM class: the ORM's bulk-insert bookkeeping was a fifth to a third
+        of the CPU of inserting a source's 50 items (bench/README.md, twenty-third session).
         """
         if not rows:
             return 0
