@@ -17,9 +17,9 @@ _BLOCK_END = re.compile(
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 # An absolute link urljoin returns as it is, whatever the base: a lowercase http(s)
-# scheme, an ASCII host without brackets (urlsplit checks those), no ";params" in the path (urlparse
-# splits them), no empty "?" or "#" (urlunparse drops them) and no whitespace (urlsplit
-# removes tabs and newlines).
+# scheme, an ASCII host without brackets (urlsplit checks those), no ";params" in the
+# path (urlparse splits them), no empty "?" or "#" (urlunparse drops them) and no
+# whitespace (urlsplit removes tabs and newlines).
 _PLAIN_LINK = re.compile(
     r"https?://[A-Za-z0-9.\-_~%!$&'()*+,=:@]+(?:/[^?#;\s]*)?(?:\?[^#\s]+)?(?:#\S+)?"
 )
