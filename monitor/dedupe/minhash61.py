@@ -26,29 +26,42 @@ def min_hashes(digests: bytes, coefficients: tuple[tuple[int, int], ...]) -> tup
 
     No 128-bit product: ``a`` and ``h`` are split in 32-bit halves, and 2**64 = 8 and
     2**61 = 1 (mod MERSENNE) fold ``a * h + b`` into six parts, each below 2**61, whose
-    sum fits in 64 bits; one fold then leaves it below 2 * MERSENNE. Reducing the
-    product, then the sum, took ~40 array operations over the 64 x shingles matrix and
-    ~69 us an item; this takes ~23 and ~50 us.
+    sum fits in 64 bits; one fold then leaves it below 2 * MERSENNE.
+
+    Every step over the permutations x shingles matrix writes into one of three buffers
+    (``out=`` and in-place operators) and the last reduction is a wrapping subtraction
+    and a minimum, not a mask and ``np.where``: a new array per step and ``np.where``
+    made it ~4 times slower (~290 against ~60-85 us for 149 shingles, bench/README.md,
+    twenty-fourth session).
     """
     a_hi, a_lo, b = _columns(coefficients)
-    h = reduce61(np.frombuffer(digests, dtype=">u8").astype(np.uint64))[np.newaxis, :]
-    h_hi, h_lo = h >> np.uint64(32), h & _LOW32
-    mid = a_hi * h_lo
-    mid += a_lo * h_hi  # < 2**62
-    x = (a_hi * h_hi) << np.uint64(3)  # 2**64 = 8: < 2**61
-    x += mid >> np.uint64(29)  # mid * 2**32 = (mid >> 29) * 2**61 + ...: < 2**33
+    h = reduce61(np.frombuffer(digests, dtype=">u8").astype(np.uint64))
+    h_hi = (h >> np.uint64(32))[np.newaxis, :]
+    h_lo = (h & _LOW32)[np.newaxis, :]
+    mid = np.multiply(a_hi, h_lo)
+    x = np.multiply(a_lo, h_hi)
+    mid += x  # < 2**62
+    np.multiply(a_hi, h_hi, out=x)
+    x <<= np.uint64(3)  # 2**64 = 8: < 2**61
+    part = np.right_shift(mid, np.uint64(29))  # mid * 2**32 = (mid >> 29) * 2**61 + ...
+    x += part  # this part < 2**33
     mid &= _LOW29
     mid <<= np.uint64(32)
-    x += mid  # < 2**61
-    low = a_lo * h_lo
-    x += low & _M61  # < 2**61
-    low >>= np.uint64(61)
-    x += low  # < 8
-    x += b  # < 2**61
-    folded = x & _M61
+    x += mid  # this part < 2**61
+    np.multiply(a_lo, h_lo, out=part)
+    np.bitwise_and(part, _M61, out=mid)
+    x += mid  # this part < 2**61
+    part >>= np.uint64(61)
+    x += part  # this part < 8
+    x += b  # this part < 2**61; six parts, each as bounded, fit in 64 bits
+    np.bitwise_and(x, _M61, out=mid)
     x >>= np.uint64(61)
-    folded += x  # below 2**61 + 4
-    return tuple(np.where(folded >= _M61, folded - _M61, folded).min(axis=1).tolist())
+    mid += x  # below 2**61 + 4, congruent to a * h + b
+    # mid - MERSENNE wraps past 2**63 unless mid >= MERSENNE: the minimum of the two is
+    # mid reduced.
+    np.subtract(mid, _M61, out=x)
+    np.minimum(mid, x, out=mid)
+    return tuple(mid.min(axis=1).tolist())
 
 
 @cache
