@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from monitor.matching import money
 from monitor.matching.money import extract_amounts, parse_number, with_amounts
 from monitor.models import Item
 
@@ -141,3 +146,20 @@ def test_with_amounts_adds_the_field_the_pipeline_stores() -> None:
     assert with_amounts(plain) is plain
     own = Item("s", "rss", "k", "h", title="€5", fields={"amounts": []})
     assert with_amounts(own) is own
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(alphabet="0123456789-\u2013\u2014\u2212 \u00a0.,a\u0663\u00b2", max_size=40),
+        st.text(max_size=60),
+    )
+)
+@example(text="2019\u20132020 and 7 - 9, \u0661\u0662-3")
+def test_the_shared_scans_find_what_each_stage_scanned_for(text: str) -> None:
+    """The number starts and dashes extract_amounts computes once are what the stages
+    found scanning for themselves: a digit after a non-digit; a dash between digits,
+    none in a text without a dash character."""
+    assert money.number_starts(text) == [m.start() for m in re.finditer(r"(?<!\d)\d", text)]
+    dashes = [m.span() for m in re.finditer(money._DASHED.pattern, text)]
+    assert money._has_dash(text) or not dashes
