@@ -160,6 +160,6 @@ def test_the_shared_scans_find_what_each_stage_scanned_for(text: str) -> None:
     """The number starts and dashes extract_amounts computes once are what the stages
     found scanning for themselves: a digit after a non-digit; a dash between digits,
     none in a text without a dash character."""
-    assert money.number_starts(text) == [m.start() for m in re.finditer(r"(?<!\d)\d", text)]
+    assert money._number_starts(text) == [m.start() for m in re.finditer(r"(?<!\d)\d", text)]
     dashes = [m.span() for m in re.finditer(money._DASHED.pattern, text)]
     assert money._has_dash(text) or not dashes

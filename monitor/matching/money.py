@@ -158,7 +158,7 @@ def extract_amounts(text: str) -> list[Amount]:
     # Each scan once, shared by the stages that need it: with four scans of the whole
     # text, a benchmark summary took ~40 us, now ~15 (bench/README.md, twenty-fourth
     # session).
-    starts = number_starts(text)
+    starts = _number_starts(text)
     dashes = list(_DASHED.finditer(text)) if _has_dash(text) else []
     found: list[Amount] = []
     taken: list[tuple[int, int]] = []
@@ -182,7 +182,7 @@ def extract_amounts(text: str) -> list[Amount]:
     return sorted(found, key=lambda amount: amount.start)
 
 
-def number_starts(text: str) -> list[int]:
+def _number_starts(text: str) -> list[int]:
     """Where each number of ``text`` starts: a digit after a non-digit."""
     return [number.start() for number in _DIGITS.finditer(text)]
 

@@ -31,7 +31,7 @@ def test_amounts_are_finite_and_inside_the_text(text: str) -> None:
 def test_amounts_after_a_number_are_those_of_the_pattern_tried_everywhere(text: str) -> None:
     """_after tries _AFTER only where a number starts; it finds the very matches that
     trying it at every character finds."""
-    spans = [m.span() for m in money._after(text, money.number_starts(text))]
+    spans = [m.span() for m in money._after(text, money._number_starts(text))]
     assert spans == [m.span() for m in money._AFTER.finditer(text)]
 
 
@@ -56,5 +56,5 @@ def test_currency_first_amounts_are_found_as_a_scan_of_every_position_finds_them
     text: str,
 ) -> None:
     """Only the places just before a number are tried; the matches must be the same."""
-    found = [(m.span(), m.groupdict()) for m in money._before(text, money.number_starts(text))]
+    found = [(m.span(), m.groupdict()) for m in money._before(text, money._number_starts(text))]
     assert found == [(m.span(), m.groupdict()) for m in money._BEFORE.finditer(text)]
