@@ -358,7 +358,7 @@ def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow
 
 
 def pack_signature(signature: Sequence[int]) -> bytes:
-    """A MinHash signature (values below 2**61) as big-endian unsigned 64-bit integers."""
+    """A MinHash signature (unsigned 64-bit values) as big-endian 64-bit integers."""
     return struct.pack(f">{len(signature)}Q", *signature)
 
 

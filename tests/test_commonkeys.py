@@ -95,6 +95,7 @@ def test_lookups_without_common_keys_find_every_candidate(db_url: str, sent: Sen
         item_fingerprint(_item(f"n{n}", _variant(rng, bases[n % 6], n // 2))) for n in range(12)
     ]
     news.append(item_fingerprint(_item("s5", bases[5])))  # an exact key (the URL) shared
+    news.append(item_fingerprint(_item("fresh", _story(rng, 30))))  # a story never seen
     wanted = [_truth(p, stored) for p in news]
     assert sum(map(len, wanted)) > 20 and any(not w for w in wanted)  # both kinds met
     with store.session() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -527,6 +528,135 @@ def test_0009_drops_the_key_tables_foreign_keys_keeping_their_rows_and_a_downgra
         rows = {r for t in tables for r in conn.execute(text(f"SELECT key, item_id FROM {t}"))}
     assert rows == {(k, 1) for k in keys}
     store.engine.dispose()
+
+
+def test_0010_refingerprints_the_window_and_replaces_the_old_band_rows(db_url: str) -> None:
+    """A 0009 database as the BLAKE2b / 2**61 - 1 fingerprint wrote it: an RSS item and
+    a templated SAM notice with signatures, their band rows spread over the three key
+    tables, and a short item with exact keys only. After the upgrade each signed item
+    holds the current fingerprint's keys and signature, no old band row is left, later
+    copies are found by their bands, and the key filter's token is gone; the downgrade
+    drops the new band rows and the signatures and keeps the exact keys."""
+    from alembic import command
+
+    from monitor.dedupe import DedupePolicy, item_fingerprint
+    from storage.dedupe import key_id, pack_signature
+
+    tables = ("dedupe_keys", "dedupe_mid_keys", "dedupe_new_keys")
+    fine = _fine("id:ap-10")
+    notice = make_item(
+        "sam", "id:sam-10", title="Facial recognition services, intent to sole source",
+        summary="Notice ID FR-10 | Agency: DHS", fields={"description": (
+            "The agency intends to award a sole-source contract to Clearview AI for access "
+            "to its facial recognition search service under FAR 6.302-1, for one year."
+        )},
+    )  # fmt: skip
+    short = make_item("ap-nl", "id:ap-11", title="Boete", summary="Kort.")
+    prints = {
+        1: (fine, item_fingerprint(fine)),
+        2: (notice, item_fingerprint(notice, templated_summary=True)),
+    }
+    old = {
+        1: _old_signature(fine.title, fine.summary),
+        2: _old_signature(notice.title, str(notice.fields["description"])),
+    }
+    exact = {
+        i: sorted(key_id(k) for k in p.stored if not k.startswith("b:"))
+        for i, (_, p) in prints.items()
+    }
+    short_keys = sorted(key_id(k) for k in item_fingerprint(short).stored)
+    assert not item_fingerprint(short).signature and short_keys
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0009")
+        _insert_item(conn, fine, FIXED_NOW.replace(tzinfo=None), ident=1)
+        _insert_item(conn, notice, FIXED_NOW.replace(tzinfo=None), ident=2)
+        conn.execute(
+            text("UPDATE items SET source_type = 'sam', fields = :fields WHERE id = 2"),
+            {"fields": json.dumps(notice.fields)},
+        )
+        _insert_item(conn, short, FIXED_NOW.replace(tzinfo=None), ident=3)
+        for ident, signature in old.items():
+            keys = exact[ident] + _old_band_ids(signature)
+            for n, table in enumerate(tables):
+                conn.execute(
+                    text(f"INSERT INTO {table} (key, item_id) VALUES (:key, :item)"),
+                    [{"key": k, "item": ident} for k in keys[n::3]],
+                )
+            conn.execute(
+                text("INSERT INTO dedupe_signatures (item_id, signature, at) VALUES (:i, :s, :at)"),
+                {"i": ident, "s": pack_signature(signature), "at": FIXED_NOW.replace(tzinfo=None)},
+            )
+        conn.execute(
+            text("INSERT INTO dedupe_keys (key, item_id) VALUES (:key, 3)"),
+            [{"key": k} for k in short_keys],
+        )
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('dedupe.keys_token', 'old')"))
+    engine.dispose()
+
+    store = Store(create_db_engine(db_url))  # upgrades to the newest revision
+    with store.engine.connect() as conn:
+        rows = {r for t in tables for r in conn.execute(text(f"SELECT key, item_id FROM {t}"))}
+        signatures = dict(
+            conn.execute(text("SELECT item_id, signature FROM dedupe_signatures")).all()
+        )
+        token = conn.execute(text("SELECT value FROM meta WHERE key = 'dedupe.keys_token'")).all()
+    expected = {(key_id(k), i) for i, (_, p) in prints.items() for k in p.stored}
+    expected |= {(k, 3) for k in short_keys}
+    assert rows == expected
+    assert {i: bytes(v) for i, v in signatures.items()} == {
+        i: pack_signature(p.signature) for i, (_, p) in prints.items()
+    }
+    assert token == []
+    since = FIXED_NOW - timedelta(days=7)
+    copy = make_item("wire", "id:w-10", title=fine.title + " (update)", summary=fine.summary)
+    copied = item_fingerprint(copy)
+    bands_only = frozenset(k for k in copied.lookup if k.startswith("b:"))
+    history = store.dedupe_history([bands_only], since, DedupePolicy().min_bands)
+    assert [seen.ref for seen in history.seen] == ["item:1"]
+
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0009")
+    with store.engine.connect() as conn:
+        rows = {r for t in tables for r in conn.execute(text(f"SELECT key, item_id FROM {t}"))}
+        assert conn.execute(text("SELECT count(*) FROM dedupe_signatures")).scalar() == 0
+    assert rows == {(k, i) for i in exact for k in exact[i]} | {(k, 3) for k in short_keys}
+    store.engine.dispose()
+
+
+_OLD_PRIME = (1 << 61) - 1
+_OLD_COEFFICIENTS = [
+    (
+        int.from_bytes(hashlib.blake2b(b"a%d" % i, digest_size=8).digest()) % _OLD_PRIME | 1,
+        int.from_bytes(hashlib.blake2b(b"b%d" % i, digest_size=8).digest()) % _OLD_PRIME,
+    )
+    for i in range(64)
+]
+
+
+def _old_signature(title: str, body: str) -> tuple[int, ...]:
+    """The signature as the fingerprint of 0009 and before computed it, in big integers:
+    BLAKE2b of each word pair's text, then ``min((a * h + b) % (2**61 - 1))``."""
+    from monitor.matching.fold import words
+
+    tokens = words(f"{title}\n{body}")[:150]
+    pairs = {" ".join(tokens[i : i + 2]) for i in range(len(tokens) - 1)}
+    hashes = [int.from_bytes(hashlib.blake2b(p.encode(), digest_size=8).digest()) for p in pairs]
+    return tuple(min((a * h + b) % _OLD_PRIME for h in hashes) for a, b in _OLD_COEFFICIENTS)
+
+
+def _old_band_ids(signature: tuple[int, ...]) -> list[int]:
+    """The stored forms of the old band keys ``b:<band>:<hex digest of the band's values>``."""
+    values = [str(v) for v in signature]
+    keys = [
+        f"b:{band}:" + hashlib.blake2b(",".join(values[2 * band : 2 * band + 2]).encode(),
+                                       digest_size=8).hexdigest()
+        for band in range(32)
+    ]  # fmt: skip
+    return [
+        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), signed=True)
+        for k in keys
+    ]
 
 
 def _fine(key: str) -> Item:

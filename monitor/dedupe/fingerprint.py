@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,14 +41,7 @@ MIN_SHARED_BANDS = 2
 MIN_SHINGLES = 5  # fewer than this and there is too little text to call two items the same
 MAX_WORDS = 150  # a long body would dilute a teaser; the opening says what the item is about
 MIN_TITLE_WORDS = 3
-_MERSENNE = (1 << 61) - 1
-_COEFFICIENTS = tuple(
-    (
-        int.from_bytes(hashlib.blake2b(b"a%d" % i, digest_size=8).digest()) % _MERSENNE | 1,
-        int.from_bytes(hashlib.blake2b(b"b%d" % i, digest_size=8).digest()) % _MERSENNE,
-    )
-    for i in range(PERMUTATIONS)
-)
+_BAND_KEY_LENGTH = len("b:") + 16
 _NUMBER = re.compile(r"\d[\d.,']*\d|\d")
 _WORD = re.compile(r"[^\W_]+")
 # A brand written as its domain ("bol.com"): the name is the label before the dot.
@@ -67,6 +60,9 @@ class Fingerprint:
     text: str  # title, summary and content
     site: str = ""  # the domain of the item's own page; "" for an aggregator copy
     published: datetime | None = None
+    # The stored form of each band key, computed with it (the others are hashed when
+    # key_ids is first read).
+    band_ids: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def bands(self) -> frozenset[str]:
@@ -77,7 +73,11 @@ class Fingerprint:
         """The stored form (:func:`key_id`) of each stored and lookup key. A parse worker
         computes them with the fingerprint, and they travel back with it: ~1,700 hashes
         a first poll's source were 5 % of the event loop's time."""
-        return {key: key_id(key) for key in self.stored | self.lookup}
+        ids = dict(self.band_ids)
+        for key in self.stored | self.lookup:
+            if key not in ids:
+                ids[key] = key_id(key)
+        return ids
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -121,16 +121,17 @@ def fingerprint(
             lookup.add("p:" + own)
     if signature is None:
         compared = headline if aggregated else f"{headline}\n{summary if body is None else body}"
-        signature = minhash(shingles(words(compared)[:MAX_WORDS]))
-    bands = band_keys(signature)
+        signature = minhash(words(compared)[:MAX_WORDS])
+    bands = band_key_ids(signature)
     return Fingerprint(
-        stored=frozenset(stored | bands),
-        lookup=frozenset(lookup | bands),
+        stored=frozenset(stored.union(bands)),
+        lookup=frozenset(lookup.union(bands)),
         signature=signature,
         headline=headline,
         text=f"{title}\n{summary}\n{content}",
         site=site_of(url, fields),
         published=published,
+        band_ids=bands,
     )
 
 
@@ -153,36 +154,40 @@ def item_fingerprint(item: Item, *, templated_summary: bool = False) -> Fingerpr
     )
 
 
-def shingles(tokens: list[str]) -> set[str]:
-    if len(tokens) < SHINGLE:
-        return set()
-    return {" ".join(tokens[i : i + SHINGLE]) for i in range(len(tokens) - SHINGLE + 1)}
-
-
-def minhash(items: set[str]) -> tuple[int, ...]:
-    """A MinHash signature of ``items``; empty for fewer than :data:`MIN_SHINGLES`."""
-    if len(items) < MIN_SHINGLES:
+def minhash(tokens: list[str]) -> tuple[int, ...]:
+    """The MinHash signature of ``tokens``' word pairs (:mod:`monitor.dedupe.minhash64`);
+    empty for fewer than :data:`MIN_SHINGLES` distinct pairs."""
+    if len(tokens) <= MIN_SHINGLES - 1 + SHINGLE - 1:
         return ()
-    digests = b"".join([hashlib.blake2b(s.encode(), digest_size=8).digest() for s in items])
     # Imported here: numpy loads on the first MinHash, not with every command.
-    from monitor.dedupe.minhash61 import min_hashes
+    from monitor.dedupe.minhash64 import min_hashes, pair_hashes
 
-    return min_hashes(digests, _COEFFICIENTS)
+    pairs = pair_hashes(list(map(_word_hash, tokens)))
+    if len(set(pairs.tolist())) < MIN_SHINGLES:
+        return ()
+    return tuple(min_hashes(pairs, PERMUTATIONS).tolist())
 
 
 def band_keys(signature: tuple[int, ...]) -> set[str]:
+    """``b:`` and 16 hex digits a band: the digits are the key's stored form
+    (:func:`key_id`), so a band key is hashed once, with its band."""
+    return set(band_key_ids(signature))
+
+
+def band_key_ids(signature: tuple[int, ...]) -> dict[str, int]:
+    """Each band key (:func:`band_keys`) with its stored form (:func:`key_id`)."""
     if not signature:
-        return set()
-    rows = len(signature) // BANDS
-    values = list(map(str, signature))
-    return {
-        f"b:{band}:{_hex8(','.join(values[band * rows : (band + 1) * rows]))}"
-        for band in range(BANDS)
-    }
+        return {}
+    from monitor.dedupe.minhash64 import band_ids
+
+    return {f"b:{band:016x}": band - (band >> 63 << 64) for band in band_ids(signature, BANDS)}
 
 
-def _hex8(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+@lru_cache(maxsize=1 << 16)
+def _word_hash(word: str) -> int:
+    # Cached: words repeat across items far more than word pairs do (a bounded cache,
+    # ~6 MB when full).
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest())
 
 
 def min_shared_bands(threshold: float) -> int:
@@ -250,7 +255,11 @@ def _strip_publisher(title: str, publisher: Any) -> str:
 
 
 def key_id(key: str) -> int:
-    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT)."""
+    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT).
+    A band key (:func:`band_keys`) already is one, written in hex."""
+    if len(key) == _BAND_KEY_LENGTH and key.startswith("b:"):
+        value = int(key[2:], 16)
+        return value - (1 << 64) if value >= 1 << 63 else value
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
 
 
@@ -274,6 +283,8 @@ def _domain(url: Any) -> str:
 __all__ = [
     "MIN_SHARED_BANDS",
     "Fingerprint",
+    "band_key_ids",
+    "band_keys",
     "conflicting",
     "fingerprint",
     "item_fingerprint",
@@ -282,7 +293,6 @@ __all__ = [
     "min_shared_bands",
     "minhash",
     "names",
-    "shingles",
     "similarity",
     "site_of",
 ]
