@@ -21,6 +21,7 @@ from monitor.dedupe import minhash64
 from monitor.matching.fold import words
 from monitor.sources import SOURCE_TYPES
 from monitor.sources.base import Fetched, FetchLimits
+from tests.support.fakes import make_item
 
 # The module, not the function the package re-exports under the same name.
 fp = importlib.import_module("monitor.dedupe.fingerprint")
@@ -204,3 +205,24 @@ def test_numpy_loads_with_the_first_minhash_not_with_the_command_line() -> None:
     probe = "import monitor.cli, sys; print('numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_pickled_fingerprint_keeps_its_key_ids_and_sends_band_ids_once() -> None:
+    """From a parse worker, key_ids already hold the band ids: those are not sent twice.
+    Before key_ids is read, the band ids travel, and key_ids computed after are the same."""
+    import pickle
+
+    item = make_item(
+        "ap-nl", "id:ap-p", title="AP legt Clearview AI boete op van 30,5 miljoen euro",
+        summary="De Autoriteit Persoonsgegevens legt Clearview AI een boete op van 30,5 "
+        "miljoen euro en dwangsommen voor illegale dataverzameling.",
+    )  # fmt: skip
+    fresh = fp.item_fingerprint(item)
+    assert fresh.band_ids and fresh.bands == set(fresh.band_ids)
+    early = pickle.loads(pickle.dumps(fresh))
+    assert early == fresh and early.band_ids == fresh.band_ids
+    expected = {k: fp.key_id(k) for k in fresh.stored | fresh.lookup}
+    assert fresh.key_ids == expected
+    sent = pickle.loads(pickle.dumps(fresh))
+    assert sent == fresh and sent.__dict__["key_ids"] == expected and sent.band_ids == {}
+    assert early.key_ids == expected
