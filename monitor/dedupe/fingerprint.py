@@ -192,10 +192,11 @@ def band_key_ids(signature: tuple[int, ...]) -> dict[str, int]:
     return {f"b:{band:016x}": band - (band >> 63 << 64) for band in band_ids(signature, BANDS)}
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def _word_hash(word: str) -> int:
-    # Cached: words repeat across items far more than word pairs do (a bounded cache,
-    # ~6 MB when full).
+    # Cached: words repeat across items far more than word pairs do, and the commonest
+    # few thousand make most of any text. Bounded to ~3 MB: `run` fingerprints in its
+    # own process, whose idle memory has a target (65,536 words held ~11 MB).
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest())
 
 
