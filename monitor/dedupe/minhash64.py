@@ -13,10 +13,10 @@ Every operation wraps modulo 2**64, which numpy's unsigned arrays do natively:
 - band ``k`` is ``mix(sig[2k] * GOLDEN + sig[2k + 1] + k * GOLDEN2)``: the band's two
   minima and its number, as one 64-bit key.
 
-The previous form (to 0.x, migration 0010) hashed each pair's text with BLAKE2b and
-reduced modulo 2**61 - 1, which took ~22 numpy passes over the permutations x pairs
-matrix and ~67 BLAKE2b calls an item for its bands: ~300 against ~100 us an item
-(bench/README.md, twenty-fifth session).
+Until migration 0010 each word pair's text was hashed with BLAKE2b and reduced modulo
+2**61 - 1, which took ~22 numpy passes over the permutations x pairs matrix, and each band
+key took two more BLAKE2b calls: ``item_fingerprint`` with its key ids took ~300 us an
+item, ~170-180 us since (bench/README.md, twenty-fifth session).
 """
 
 from __future__ import annotations
