@@ -94,9 +94,10 @@ def test_edges_of_the_64_bit_range() -> None:
     assert fp.key_id("b:ffffffffffffffff") == -1 and fp.key_id("b:0000000000000000") == 0
     assert fp.key_id("b:8000000000000000") == -(1 << 63)
     # Anything else is hashed: the test keys other modules write, and the exact keys.
-    assert fp.key_id("b:0:x") == int.from_bytes(
-        hashlib.blake2b(b"b:0:x", digest_size=8).digest(), signed=True
-    )
+    for other in ("b:0:x", "b:" + "z" * 16, "u:" + "0" * 16):
+        assert fp.key_id(other) == int.from_bytes(
+            hashlib.blake2b(other.encode(), digest_size=8).digest(), signed=True
+        )
 
 
 def test_golden_signature_and_bands() -> None:

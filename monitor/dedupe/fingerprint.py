@@ -268,8 +268,12 @@ def key_id(key: str) -> int:
     """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT).
     A band key (:func:`band_keys`) already is one, written in hex."""
     if len(key) == _BAND_KEY_LENGTH and key.startswith("b:"):
-        value = int(key[2:], 16)
-        return value - (1 << 64) if value >= 1 << 63 else value
+        try:
+            value = int(key[2:], 16)
+        except ValueError:
+            pass  # not a band key after all: hashed like any other key
+        else:
+            return value - (1 << 64) if value >= 1 << 63 else value
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
 
 
