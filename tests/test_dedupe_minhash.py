@@ -14,8 +14,10 @@ import itertools
 import random
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from monitor.dedupe import minhash64
 from monitor.matching.fold import words
@@ -163,11 +165,9 @@ def test_the_estimate_is_a_fair_jaccard_similarity() -> None:
     assert sum(map(abs, errors)) / len(errors) < 0.055
 
 
-def _pairs_of(pairs: set[str]) -> minhash64.NDArray[minhash64.np.uint64]:
+def _pairs_of(pairs: set[str]) -> NDArray[np.uint64]:
     """Each element as one pair hash (the text of a word pair, hashed like a word)."""
-    return minhash64.mix(
-        minhash64.np.array([_blake(p) for p in sorted(pairs)], dtype=minhash64.np.uint64)
-    )
+    return minhash64.mix(np.array([_blake(p) for p in sorted(pairs)], dtype=np.uint64))
 
 
 def _real_texts() -> list[str]:

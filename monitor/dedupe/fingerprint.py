@@ -148,10 +148,6 @@ def item_fingerprint(item: Item, *, templated_summary: bool = False) -> Fingerpr
     """The fingerprint of a freshly fetched item (its MinHash computed). An item whose
     summary is a template of its fields (``SourceType.templated_summary``) is compared
     on its title and ``description`` field instead."""
-    body = None
-    if templated_summary:
-        description = item.fields.get("description")
-        body = description if isinstance(description, str) else ""
     return fingerprint(
         item.title,
         item.summary,
@@ -159,14 +155,21 @@ def item_fingerprint(item: Item, *, templated_summary: bool = False) -> Fingerpr
         item.url,
         item.fields,
         published=item.published,
-        body=body,
+        body=compared_body(item.fields) if templated_summary else None,
     )
+
+
+def compared_body(fields: Mapping[str, Any]) -> str:
+    """What the MinHash reads after the title for a type whose summary is a template of
+    its fields (``SourceType.templated_summary``): the ``description`` field."""
+    description = fields.get("description")
+    return description if isinstance(description, str) else ""
 
 
 def minhash(tokens: list[str]) -> tuple[int, ...]:
     """The MinHash signature of ``tokens``' word pairs (:mod:`monitor.dedupe.minhash64`);
     empty for fewer than :data:`MIN_SHINGLES` distinct pairs."""
-    if len(tokens) <= MIN_SHINGLES - 1 + SHINGLE - 1:
+    if len(tokens) - (SHINGLE - 1) < MIN_SHINGLES:  # too few pairs, even all distinct
         return ()
     # Imported here: numpy loads on the first MinHash, not with every command.
     from monitor.dedupe.minhash64 import min_hashes, pair_hashes
@@ -189,7 +192,7 @@ def band_key_ids(signature: tuple[int, ...]) -> dict[str, int]:
         return {}
     from monitor.dedupe.minhash64 import band_ids
 
-    return {f"b:{band:016x}": band - (band >> 63 << 64) for band in band_ids(signature, BANDS)}
+    return {f"b:{band:016x}": _signed64(band) for band in band_ids(signature, BANDS)}
 
 
 @lru_cache(maxsize=1 << 14)
@@ -273,8 +276,13 @@ def key_id(key: str) -> int:
         except ValueError:
             pass  # not a band key after all: hashed like any other key
         else:
-            return value - (1 << 64) if value >= 1 << 63 else value
+            return _signed64(value)
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
+
+
+def _signed64(value: int) -> int:
+    """An unsigned 64-bit value as the signed integer SQLite and BIGINT store."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def site_of(url: str | None, fields: Mapping[str, Any]) -> str:
@@ -299,6 +307,7 @@ __all__ = [
     "Fingerprint",
     "band_key_ids",
     "band_keys",
+    "compared_body",
     "conflicting",
     "fingerprint",
     "item_fingerprint",

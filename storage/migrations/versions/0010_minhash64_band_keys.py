@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from storage.dedupe import pack_signature, unpack_signature
 
 revision = "0010"
 down_revision = "0009"
@@ -45,7 +46,7 @@ _OLD_BANDS = 32
 
 
 def upgrade() -> None:
-    from monitor.dedupe.fingerprint import band_key_ids, fingerprint
+    from monitor.dedupe.fingerprint import band_key_ids, compared_body, fingerprint
     from monitor.sources import SOURCE_TYPES
 
     bind = op.get_bind()
@@ -57,16 +58,13 @@ def upgrade() -> None:
             removed += [{"key": k, "item_id": item_id} for k in _old_band_ids(bytes(packed))]
             fields = _decoded(raw_fields)
             kind = SOURCE_TYPES.get(source_type)
-            body = None
-            if kind is not None and kind.templated_summary:
-                description = fields.get("description")
-                body = description if isinstance(description, str) else ""
+            templated = kind is not None and kind.templated_summary
+            body = compared_body(fields) if templated else None
             print_ = fingerprint(title, summary, content, url, fields, body=body)
             if not print_.signature:
                 dropped.append({"item_id": item_id})
                 continue
-            signature = struct.pack(f">{len(print_.signature)}Q", *print_.signature)
-            kept.append({"item_id": item_id, "signature": signature})
+            kept.append({"item_id": item_id, "signature": pack_signature(print_.signature)})
             ids = band_key_ids(print_.signature).values()
             added += [{"key": k, "item_id": item_id} for k in ids]
         for table in _TABLES:
@@ -94,7 +92,7 @@ def downgrade() -> None:
         after = rows[-1][0]
         removed = []
         for item_id, packed, *_ in rows:
-            signature = struct.unpack(f">{len(packed) // 8}Q", bytes(packed))
+            signature = unpack_signature(bytes(packed))
             removed += [{"key": k, "item_id": item_id} for k in band_key_ids(signature).values()]
         for table in _TABLES:
             _many(bind, f"DELETE FROM {table} WHERE key = :key AND item_id = :item_id", removed)  # noqa: S608
@@ -128,7 +126,7 @@ def _old_band_ids(packed: bytes) -> list[int]:
     """The stored forms of the band keys the previous fingerprint gave ``packed``: each
     band's values joined with commas, its BLAKE2b hex digest, ``b:<band>:<digest>``,
     then that key's own BLAKE2b as a signed 64-bit integer."""
-    values = [str(v) for v in struct.unpack(f">{len(packed) // 8}Q", packed)]
+    values = [str(v) for v in unpack_signature(packed)]
     if not values:
         return []
     rows = len(values) // _OLD_BANDS
