@@ -107,11 +107,11 @@ def main() -> None:
                 dedupe=outcome,
             )
         prints = {i.key: item_fingerprint(i) for i in new}
-        lookups = [p.lookup for p in prints.values()]
-        lookup = frozenset(k for p in lookups for k in p)
+        queries = [p.query for p in prints.values()]
+        lookup = frozenset(k for q in queries for k in q.exact | q.bands)
         since = NOW - policy.window
-        history_time = timed(lambda: store.dedupe_history(lookups, since, policy.min_bands))
-        history = store.dedupe_history(lookups, since, policy.min_bands)
+        history_time = timed(lambda: store.dedupe_history(queries, since, policy.min_bands))
+        history = store.dedupe_history(queries, since, policy.min_bands)
         batch_time = timed(lambda: dedupe_batch(new, prints, [], history, policy, NOW))
         with store.engine.connect() as conn:
             rows = conn.exec_driver_sql("select count(*) from dedupe_keys").scalar_one()

@@ -248,14 +248,11 @@ def _dedupe(
     if not new:
         return None
     now = ctx.clock()
-    lookups = [print_.lookup for print_ in prints.values()]
+    queries = [print_.query for print_ in prints.values()]
     sites = {print_.site for print_ in prints.values()}
     site = next(iter(sites)) if len(sites) == 1 else ""  # one feed's pages: mostly one site
     since = now - ctx.dedupe.window
-    key_ids: dict[str, int] = {}
-    for print_ in prints.values():
-        key_ids.update(print_.key_ids)
-    history = ctx.store.dedupe_history(lookups, since, ctx.dedupe.min_bands, site, key_ids)
+    history = ctx.store.dedupe_history(queries, since, ctx.dedupe.min_bands, site)
     return dedupe_batch(new, prints, drafts, history, ctx.dedupe, now)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
-from monitor.dedupe.fingerprint import key_id, site_of
+from monitor.dedupe.fingerprint import KeyQuery, key_id, site_of
 from storage.commonkeys import split_common
 from storage.tables import (
     AlertRow,
@@ -57,27 +57,24 @@ _MERGE_LOCK = 0x6E77_6D65_7267_6521  # PostgreSQL advisory lock of the merge ("n
 
 def load_history(
     s: Session,
-    lookups: Sequence[Iterable[str]],
+    queries: Sequence[KeyQuery],
     since: datetime,
     min_bands: int,
     site: str = "",
-    key_ids: Mapping[str, int] | None = None,
     present: Container[int] | None = None,
     common: Container[int] | None = None,
 ) -> History:
-    """The stored items sharing a key with one of ``lookups`` (the lookup keys of each
-    new item) since ``since``, with their events.
+    """The stored items sharing a key with one of ``queries`` (``Fingerprint.query`` of
+    each new item) since ``since``, with their events.
 
     A MinHash band key alone makes no candidate: an item must share an exact key, or
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     ``site``: the site of every item looked up, if they share one (see :func:`_candidates`).
-    ``key_ids``: the keys' stored forms, when already computed (``Fingerprint.key_ids``).
     ``present``: holds every stored key (``storage.keyfilter``); the others are not
     looked up. ``common``: band keys many items hold (``storage.commonkeys``), looked
     up only when an item needs them.
     """
-    wanted = [set(lookup) for lookup in lookups]
-    ids = _candidates(s, wanted, since, min_bands, site, key_ids, present, common)
+    ids = _candidates(s, queries, since, min_bands, site, present, common)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
@@ -192,10 +189,10 @@ def record_outcome(
         )
         ids.update({key: ident for key, ident in s.exec(query).all() if ident is not None})
     rows = [
-        (print_.key_ids[key], ids[item])
+        (key, ids[item])
         for item, print_ in outcome.fingerprints.items()
         if item in ids
-        for key in sorted(print_.stored)
+        for key in sorted(print_.stored_ids)
     ]
     insert_key_rows(s, DedupeNewKey, rows)
     signatures = [
@@ -368,16 +365,15 @@ def unpack_signature(packed: bytes) -> tuple[int, ...]:
 
 def _candidates(
     s: Session,
-    lookups: list[set[str]],
+    queries: Sequence[KeyQuery],
     since: datetime,
     min_bands: int,
     site: str = "",
-    key_ids: Mapping[str, int] | None = None,
     present: Container[int] | None = None,
     common: Container[int] | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
-    ``lookups``; when ``site`` is the site of every item looked up, not those of that
+    one of ``queries``; when ``site`` is the site of every item looked up, not those of that
     site found by their bands alone.
 
     Two pages of one site are never near duplicates (``conflicting``), so those could
@@ -386,8 +382,7 @@ def _candidates(
     database grew: 3 a search early in a first 1,000-source poll, 15 by its end
     (bench/README.md, ninth session).
     """
-    stored_form = key_id if key_ids is None else key_ids.__getitem__
-    exact = {stored_form(k) for lookup in lookups for k in lookup if not k.startswith("b:")}
+    exact = {key for asked in queries for key in asked.exact}
     if present is not None:
         exact = {k for k in exact if k in present}
     by_key: set[int] = set(_holding(s, sorted(exact), 1)) if exact else set()
@@ -398,12 +393,11 @@ def _candidates(
     # Counting in Python read back every item sharing a single band.
     # Band keys many items hold are left out, each item then asking for one band fewer
     # per key left out (storage.commonkeys): a query of those read every item holding them.
-    for start in range(0, len(lookups), _BAND_QUERY_ITEMS):
+    for start in range(0, len(queries), _BAND_QUERY_ITEMS):
         group: list[list[int]] = []
-        for lookup in lookups[start : start + _BAND_QUERY_ITEMS]:
-            bands = {stored_form(k) for k in lookup if k.startswith("b:")}
+        for asked in queries[start : start + _BAND_QUERY_ITEMS]:
             # A key not stored holds no item: leaving it out changes no count.
-            group.append([b for b in bands if present is None or b in present])
+            group.append([b for b in asked.bands if present is None or b in present])
         for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
             found.update(_holding(s, sorted(bands), at_least))
     # The window: a key row was written with its item, at the item's first_seen.

@@ -8,7 +8,7 @@ that two writers (or a retried poll) never create duplicates.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from monitor.alerts import AlertDraft
 from monitor.dedupe import DedupeOutcome, Event, History
+from monitor.dedupe.fingerprint import KeyQuery
 from monitor.errors import StorageError
 from monitor.history import item_from_row
 from monitor.models import Item
@@ -593,23 +594,16 @@ class Store(DeliveryRecords, LeaseRecords):
     # --- dedupe --------------------------------------------------------------------------
 
     def dedupe_history(
-        self,
-        lookups: Sequence[frozenset[str]],
-        since: datetime,
-        min_bands: int,
-        site: str = "",
-        key_ids: Mapping[str, int] | None = None,
+        self, queries: Sequence[KeyQuery], since: datetime, min_bands: int, site: str = ""
     ) -> History:
         """The stored items (since ``since``) that share an exact key, or ``min_bands``
-        band keys, with one of ``lookups`` (one per new item), and their events; ``site``
-        is the site of every new item, if they share one, and ``key_ids`` the keys' stored
-        forms if already computed (``storage.dedupe.load_history``)."""
+        band keys, with one of ``queries`` (``Fingerprint.query`` of each new item), and
+        their events; ``site`` is the site of every new item, if they share one
+        (``storage.dedupe.load_history``)."""
         with self.session() as s:
-            keys = sum(len(lookup) for lookup in lookups)
+            keys = sum(len(query.exact) + len(query.bands) for query in queries)
             stored = self.key_filter.usable(s, since, keys)
-            return load_history(
-                s, lookups, since, min_bands, site, key_ids, stored, self.common_keys
-            )
+            return load_history(s, queries, since, min_bands, site, stored, self.common_keys)
 
     def dedupe_events(self, source: str, keys: Sequence[str]) -> dict[str, Event]:
         """The events the stored items ``keys`` of ``source`` belong to, by item key."""

@@ -13,7 +13,7 @@ import pytest
 
 import storage.dedupe
 from monitor.dedupe import Fingerprint
-from monitor.dedupe.fingerprint import item_fingerprint, key_id
+from monitor.dedupe.fingerprint import item_fingerprint
 from storage.commonkeys import CommonKeys, common_new_keys, split_common
 from storage.db import create_db_engine
 from storage.dedupe import load_history
@@ -68,11 +68,10 @@ def _variant(rng: random.Random, words: Sequence[str], changed: int) -> list[str
 
 def _truth(new: Fingerprint, stored: dict[str, Fingerprint]) -> set[str]:
     """The stored items a lookup must find: an exact key or MIN_BANDS band keys shared."""
-    exact = {k for k in new.lookup if not k.startswith("b:")}
     return {
         url
         for url, print_ in stored.items()
-        if exact & print_.stored or len(new.bands & print_.bands) >= MIN_BANDS
+        if new.lookup & print_.stored or len(new.bands & print_.bands) >= MIN_BANDS
     }
 
 
@@ -89,7 +88,7 @@ def test_lookups_without_common_keys_find_every_candidate(db_url: str, sent: Sen
         item = _item(f"s{n}", _variant(rng, bases[n % 6], rng.randrange(0, 5)))
         _commit(store, item)
         stored[item.url] = item_fingerprint(item)
-    every = {key_id(k) for p in stored.values() for k in p.bands}
+    every: set[int] = set().union(*(p.bands for p in stored.values()))
     some = set(rng.sample(sorted(every), len(every) // 3))
     news = [
         item_fingerprint(_item(f"n{n}", _variant(rng, bases[n % 6], n // 2))) for n in range(12)
@@ -101,7 +100,7 @@ def test_lookups_without_common_keys_find_every_candidate(db_url: str, sent: Sen
     with store.session() as s:
         for common in (CommonKeys(), some, every):
             sent.clear()
-            history = load_history(s, [p.lookup for p in news], SINCE, MIN_BANDS, common=common)
+            history = load_history(s, [p.query for p in news], SINCE, MIN_BANDS, common=common)
             found = {seen.entry["url"] for seen in history.seen}
             assert set().union(*wanted) <= found
             band_queries = [q for q in sent if q[1] != 1]
@@ -114,8 +113,8 @@ def test_lookups_without_common_keys_find_every_candidate(db_url: str, sent: Sen
     store.engine.dispose()
 
 
-def _bands(item_key: str, words: Sequence[str]) -> set[int]:
-    return {key_id(k) for k in item_fingerprint(_item(item_key, words)).bands}
+def _bands(item_key: str, words: Sequence[str]) -> frozenset[int]:
+    return item_fingerprint(_item(item_key, words)).bands
 
 
 def test_keys_many_merged_rows_hold_become_common(db_url: str, sent: Sent) -> None:
@@ -144,7 +143,7 @@ def test_keys_many_merged_rows_hold_become_common(db_url: str, sent: Sent) -> No
     assert len(held) > MIN_BANDS
     hubs = {f"https://example.org/hub{n}" for n in range(3)}
     sent.clear()
-    found = store.dedupe_history([copy.lookup], SINCE, MIN_BANDS)
+    found = store.dedupe_history([copy.query], SINCE, MIN_BANDS)
     assert {seen.entry["url"] for seen in found.seen} == hubs
     assert [at for keys, at in sent if at != 1] == [MIN_BANDS]
     assert all(held <= keys for keys, at in sent if at != 1)
@@ -153,7 +152,7 @@ def test_keys_many_merged_rows_hold_become_common(db_url: str, sent: Sent) -> No
     two = sorted(held)[:2]
     store.common_keys.add(two)
     sent.clear()
-    found = store.dedupe_history([copy.lookup], SINCE, MIN_BANDS)
+    found = store.dedupe_history([copy.query], SINCE, MIN_BANDS)
     assert {seen.entry["url"] for seen in found.seen} == hubs
     assert [at for keys, at in sent if at != 1] == [MIN_BANDS - 2]
     assert all(not set(two) & keys for keys, _ in sent)

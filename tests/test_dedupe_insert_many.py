@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sqlmodel import col, select
 
 import storage.dedupe
 from monitor.dedupe import DedupeOutcome
-from monitor.dedupe.fingerprint import item_fingerprint
+from monitor.dedupe.fingerprint import KeyQuery, item_fingerprint
 from monitor.identity import item_key
 from monitor.models import Item
 from monitor.sources.base import Fetched
@@ -30,6 +31,13 @@ from storage.dedupe import (
 from storage.store import Change, Store
 from storage.tables import DedupeKey, DedupeMidKey, DedupeNewKey, DedupeSignature, ItemRow
 from tests.conftest import FIXED_NOW
+
+
+def _query(exact: Iterable[str] = (), bands: Iterable[str] = ()) -> KeyQuery:
+    """A lookup in stored form: exact keys hashed as stored (key_id), and fake band keys
+    named ``b:...`` here for readability, stored and looked up as the same hashes (any
+    64-bit integer is a band key)."""
+    return KeyQuery(frozenset(map(key_id, exact)), frozenset(map(key_id, bands)))
 
 
 def test_rows_already_there_are_skipped_and_the_rest_inserted(tmp_path: Path) -> None:
@@ -93,9 +101,10 @@ def test_candidates_are_the_items_sharing_the_bands_asked_for(
         insert_many(s, DedupeNewKey, rows[4:])
         s.commit()
     lookups = [
-        {f"b:{band}:x" for band in range(0, 7)},  # all 7 of k0's
-        {f"b:{band}:x" for band in range(10, 16)} | {"b:20:x"},  # 6 of k1's, k2's one
-        {"u:example.org/elsewhere"},
+        _query(bands=[f"b:{band}:x" for band in range(0, 7)]),  # all 7 of k0's
+        # 6 of k1's, k2's one
+        _query(bands=[*(f"b:{band}:x" for band in range(10, 16)), "b:20:x"]),
+        _query(exact=["u:example.org/elsewhere"]),
     ]
     since = FIXED_NOW - timedelta(days=7)
     for per_query in (1, 2, 250):
@@ -130,7 +139,7 @@ def test_band_candidates_of_the_one_site_looked_up_are_left_out(db_url: str) -> 
         bands = [{"key": key_id(f"b:{b}:x"), "item_id": i} for i in ids.values() for b in range(7)]
         insert_many(s, DedupeKey, [*bands, {"key": key_id("u:exact"), "item_id": ids["same-url"]}])
         s.commit()
-    lookups = [{f"b:{b}:x" for b in range(7)} | {"u:exact"}]
+    lookups = [_query(["u:exact"], [f"b:{b}:x" for b in range(7)])]
     since = FIXED_NOW - timedelta(days=7)
     with store.session() as s:
         assert _candidates(s, lookups, since, 7) == set(ids.values())
@@ -192,7 +201,7 @@ def test_keys_leave_with_their_items_window_and_are_pruned_every_eighth_of_it(
     assert not any(s.startswith("DELETE FROM dedupe_keys") for s in statements)
     with store.session() as s:  # meanwhile it is no candidate: the window is first_seen's
         since = FIXED_NOW + timedelta(hours=13) - window
-        assert _candidates(s, [{"u:edge"}, {"u:new"}], since, 7) == {ids["new"]}
+        assert _candidates(s, [_query(["u:edge"]), _query(["u:new"])], since, 7) == {ids["new"]}
     assert record(FIXED_NOW + timedelta(days=1)) == {"new"}
     assert record(FIXED_NOW + timedelta(days=9)) == set()  # no item left in the window
     store.engine.dispose()
@@ -269,7 +278,7 @@ def test_merges_move_every_waiting_key_and_lookups_find_the_same_items(db_url: s
         insert_many(s, DedupeMidKey, k1[3:6])
         insert_many(s, DedupeKey, k1[6:])
         s.commit()
-    lookups = [{f"b:{band}:{key}" for band in range(8)} for key in ("k0", "k1", "k3")]
+    lookups = [_query(bands=[f"b:{band}:{key}" for band in range(8)]) for key in ("k0", "k1", "k3")]
     since = FIXED_NOW - timedelta(days=7)
     with store.session() as s:
         before = _candidates(s, lookups, since, 8)
@@ -338,7 +347,7 @@ def test_the_store_merges_once_its_threshold_is_reached_counting_rows_left_by_a_
     assert tuple(map(len, _keys(again))) == (204, 0, 0)  # 102 + 102 reached 200
     with again.session() as s:  # every item is still found under its own URL
         for key in "abcdef":
-            lookup = [{f"u:{item_key(None, f'https://example.org/{key}', '', '')}"}]
+            lookup = [_query([f"u:{item_key(None, f'https://example.org/{key}', '', '')}"])]
             assert len(_candidates(s, lookup, FIXED_NOW - timedelta(days=1), 7)) == 1
     again.engine.dispose()
 

@@ -52,8 +52,13 @@ def _commit(store: Store, item: Item) -> None:
 
 
 def _found(store: Store, prints: Sequence[Fingerprint]) -> set[str]:
-    history = store.dedupe_history([p.lookup for p in prints], SINCE, MIN_BANDS)
+    history = store.dedupe_history([p.query for p in prints], SINCE, MIN_BANDS)
     return {seen.entry["url"] for seen in history.seen}
+
+
+def _asked(prints: Sequence[Fingerprint]) -> int:
+    """The keys a lookup of ``prints`` asks for, exact and band keys, as the store counts them."""
+    return sum(len(p.query.exact) + len(p.query.bands) for p in prints)
 
 
 def _build_on_empty(store: Store) -> None:
@@ -75,7 +80,7 @@ def _assert_holds_every_stored_key(store: Store) -> None:
 def _truth(store: Store, prints: Sequence[Fingerprint]) -> set[str]:
     """The same lookup straight from the tables, with no filter."""
     with store.session() as s:
-        history = load_history(s, [p.lookup for p in prints], SINCE, MIN_BANDS)
+        history = load_history(s, [p.query for p in prints], SINCE, MIN_BANDS)
     return {seen.entry["url"] for seen in history.seen}
 
 
@@ -108,7 +113,7 @@ def test_keys_not_stored_are_not_looked_up_and_stored_ones_are_found(
         _commit(store, _item(key, words))
     fresh = [item_fingerprint(_item(f"new{n}", _story(rng))) for n in range(50)]
     assert _found(store, fresh) == set()
-    keys = sum(len(p.lookup) for p in fresh)
+    keys = _asked(fresh)
     assert store.key_filter.builds == 1
     assert len(looked_up) < keys * 0.05, (len(looked_up), keys)  # false positives only
     _assert_holds_every_stored_key(store)
@@ -232,11 +237,11 @@ def test_a_process_that_never_built_it_waits_for_lookups_worth_the_scan(db_url: 
     copies = [item_fingerprint(_item(f"c{n}", words)) for n, words in enumerate(stories)]
     rows = 8 * 34  # the estimate: 34 keys an item of the window
     assert _found(reader, copies[:1]) == {"https://example.org/s0"}
-    asked = sum(len(p.lookup) for p in copies[:1])
+    asked = _asked(copies[:1])
     while asked < rows * 0.25:
         assert reader.key_filter.builds == 0
         assert _found(reader, copies[:1]) == {"https://example.org/s0"}
-        asked += sum(len(p.lookup) for p in copies[:1])
+        asked += _asked(copies[:1])
     assert _found(reader, copies) == _truth(reader, copies)
     assert reader.key_filter.builds == 1
     writer.engine.dispose()

@@ -341,16 +341,21 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     from alembic import command
 
     from monitor.dedupe import DedupePolicy, item_fingerprint
+    from monitor.dedupe.fingerprint import KeyQuery
+    from storage.dedupe import key_id
 
     item = _fine("id:ap-2")
     print_ = item_fingerprint(item)
+    # The text keys of 0004: the exact keys, and band keys in the form of then
+    # (b:<band>:<digest>) for the stored signature, as 0010 reads them.
+    keys = sorted(print_.stored) + _old_band_keys(print_.signature)
     engine = create_engine(db_url)
     with engine.begin() as conn:
         command.upgrade(migrations.alembic_config(conn), "0004")
         _insert_item(conn, item, FIXED_NOW.replace(tzinfo=None))
         conn.execute(
             text("INSERT INTO dedupe_keys (key, item_id, at) VALUES (:key, 1, :now)"),
-            [{"key": k, "now": FIXED_NOW.replace(tzinfo=None)} for k in sorted(print_.stored)],
+            [{"key": k, "now": FIXED_NOW.replace(tzinfo=None)} for k in keys],
         )
         conn.execute(
             text("INSERT INTO dedupe_signatures (item_id, signature, at) VALUES (1, :sig, :now)"),
@@ -360,14 +365,16 @@ def test_0005_converts_stored_dedupe_keys_and_signatures(db_url: str) -> None:
     store = Store(create_db_engine(db_url))
     with store.engine.connect() as conn:
         assert migrations.current(conn) == migrations.head()
+        rows = conn.execute(text("SELECT key, item_id FROM dedupe_keys")).all()
+    # The exact keys converted (key_id); the old band rows replaced by 0010's.
+    assert set(rows) == {(k, 1) for k in print_.stored_ids}
     since = FIXED_NOW - timedelta(days=7)
-    by_url = store.dedupe_history(
-        [frozenset(k for k in print_.stored if k[:2] == "u:")], since, DedupePolicy().min_bands
-    )
+    url_only = KeyQuery(frozenset(key_id(k) for k in print_.stored if k[:2] == "u:"), frozenset())
+    by_url = store.dedupe_history([url_only], since, DedupePolicy().min_bands)
     assert [seen.ref for seen in by_url.seen] == ["item:1"]
     copy = make_item("wire", "id:w-9", title=item.title + " (update)", summary=item.summary)
     copied = item_fingerprint(copy)
-    history = store.dedupe_history([copied.lookup], since, DedupePolicy().min_bands)
+    history = store.dedupe_history([copied.query], since, DedupePolicy().min_bands)
     (seen,) = history.seen
     assert seen.fingerprint.signature == print_.signature
     assert seen.fingerprint.bands == print_.bands
@@ -380,7 +387,6 @@ def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) 
     from alembic import command
 
     from monitor.dedupe import DedupePolicy, item_fingerprint
-    from storage.dedupe import key_id
 
     item = _fine("id:ap-3")
     print_ = item_fingerprint(item)
@@ -391,7 +397,7 @@ def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) 
         _insert_item(conn, item, seen)
         conn.execute(
             text("INSERT INTO dedupe_keys (key, item_id, at) VALUES (:key, 1, :now)"),
-            [{"key": key_id(k), "now": FIXED_NOW.replace(tzinfo=None)} for k in print_.stored],
+            [{"key": k, "now": FIXED_NOW.replace(tzinfo=None)} for k in print_.stored_ids],
         )
     engine.dispose()
     store = Store(create_db_engine(db_url))
@@ -399,10 +405,10 @@ def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) 
     assert columns == {"key", "item_id"}
     assert inspect(store.engine).get_indexes("dedupe_keys") == []
     history = store.dedupe_history(
-        [print_.lookup], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands
+        [print_.query], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands
     )
     assert [s.ref for s in history.seen] == ["item:1"]
-    late = store.dedupe_history([print_.lookup], FIXED_NOW, DedupePolicy().min_bands)
+    late = store.dedupe_history([print_.query], FIXED_NOW, DedupePolicy().min_bands)
     assert late.seen == []  # first seen two days ago: outside a window starting now
     with store.engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), "0005")
@@ -410,7 +416,7 @@ def test_0006_drops_the_time_of_dedupe_keys_and_keeps_finding_them(db_url: str) 
         assert {i["name"] for i in inspect(conn).get_indexes("dedupe_keys")} == {
             "ix_dedupe_keys_at"
         }
-    assert sorted(k for k, _ in rows) == sorted(key_id(k) for k in print_.stored)
+    assert sorted(k for k, _ in rows) == sorted(print_.stored_ids)
     assert {_naive(at) for _, at in rows} == {seen}
     store.engine.dispose()
 
@@ -423,7 +429,6 @@ def test_0007_finds_the_keys_stored_before_it_and_a_downgrade_keeps_the_waiting_
     from alembic import command
 
     from monitor.dedupe import DedupePolicy, item_fingerprint
-    from storage.dedupe import key_id
 
     old, new = _fine("id:ap-4"), _fine("id:ap-5")
     engine = create_engine(db_url)
@@ -432,7 +437,7 @@ def test_0007_finds_the_keys_stored_before_it_and_a_downgrade_keeps_the_waiting_
         _insert_item(conn, old, FIXED_NOW.replace(tzinfo=None))
         conn.execute(
             text("INSERT INTO dedupe_keys (key, item_id) VALUES (:key, 1)"),
-            [{"key": key_id(k)} for k in item_fingerprint(old).stored],
+            [{"key": k} for k in item_fingerprint(old).stored_ids],
         )
     engine.dispose()
     store = Store(create_db_engine(db_url))
@@ -440,19 +445,19 @@ def test_0007_finds_the_keys_stored_before_it_and_a_downgrade_keeps_the_waiting_
         _insert_item(conn, new, FIXED_NOW.replace(tzinfo=None), ident=2)
         conn.execute(
             text("INSERT INTO dedupe_new_keys (key, item_id) VALUES (:key, 2)"),
-            [{"key": key_id(k)} for k in item_fingerprint(new).stored],
+            [{"key": k} for k in item_fingerprint(new).stored_ids],
         )
     since = FIXED_NOW - timedelta(days=7)
     for item, ref in ((old, "item:1"), (new, "item:2")):
-        lookup = item_fingerprint(item).lookup
-        found = store.dedupe_history([lookup], since, DedupePolicy().min_bands)
+        query = item_fingerprint(item).query
+        found = store.dedupe_history([query], since, DedupePolicy().min_bands)
         assert ref in [s.ref for s in found.seen]
     with store.engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), "0006")
         assert "dedupe_new_keys" not in inspect(conn).get_table_names()
         rows = conn.execute(text("SELECT key, item_id FROM dedupe_keys")).all()
-    expected = {(key_id(k), 1) for k in item_fingerprint(old).stored}
-    expected |= {(key_id(k), 2) for k in item_fingerprint(new).stored}
+    expected = {(k, 1) for k in item_fingerprint(old).stored_ids}
+    expected |= {(k, 2) for k in item_fingerprint(new).stored_ids}
     assert set(rows) == expected
     store.engine.dispose()
 
@@ -465,7 +470,6 @@ def test_0008_finds_keys_in_the_middle_table_and_a_downgrade_moves_them_to_the_l
     from alembic import command
 
     from monitor.dedupe import DedupePolicy, item_fingerprint
-    from storage.dedupe import key_id
 
     item = _fine("id:ap-6")
     store = Store(create_db_engine(db_url))
@@ -473,17 +477,17 @@ def test_0008_finds_keys_in_the_middle_table_and_a_downgrade_moves_them_to_the_l
         _insert_item(conn, item, FIXED_NOW.replace(tzinfo=None))
         conn.execute(
             text("INSERT INTO dedupe_mid_keys (key, item_id) VALUES (:key, 1)"),
-            [{"key": key_id(k)} for k in item_fingerprint(item).stored],
+            [{"key": k} for k in item_fingerprint(item).stored_ids],
         )
     since = FIXED_NOW - timedelta(days=7)
-    lookup = item_fingerprint(item).lookup
-    found = store.dedupe_history([lookup], since, DedupePolicy().min_bands)
+    query = item_fingerprint(item).query
+    found = store.dedupe_history([query], since, DedupePolicy().min_bands)
     assert [s.ref for s in found.seen] == ["item:1"]
     with store.engine.begin() as conn:
         command.downgrade(migrations.alembic_config(conn), "0007")
         assert "dedupe_mid_keys" not in inspect(conn).get_table_names()
         rows = conn.execute(text("SELECT key, item_id FROM dedupe_keys")).all()
-    assert set(rows) == {(key_id(k), 1) for k in item_fingerprint(item).stored}
+    assert set(rows) == {(k, 1) for k in item_fingerprint(item).stored_ids}
     store.engine.dispose()
 
 
@@ -495,10 +499,9 @@ def test_0009_drops_the_key_tables_foreign_keys_keeping_their_rows_and_a_downgra
     from alembic import command
 
     from monitor.dedupe import DedupePolicy, item_fingerprint
-    from storage.dedupe import key_id
 
     item = _fine("id:ap-9")
-    keys = sorted(key_id(k) for k in item_fingerprint(item).stored)
+    keys = sorted(item_fingerprint(item).stored_ids)
     tables = ("dedupe_keys", "dedupe_mid_keys", "dedupe_new_keys")
     engine = create_engine(db_url)
     with engine.begin() as conn:
@@ -516,8 +519,8 @@ def test_0009_drops_the_key_tables_foreign_keys_keeping_their_rows_and_a_downgra
         assert not any(inspect(conn).get_foreign_keys(t) for t in tables)
         stored = {k for t in tables for (k,) in conn.execute(text(f"SELECT key FROM {t}"))}
     assert stored == set(keys)
-    lookup = item_fingerprint(item).lookup
-    found = store.dedupe_history([lookup], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands)
+    query = item_fingerprint(item).query
+    found = store.dedupe_history([query], FIXED_NOW - timedelta(days=7), DedupePolicy().min_bands)
     assert [s.ref for s in found.seen] == ["item:1"]
     with store.engine.begin() as conn:
         # A row whose item is missing: harmless without the key, refused with it.
@@ -540,6 +543,7 @@ def test_0010_refingerprints_the_window_and_replaces_the_old_band_rows(db_url: s
     from alembic import command
 
     from monitor.dedupe import DedupePolicy, item_fingerprint
+    from monitor.dedupe.fingerprint import KeyQuery
     from storage.dedupe import key_id, pack_signature
 
     tables = ("dedupe_keys", "dedupe_mid_keys", "dedupe_new_keys")
@@ -560,10 +564,7 @@ def test_0010_refingerprints_the_window_and_replaces_the_old_band_rows(db_url: s
         1: _old_signature(fine.title, fine.summary),
         2: _old_signature(notice.title, str(notice.fields["description"])),
     }
-    exact = {
-        i: sorted(key_id(k) for k in p.stored if not k.startswith("b:"))
-        for i, (_, p) in prints.items()
-    }
+    exact = {i: sorted(key_id(k) for k in p.stored) for i, (_, p) in prints.items()}
     short_keys = sorted(key_id(k) for k in item_fingerprint(short).stored)
     assert not item_fingerprint(short).signature and short_keys
     engine = create_engine(db_url)
@@ -601,7 +602,8 @@ def test_0010_refingerprints_the_window_and_replaces_the_old_band_rows(db_url: s
             conn.execute(text("SELECT item_id, signature FROM dedupe_signatures")).all()
         )
         token = conn.execute(text("SELECT value FROM meta WHERE key = 'dedupe.keys_token'")).all()
-    expected = {(key_id(k), i) for i, (_, p) in prints.items() for k in p.stored}
+    expected = {(k, i) for i in exact for k in exact[i]}
+    expected |= {(band, i) for i, (_, p) in prints.items() for band in p.bands}
     expected |= {(k, 3) for k in short_keys}
     assert rows == expected
     assert {i: bytes(v) for i, v in signatures.items()} == {
@@ -611,7 +613,7 @@ def test_0010_refingerprints_the_window_and_replaces_the_old_band_rows(db_url: s
     since = FIXED_NOW - timedelta(days=7)
     copy = make_item("wire", "id:w-10", title=fine.title + " (update)", summary=fine.summary)
     copied = item_fingerprint(copy)
-    bands_only = frozenset(k for k in copied.lookup if k.startswith("b:"))
+    bands_only = KeyQuery(frozenset(), copied.bands)
     history = store.dedupe_history([bands_only], since, DedupePolicy().min_bands)
     assert [seen.ref for seen in history.seen] == ["item:1"]
 
@@ -645,17 +647,21 @@ def _old_signature(title: str, body: str) -> tuple[int, ...]:
     return tuple(min((a * h + b) % _OLD_PRIME for h in hashes) for a, b in _OLD_COEFFICIENTS)
 
 
-def _old_band_ids(signature: tuple[int, ...]) -> list[int]:
-    """The stored forms of the old band keys ``b:<band>:<hex digest of the band's values>``."""
+def _old_band_keys(signature: tuple[int, ...]) -> list[str]:
+    """The old band keys ``b:<band>:<hex digest of the band's values>`` (0009 and before)."""
     values = [str(v) for v in signature]
-    keys = [
+    return [
         f"b:{band}:" + hashlib.blake2b(",".join(values[2 * band : 2 * band + 2]).encode(),
                                        digest_size=8).hexdigest()
         for band in range(32)
     ]  # fmt: skip
+
+
+def _old_band_ids(signature: tuple[int, ...]) -> list[int]:
+    """The stored forms of the old band keys (:func:`_old_band_keys`)."""
     return [
         int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), signed=True)
-        for k in keys
+        for k in _old_band_keys(signature)
     ]
 
 

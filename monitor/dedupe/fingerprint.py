@@ -8,7 +8,9 @@
   regulator reuses titles ("Newsletter", "Ordinanza ingiunzione") for different acts.
 - **MinHash** over word 2-shingles of the folded title and summary (an aggregator
   copy: its title only, its summary is the title again plus the publisher), with
-  :data:`BANDS` LSH band keys ``b:`` so that candidates are found by index lookups.
+  :data:`BANDS` LSH band keys so that candidates are found by index lookups. A band
+  key is a 64-bit integer, its own stored form; exact keys are text until stored
+  (:func:`key_id`).
 - **Names**: the title's tokens that tell two events apart: numbers (amounts, years,
   decision numbers) and capitalised words (CNIL, Clearview, Garante). Two similar
   items whose titles *both* name something the other item never mentions are two
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
 from typing import Any
@@ -41,7 +43,6 @@ MIN_SHARED_BANDS = 2
 MIN_SHINGLES = 5  # fewer than this and there is too little text to call two items the same
 MAX_WORDS = 150  # a long body would dilute a teaser; the opening says what the item is about
 MIN_TITLE_WORDS = 3
-_BAND_KEY_LENGTH = len("b:") + 16
 _NUMBER = re.compile(r"\d[\d.,']*\d|\d")
 _WORD = re.compile(r"[^\W_]+")
 # A brand written as its domain ("bol.com"): the name is the label before the dot.
@@ -49,44 +50,47 @@ _DOMAIN_NAME = re.compile(r"(?<![\w.])([^\W_][\w-]*)\.[a-z]{2,}\b")
 
 
 @dataclass(frozen=True)
+class KeyQuery:
+    """What finds an item's earlier copies in the store, in stored form: its exact lookup
+    keys' ids, and its band keys."""
+
+    exact: frozenset[int]
+    bands: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Fingerprint:
     """An item as the duplicate finder sees it; names and mentions are derived on demand
     (only a pair that reads alike needs them)."""
 
-    stored: frozenset[str]  # keys the item is found under
-    lookup: frozenset[str]  # keys that find its copies
+    stored: frozenset[str]  # exact keys the item is found under
+    lookup: frozenset[str]  # exact keys that find its copies
     signature: tuple[int, ...]  # empty when the text is too short to compare
     headline: str  # the title, without an aggregator's " - Publisher"
     text: str  # title, summary and content
     site: str = ""  # the domain of the item's own page; "" for an aggregator copy
     published: datetime | None = None
-    # The stored form of each band key, computed with it (the others are hashed when
-    # key_ids is first read).
-    band_ids: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
-
-    @cached_property
-    def bands(self) -> frozenset[str]:
-        return frozenset(k for k in self.stored if k.startswith("b:"))
+    # Its band keys (:func:`band_keys`), found under and finding alike: integers, not
+    # text, because a first poll's loop handles ~1.7 M of them (bench/README.md,
+    # twenty-sixth session).
+    bands: frozenset[int] = frozenset()
 
     @cached_property
     def key_ids(self) -> dict[str, int]:
-        """The stored form (:func:`key_id`) of each stored and lookup key. A parse worker
-        computes them with the fingerprint, and they travel back with it: ~1,700 hashes
-        a first poll's source were 5 % of the event loop's time."""
-        ids = dict(self.band_ids)
-        for key in self.stored | self.lookup:
-            if key not in ids:
-                ids[key] = key_id(key)
-        return ids
+        """The stored form (:func:`key_id`) of each exact stored and lookup key. A parse
+        worker computes them with the fingerprint, and they travel back with it."""
+        return {key: key_id(key) for key in self.stored | self.lookup}
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A fingerprint sent back from a parse worker carries key_ids, which hold the
-        # band ids too: sending both made unpickling it ~5 us (~15 %) slower, in the
-        # poll's main process.
-        state = dict(self.__dict__)
-        if "key_ids" in state:
-            state["band_ids"] = {}
-        return state
+    @property
+    def stored_ids(self) -> list[int]:
+        """Every key the item is stored under, in stored form."""
+        ids = self.key_ids
+        return [*(ids[key] for key in self.stored), *self.bands]
+
+    @property
+    def query(self) -> KeyQuery:
+        ids = self.key_ids
+        return KeyQuery(frozenset(ids[key] for key in self.lookup), self.bands)
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -131,16 +135,15 @@ def fingerprint(
     if signature is None:
         compared = headline if aggregated else f"{headline}\n{summary if body is None else body}"
         signature = minhash(words(compared)[:MAX_WORDS])
-    bands = band_key_ids(signature)
     return Fingerprint(
-        stored=frozenset(stored.union(bands)),
-        lookup=frozenset(lookup.union(bands)),
+        stored=frozenset(stored),
+        lookup=frozenset(lookup),
         signature=signature,
         headline=headline,
         text=f"{title}\n{summary}\n{content}",
         site=site_of(url, fields),
         published=published,
-        band_ids=bands,
+        bands=band_keys(signature),
     )
 
 
@@ -180,19 +183,15 @@ def minhash(tokens: list[str]) -> tuple[int, ...]:
     return tuple(min_hashes(pairs, PERMUTATIONS).tolist())
 
 
-def band_keys(signature: tuple[int, ...]) -> set[str]:
-    """``b:`` and 16 hex digits a band: the digits are the key's stored form
-    (:func:`key_id`), so a band key is hashed once, with its band."""
-    return set(band_key_ids(signature))
-
-
-def band_key_ids(signature: tuple[int, ...]) -> dict[str, int]:
-    """Each band key (:func:`band_keys`) with its stored form (:func:`key_id`)."""
+def band_keys(signature: tuple[int, ...]) -> frozenset[int]:
+    """The band keys of ``signature``: each band of :data:`BANDS` mixed into one 64-bit
+    value (:func:`monitor.dedupe.minhash64.band_ids`), signed as SQLite and BIGINT
+    store it, which is its stored form."""
     if not signature:
-        return {}
+        return frozenset()
     from monitor.dedupe.minhash64 import band_ids
 
-    return {f"b:{band:016x}": _signed64(band) for band in band_ids(signature, BANDS)}
+    return frozenset(map(_signed64, band_ids(signature, BANDS)))
 
 
 @lru_cache(maxsize=1 << 14)
@@ -268,15 +267,8 @@ def _strip_publisher(title: str, publisher: Any) -> str:
 
 
 def key_id(key: str) -> int:
-    """The stored form of a dedupe key: a signed 64-bit hash (SQLite INTEGER, BIGINT).
-    A band key (:func:`band_keys`) already is one, written in hex."""
-    if len(key) == _BAND_KEY_LENGTH and key.startswith("b:"):
-        try:
-            value = int(key[2:], 16)
-        except ValueError:
-            pass  # not a band key after all: hashed like any other key
-        else:
-            return _signed64(value)
+    """The stored form of an exact dedupe key: a signed 64-bit hash (SQLite INTEGER,
+    BIGINT), in the space band keys (:func:`band_keys`) share."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), signed=True)
 
 
@@ -305,7 +297,7 @@ def _domain(url: Any) -> str:
 __all__ = [
     "MIN_SHARED_BANDS",
     "Fingerprint",
-    "band_key_ids",
+    "KeyQuery",
     "band_keys",
     "compared_body",
     "conflicting",

@@ -121,7 +121,7 @@ class Verdict:
 def find_original(fp: Fingerprint, seen: Sequence[Seen], policy: DedupePolicy) -> Verdict | None:
     """The earlier item ``fp`` is a copy of: an exact match first, else the nearest."""
     for candidate in seen:
-        shared = fp.lookup & (candidate.fingerprint.stored - candidate.fingerprint.bands)
+        shared = fp.lookup & candidate.fingerprint.stored
         if any(k.startswith("u:") for k in shared):
             return Verdict(candidate, "same_url", 1.0)
         if shared and not _far_apart(fp, candidate.fingerprint):
@@ -218,6 +218,7 @@ class _SeenIndex:
         self._min_bands = min_bands
         self._seen: list[Seen] = []
         self._by_key: dict[str, list[int]] = {}
+        self._by_band: dict[int, list[int]] = {}
         for one in seen:
             self.add(one)
 
@@ -226,20 +227,18 @@ class _SeenIndex:
         self._seen.append(seen)
         for key in seen.fingerprint.stored:
             self._by_key.setdefault(key, []).append(index)
+        for band in seen.fingerprint.bands:
+            self._by_band.setdefault(band, []).append(index)
 
     def candidates(self, fp: Fingerprint) -> list[Seen]:
         exact: set[int] = set()
-        bands: dict[int, int] = {}
         for key in fp.lookup:
-            found = self._by_key.get(key)
-            if not found:
-                continue
-            if key.startswith("b:"):
-                for index in found:
-                    bands[index] = bands.get(index, 0) + 1
-            else:
-                exact.update(found)
-        exact.update(i for i, shared in bands.items() if shared >= self._min_bands)
+            exact.update(self._by_key.get(key, ()))
+        shared: dict[int, int] = {}
+        for band in fp.bands:
+            for index in self._by_band.get(band, ()):
+                shared[index] = shared.get(index, 0) + 1
+        exact.update(i for i, count in shared.items() if count >= self._min_bands)
         return [self._seen[i] for i in sorted(exact)]
 
 

@@ -46,7 +46,7 @@ _OLD_BANDS = 32
 
 
 def upgrade() -> None:
-    from monitor.dedupe.fingerprint import band_key_ids, compared_body, fingerprint
+    from monitor.dedupe.fingerprint import compared_body, fingerprint
     from monitor.sources import SOURCE_TYPES
 
     bind = op.get_bind()
@@ -65,8 +65,7 @@ def upgrade() -> None:
                 dropped.append({"item_id": item_id})
                 continue
             kept.append({"item_id": item_id, "signature": pack_signature(print_.signature)})
-            ids = band_key_ids(print_.signature).values()
-            added += [{"key": k, "item_id": item_id} for k in ids]
+            added += [{"key": k, "item_id": item_id} for k in print_.bands]
         for table in _TABLES:
             _many(bind, f"DELETE FROM {table} WHERE key = :key AND item_id = :item_id", removed)  # noqa: S608
         _many(
@@ -84,7 +83,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from monitor.dedupe.fingerprint import band_key_ids
+    from monitor.dedupe.fingerprint import band_keys
 
     bind = op.get_bind()
     after = -1
@@ -93,7 +92,7 @@ def downgrade() -> None:
         removed = []
         for item_id, packed, *_ in rows:
             signature = unpack_signature(bytes(packed))
-            removed += [{"key": k, "item_id": item_id} for k in band_key_ids(signature).values()]
+            removed += [{"key": k, "item_id": item_id} for k in band_keys(signature)]
         for table in _TABLES:
             _many(bind, f"DELETE FROM {table} WHERE key = :key AND item_id = :item_id", removed)  # noqa: S608
     bind.execute(sa.text("DELETE FROM dedupe_signatures"))
