@@ -168,7 +168,7 @@ def dedupe_batch(
     by_item: dict[str, list[AlertDraft]] = {}
     for draft in drafts:
         by_item.setdefault(draft.item_key, []).append(draft)
-    seen = _SeenIndex(history.seen, policy.min_bands)
+    seen = _SeenIndex(history.seen, policy.min_bands, list(fingerprints.values()))
     alerts = {group: dict(ids) for group, ids in history.alerts.items()}
     members = {group: list(entries) for group, entries in history.members.items()}
     planned: dict[str, AlertDraft] = {}  # drafts of this batch by alert id
@@ -212,13 +212,27 @@ class _SeenIndex:
     share an exact key or ``min_bands`` band keys with it (the others cannot
     match in ``find_original``), in the order they were seen, so the verdict is the
     one a scan of them all would give. A batch of 50 new items against a history of
-    hundreds compared every pair."""
+    hundreds compared every pair.
 
-    def __init__(self, seen: Sequence[Seen], min_bands: int) -> None:
+    ``asking`` are the fingerprints that will be looked up (and added after). Only the
+    bands two of them, or one of them and a seen item, hold are indexed: no other band
+    can be shared, and in a first poll almost none is (indexing all 32 of every item
+    was ~1.8 M dict calls a 1,000-source cycle, bench/README.md, twenty-sixth session).
+    """
+
+    def __init__(self, seen: Sequence[Seen], min_bands: int, asking: Sequence[Fingerprint]) -> None:
         self._min_bands = min_bands
         self._seen: list[Seen] = []
         self._by_key: dict[str, list[int]] = {}
         self._by_band: dict[int, list[int]] = {}
+        held: set[int] = set()
+        for one in seen:
+            held |= one.fingerprint.bands
+        shared: set[int] = set()
+        for print_ in asking:
+            shared |= print_.bands & held
+            held |= print_.bands
+        self._shared = frozenset(shared)
         for one in seen:
             self.add(one)
 
@@ -227,7 +241,7 @@ class _SeenIndex:
         self._seen.append(seen)
         for key in seen.fingerprint.stored:
             self._by_key.setdefault(key, []).append(index)
-        for band in seen.fingerprint.bands:
+        for band in seen.fingerprint.bands & self._shared:
             self._by_band.setdefault(band, []).append(index)
 
     def candidates(self, fp: Fingerprint) -> list[Seen]:
@@ -235,7 +249,7 @@ class _SeenIndex:
         for key in fp.lookup:
             exact.update(self._by_key.get(key, ()))
         shared: dict[int, int] = {}
-        for band in fp.bands:
+        for band in fp.bands & self._shared:
             for index in self._by_band.get(band, ()):
                 shared[index] = shared.get(index, 0) + 1
         exact.update(i for i, count in shared.items() if count >= self._min_bands)
