@@ -210,7 +210,8 @@ class DedupeKey(SQLModel, table=True):
     ``first_seen`` is within the dedupe window (no time of their own: in every one of an
     item's rows, and in an index as large as the table, it was half a first poll's writes).
 
-    ``key`` is a 64-bit hash of the key text (``storage.dedupe.key_id``): an item brings
+    ``key`` is a 64-bit hash of an exact key's text (``storage.dedupe.key_id``), or a band
+    key, which is a 64-bit value already (``Fingerprint.bands``): an item brings
     ~34 keys, and as text they made this table and its indexes most of the database and
     of a first poll's writes. A hash collision only adds a candidate, which the finder
     then compares on the real keys. The primary key (key, item_id) is the lookup index
