@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -173,17 +173,24 @@ def _events(s: Session, ids: set[int]) -> tuple[dict[int, int], dict[int, ItemRo
 
 
 def record_outcome(
-    s: Session, source: str, outcome: DedupeOutcome, now: datetime, insert: InsertIgnoring
+    s: Session,
+    source: str,
+    outcome: DedupeOutcome,
+    now: datetime,
+    insert: InsertIgnoring,
+    known: Mapping[str, int] | None = None,
 ) -> list[int]:
     """Store the new items' keys, their links to earlier copies, and the attachments;
     drop the keys and signatures that have left the window (links stay: status shows them).
-    The keys of the rows written to ``dedupe_new_keys``."""
+    ``known``: item ids by key, as the insert of this transaction returned them; the
+    others (an item another replica inserted first) are read. The keys of the rows
+    written to ``dedupe_new_keys``."""
     if outcome.prune_before is not None:
         s.execute(delete(DedupeSignature).where(col(DedupeSignature.at) < outcome.prune_before))
         _prune_keys(s, outcome.prune_before, now, insert)
-    keys = list(outcome.fingerprints)
-    ids: dict[str, int] = {}
-    for chunk in _chunks(keys):
+    known = known or {}
+    ids = {key: known[key] for key in outcome.fingerprints if key in known}
+    for chunk in _chunks([key for key in outcome.fingerprints if key not in ids]):
         query = select(ItemRow.item_key, ItemRow.id).where(
             ItemRow.source == source, col(ItemRow.item_key).in_(chunk)
         )

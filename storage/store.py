@@ -288,7 +288,7 @@ class Store(DeliveryRecords, LeaseRecords):
             self._end_source_lease(s, lease, strict=True)
             new = [item for item, change in changes if change is Change.NEW]
             updated = [item for item, change in changes if change is Change.UPDATED]
-            inserted = self._insert_items(s, new, now)
+            inserted = self._insert_items(s, new, now)  # item key -> id of those written
             for item in updated:
                 s.execute(
                     update(ItemRow)
@@ -309,7 +309,9 @@ class Store(DeliveryRecords, LeaseRecords):
             alerts = self._insert_alerts(s, source, drafts, now)
             written: list[int] = []
             if dedupe is not None:
-                written = record_outcome(s, source, dedupe, now, self._insert_ignoring_duplicates)
+                written = record_outcome(
+                    s, source, dedupe, now, self._insert_ignoring_duplicates, inserted
+                )
                 self._merge_keys_when_due(s, len(written))
             stamp = self.key_filter.stamp(s) if written else None
             row = self._state(s, source, source_type, identity)
@@ -324,7 +326,8 @@ class Store(DeliveryRecords, LeaseRecords):
             s.commit()
         if stamp is not None:
             self.key_filter.committed(stamp, written)
-        return IngestCounts(new=inserted, updated=len(updated), seen=len(seen_keys), alerts=alerts)
+        counts = IngestCounts(len(inserted), len(updated), len(seen_keys), alerts)
+        return counts
 
     def _merge_keys_when_due(self, s: Session, written: int) -> None:
         """Merge dedupe_new_keys into dedupe_mid_keys, in this transaction, once it holds
@@ -345,9 +348,12 @@ class Store(DeliveryRecords, LeaseRecords):
             merge_mid_keys(s)
         self._new_keys = 0
 
-    def _insert_items(self, s: Session, items: Sequence[Item], now: datetime) -> int:
+    def _insert_items(self, s: Session, items: Sequence[Item], now: datetime) -> dict[str, int]:
+        """Insert the new ``items`` (one already stored is left as it is); the id of each
+        one written, by item key, returned by the insert itself: reading them back cost a
+        query a source (bench/README.md, twenty-sixth session)."""
         if not items:
-            return 0
+            return {}
         rows = [
             {
                 "source": item.source,
@@ -360,7 +366,10 @@ class Store(DeliveryRecords, LeaseRecords):
             }
             for item in items
         ]
-        return self._insert_ignoring_duplicates(s, ItemRow, rows)
+        core = ItemRow.__table__  # type: ignore[attr-defined]
+        stmt = self._dialect().insert(core).on_conflict_do_nothing()
+        stmt = stmt.returning(core.c.item_key, core.c.id)
+        return {key: ident for key, ident in s.execute(stmt, rows).all()}
 
     def _insert_alerts(
         self, s: Session, source: str, drafts: Sequence[AlertDraft], now: datetime
@@ -404,11 +413,14 @@ class Store(DeliveryRecords, LeaseRecords):
         """
         if not rows:
             return 0
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         core = table.__table__
         primary = next(iter(core.primary_key.columns))
-        stmt = dialect.insert(core).on_conflict_do_nothing().returning(primary)
+        stmt = self._dialect().insert(core).on_conflict_do_nothing().returning(primary)
         return len(s.execute(stmt, list(rows)).all())
+
+    def _dialect(self) -> Any:
+        """The dialect module whose ``insert`` has ``on_conflict_do_nothing``."""
+        return postgresql if self.engine.dialect.name == "postgresql" else sqlite
 
     @staticmethod
     def _state(s: Session, source: str, source_type: str, identity: str) -> SourceState:

@@ -369,3 +369,47 @@ def test_on_postgresql_a_merge_under_way_in_another_replica_is_left_to_it(pg_url
     assert tuple(map(len, _keys(store))) == (8, 0, 0)
     other.engine.dispose()
     store.engine.dispose()
+
+
+def _notice(key: str, content_hash: str = "h") -> Item:
+    return Item(
+        source="s", source_type="rss", key=key, content_hash=content_hash,
+        title=f"Regulator notice about {key}", url=f"https://example.org/{key}",
+        summary_html=" ".join(f"word{key}{n}" for n in range(40)),
+    )  # fmt: skip
+
+
+def test_new_items_keys_go_under_the_ids_their_insert_returned_or_the_stored_row_s(
+    tmp_path: Path,
+) -> None:
+    """The insert returns the new items' ids, and their key rows use them without a query
+    for the ids; an item another replica stored first (the insert skips it) still gets its
+    keys, under the stored row's id."""
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    first, second = Store(create_db_engine(url)), Store(create_db_engine(url))
+    statements: list[str] = []
+    event.listen(first.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    _commit_new_item(first, "z")
+    assert not [q for q in statements if q.startswith("SELECT items.item_key, items.id")]
+    with first.session() as s:  # "a" stored by another replica, its keys not yet written
+        first._insert_items(s, [_notice("a")], FIXED_NOW)
+        s.commit()
+    counts = []
+    for key in ("a", "b"):
+        item = _notice(key, "h2")
+        outcome = DedupeOutcome([], {key: item_fingerprint(item)}, [], [])
+        fetched = Fetched(url="https://example.org/feed", status=200, body=key.encode())
+        counts.append(second.commit_batch("s", "rss", fetched, [item], [(item, Change.NEW)],
+                                          [], FIXED_NOW, dedupe=outcome).new)  # fmt: skip
+    assert counts == [0, 1]
+    with first.session() as s:
+        ids = dict(s.exec(select(ItemRow.item_key, ItemRow.id)).all())
+        rows = s.exec(select(DedupeNewKey.key, DedupeNewKey.item_id)).all()
+    by_item: dict[int | None, set[int]] = {}
+    for key_value, item_id in rows:
+        by_item.setdefault(item_id, set()).add(key_value)
+    assert by_item == {
+        ids[key]: set(item_fingerprint(_notice(key)).stored_ids) for key in ("z", "a", "b")
+    }
+    first.engine.dispose()
+    second.engine.dispose()
