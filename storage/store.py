@@ -326,8 +326,9 @@ class Store(DeliveryRecords, LeaseRecords):
             s.commit()
         if stamp is not None:
             self.key_filter.committed(stamp, written)
-        counts = IngestCounts(len(inserted), len(updated), len(seen_keys), alerts)
-        return counts
+        return IngestCounts(
+            new=len(inserted), updated=len(updated), seen=len(seen_keys), alerts=alerts
+        )
 
     def _merge_keys_when_due(self, s: Session, written: int) -> None:
         """Merge dedupe_new_keys into dedupe_mid_keys, in this transaction, once it holds
