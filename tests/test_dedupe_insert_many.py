@@ -313,13 +313,17 @@ def test_a_failed_commit_keeps_the_keys_waiting(tmp_path: Path) -> None:
     store.engine.dispose()
 
 
-def _commit_new_item(store: Store, key: str) -> None:
-    """One new item through commit_batch, with a URL key and a 32-band fingerprint."""
-    item = Item(
-        source="s", source_type="rss", key=key, content_hash="h",
+def _notice(key: str, content_hash: str = "h") -> Item:
+    return Item(
+        source="s", source_type="rss", key=key, content_hash=content_hash,
         title=f"Regulator notice about {key}", url=f"https://example.org/{key}",
         summary_html=" ".join(f"word{key}{n}" for n in range(40)),
     )  # fmt: skip
+
+
+def _commit_new_item(store: Store, key: str) -> None:
+    """One new item through commit_batch, with a URL key and a 32-band fingerprint."""
+    item = _notice(key)
     outcome = DedupeOutcome([], {key: item_fingerprint(item)}, [], [])
     fetched = Fetched(url="https://example.org/feed", status=200, body=b"<rss/>")
     store.commit_batch("s", "rss", fetched, [item], [(item, Change.NEW)], [], FIXED_NOW,
@@ -369,14 +373,6 @@ def test_on_postgresql_a_merge_under_way_in_another_replica_is_left_to_it(pg_url
     assert tuple(map(len, _keys(store))) == (8, 0, 0)
     other.engine.dispose()
     store.engine.dispose()
-
-
-def _notice(key: str, content_hash: str = "h") -> Item:
-    return Item(
-        source="s", source_type="rss", key=key, content_hash=content_hash,
-        title=f"Regulator notice about {key}", url=f"https://example.org/{key}",
-        summary_html=" ".join(f"word{key}{n}" for n in range(40)),
-    )  # fmt: skip
 
 
 def test_new_items_keys_go_under_the_ids_their_insert_returned_or_the_stored_row_s(
