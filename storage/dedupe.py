@@ -62,7 +62,7 @@ def load_history(
     min_bands: int,
     site: str = "",
     present: Container[int] | None = None,
-    common: Mapping[int, int] | None = None,
+    common: Container[int] | None = None,
 ) -> History:
     """The stored items sharing a key with one of ``queries`` (``Fingerprint.query`` of
     each new item) since ``since``, with their events.
@@ -71,8 +71,8 @@ def load_history(
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     ``site``: the site of every item looked up, if they share one (see :func:`_candidates`).
     ``present``: holds every stored key (``storage.keyfilter``); the others are not
-    looked up. ``common``: band keys many items hold, by the rows a merge counted
-    (``storage.commonkeys``), left out of an item's lookup where it can do without them.
+    looked up. ``common``: band keys many items hold (``storage.commonkeys``), looked
+    up only when an item needs them.
     """
     ids = _candidates(s, queries, since, min_bands, site, present, common)
     if not ids:
@@ -377,7 +377,7 @@ def _candidates(
     min_bands: int,
     site: str = "",
     present: Container[int] | None = None,
-    common: Mapping[int, int] | None = None,
+    common: Container[int] | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
     one of ``queries``; when ``site`` is the site of every item looked up, not those of that
@@ -405,7 +405,7 @@ def _candidates(
         for asked in queries[start : start + _BAND_QUERY_ITEMS]:
             # A key not stored holds no item: leaving it out changes no count.
             group.append([b for b in asked.bands if present is None or b in present])
-        for at_least, bands in sorted(split_common(group, common or {}, min_bands).items()):
+        for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
             found.update(_holding(s, sorted(bands), at_least))
     # The window: a key row was written with its item, at the item's first_seen.
     # Only the one field site_of reads is taken out of ``fields``: most band finds of a
