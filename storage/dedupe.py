@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
-from monitor.dedupe.fingerprint import KeyQuery, key_id, site_of
+from monitor.dedupe.fingerprint import BANDS, KeyQuery, key_id, site_of
 from storage.commonkeys import split_common
 from storage.tables import (
     AlertRow,
@@ -74,16 +74,12 @@ def load_history(
     looked up. ``common``: band keys many items hold (``storage.commonkeys``), looked
     up only when an item needs them.
     """
-    ids = _candidates(s, queries, since, min_bands, site, present, common)
+    signatures: dict[int, tuple[int, ...]] = {}
+    ids = _candidates(s, queries, since, min_bands, site, present, common, signatures)
     if not ids:
         return History()
     root_of, rows, history = _events(s, ids)
-    signatures: dict[int, tuple[int, ...]] = {}
-    for chunk in _chunks(sorted(ids)):
-        stored = select(DedupeSignature.item_id, DedupeSignature.signature).where(
-            col(DedupeSignature.item_id).in_(chunk)
-        )
-        signatures.update({i: unpack_signature(packed) for i, packed in s.exec(stored).all()})
+    signatures.update(_signatures(s, ids - signatures.keys()))
     for ident in sorted(ids):
         row = rows.get(ident)
         if row is not None:
@@ -378,6 +374,7 @@ def _candidates(
     site: str = "",
     present: Container[int] | None = None,
     common: Container[int] | None = None,
+    signatures: dict[int, tuple[int, ...]] | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
     one of ``queries``; when ``site`` is the site of every item looked up, not those of that
@@ -388,12 +385,18 @@ def _candidates(
     all on sam.gov, compared on titles that repeat, brought more of them as the
     database grew: 3 a search early in a first 1,000-source poll, 15 by its end
     (bench/README.md, ninth session).
+
+    Items found by their bands are then turned down unless their stored signature has
+    ``min_bands`` whole bands equal to a query's (the stored signatures read go into
+    ``signatures``): a lookup's count is over the keys of a whole batch, or over part of
+    an item's keys (``split_common``), so it finds spares, and each cost a load and a
+    fingerprint. A pair the threshold accepts has those bands equal (``min_shared_bands``).
     """
     exact = {key for asked in queries for key in asked.exact}
     if present is not None:
         exact = {k for k in exact if k in present}
     by_key: set[int] = set(_holding(s, sorted(exact), 1)) if exact else set()
-    found = set(by_key)
+    by_bands: set[int] = set()
     # The database counts the bands: a query's keys are those of whole items, so an
     # item sharing min_bands with one of them is counted complete (and one sharing a
     # few with each of several is a spare candidate, which find_original turns down).
@@ -406,7 +409,12 @@ def _candidates(
             # A key not stored holds no item: leaving it out changes no count.
             group.append([b for b in asked.bands if present is None or b in present])
         for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
-            found.update(_holding(s, sorted(bands), at_least))
+            by_bands.update(_holding(s, sorted(bands), at_least))
+    by_bands -= by_key
+    read = _signatures(s, by_bands)
+    if signatures is not None:
+        signatures.update(read)
+    found = by_key | _sharing_bands(by_bands, read, queries, min_bands)
     # The window: a key row was written with its item, at the item's first_seen.
     # Only the one field site_of reads is taken out of ``fields``: most band finds of a
     # shared SAM description are turned down here, and decoding each one's whole fields
@@ -424,6 +432,48 @@ def _candidates(
             if not site or ident in by_key or site_of(url, publisher) != site:
                 recent.add(ident)
     return recent
+
+
+def _signatures(s: Session, ids: Collection[int]) -> dict[int, tuple[int, ...]]:
+    """The stored MinHash signatures of the items ``ids`` that have one."""
+    signatures: dict[int, tuple[int, ...]] = {}
+    for chunk in _chunks(sorted(ids)):
+        stored = select(DedupeSignature.item_id, DedupeSignature.signature).where(
+            col(DedupeSignature.item_id).in_(chunk)
+        )
+        signatures.update({i: unpack_signature(packed) for i, packed in s.exec(stored).all()})
+    return signatures
+
+
+def _sharing_bands(
+    ids: set[int],
+    signatures: Mapping[int, tuple[int, ...]],
+    queries: Sequence[KeyQuery],
+    min_bands: int,
+) -> set[int]:
+    """Of ``ids``, those whose signature has ``min_bands`` whole bands equal to one of
+    ``queries``'; an item whose signature cannot be compared (none stored, another
+    length, or a query without one) is kept for ``find_original`` to judge."""
+    asked = [q.signature for q in queries if q.bands]
+    width = len(asked[0]) if asked else 0
+    if not ids or not width or width % BANDS or any(len(a) != width for a in asked):
+        return set(ids)
+    # Imported here, as minhash64 is: numpy loads with the first MinHash, not every command.
+    import numpy as np
+
+    from monitor.dedupe.minhash64 import shared_bands
+
+    kept = {i for i in ids if len(signatures.get(i, ())) != width}
+    comparable = sorted(ids - kept)
+    wanted = np.array(asked, dtype=np.uint64)
+    # A block of found x asked x width booleans stays near 1 MB.
+    step = max(1, (1 << 20) // (len(asked) * width))
+    for start in range(0, len(comparable), step):
+        block = comparable[start : start + step]
+        found = np.array([signatures[i] for i in block], dtype=np.uint64)
+        best = shared_bands(found, wanted, BANDS).max(axis=1)
+        kept.update(i for i, count in zip(block, best.tolist(), strict=True) if count >= min_bands)
+    return kept
 
 
 def _holding(s: Session, keys: Sequence[int], at_least: int) -> list[int]:

@@ -89,6 +89,28 @@ def test_band_keys_are_the_definition_at_any_64_bit_values(values: list[int]) ->
     assert {band & MASK for band in bands} == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 3), min_size=8, max_size=8), min_size=1, max_size=6),
+    st.lists(st.lists(st.integers(0, 3), min_size=8, max_size=8), min_size=1, max_size=6),
+)
+def test_shared_bands_counts_whole_equal_bands(
+    found: list[list[int]], asked: list[list[int]]
+) -> None:
+    """Values drawn from four, so that bands often agree in one row and not the other,
+    which must not count; the 64-bit top bit is set on some, which must compare too."""
+    top = [[v | (1 << 63) if v == 3 else v for v in row] for row in found]
+    wanted = [[v | (1 << 63) if v == 3 else v for v in row] for row in asked]
+    counts = minhash64.shared_bands(
+        np.array(top, dtype=np.uint64), np.array(wanted, dtype=np.uint64), 4
+    ).tolist()
+    expected = [
+        [sum(f[2 * b : 2 * b + 2] == a[2 * b : 2 * b + 2] for b in range(4)) for a in wanted]
+        for f in top
+    ]
+    assert counts == expected
+
+
 def test_edges_of_the_64_bit_range() -> None:
     """Hashes and minima at 0 and 2**64 - 1 wrap as unsigned integers, never as floats."""
     signature = (0, MASK) * 32

@@ -52,10 +52,12 @@ _DOMAIN_NAME = re.compile(r"(?<![\w.])([^\W_][\w-]*)\.[a-z]{2,}\b")
 @dataclass(frozen=True)
 class KeyQuery:
     """What finds an item's earlier copies in the store, in stored form: its exact lookup
-    keys' ids, and its band keys."""
+    keys' ids, and its band keys; ``signature``, the MinHash the band keys come from,
+    turns down the stored items that share too few whole bands with it."""
 
     exact: frozenset[int]
     bands: frozenset[int]
+    signature: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Fingerprint:
     @property
     def query(self) -> KeyQuery:
         ids = self.key_ids
-        return KeyQuery(frozenset(ids[key] for key in self.lookup), self.bands)
+        return KeyQuery(frozenset(ids[key] for key in self.lookup), self.bands, self.signature)
 
     @cached_property
     def names(self) -> frozenset[str]:

@@ -74,6 +74,21 @@ def band_ids(signature: Sequence[int] | NDArray[np.uint64], bands: int) -> list[
     return ids
 
 
+def shared_bands(
+    found: NDArray[np.uint64], asked: NDArray[np.uint64], bands: int
+) -> NDArray[np.intp]:
+    """How many whole bands each signature of ``found`` (one a row) has equal to each of
+    ``asked``, as a ``len(found) x len(asked)`` matrix.
+
+    Bands are compared by their values, not their keys, so no hash collision counts.
+    """
+    rows = found.shape[1] // bands
+    equal = found[:, None, :] == asked[None, :, :]
+    whole = equal.reshape(len(found), len(asked), bands, rows).all(axis=3)
+    counts: NDArray[np.intp] = whole.sum(axis=2)
+    return counts
+
+
 @cache
 def _coefficients(permutations: int) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
     """``A`` (odd) and ``B`` as columns, from BLAKE2b of their names: fixed for ever,
@@ -87,4 +102,4 @@ def _coefficients(permutations: int) -> tuple[NDArray[np.uint64], NDArray[np.uin
     return a[:, np.newaxis], b[:, np.newaxis]
 
 
-__all__ = ["band_ids", "min_hashes", "mix", "pair_hashes"]
+__all__ = ["band_ids", "min_hashes", "mix", "pair_hashes", "shared_bands"]
