@@ -62,7 +62,7 @@ def load_history(
     min_bands: int,
     site: str = "",
     present: Container[int] | None = None,
-    common: Container[int] | None = None,
+    common: Mapping[int, int] | None = None,
 ) -> History:
     """The stored items sharing a key with one of ``queries`` (``Fingerprint.query`` of
     each new item) since ``since``, with their events.
@@ -373,7 +373,7 @@ def _candidates(
     min_bands: int,
     site: str = "",
     present: Container[int] | None = None,
-    common: Container[int] | None = None,
+    common: Mapping[int, int] | None = None,
     signatures: dict[int, tuple[int, ...]] | None = None,
 ) -> set[int]:
     """The items within the window sharing an exact key, or ``min_bands`` band keys, with
@@ -408,7 +408,7 @@ def _candidates(
         for asked in queries[start : start + _BAND_QUERY_ITEMS]:
             # A key not stored holds no item: leaving it out changes no count.
             group.append([b for b in asked.bands if present is None or b in present])
-        for at_least, bands in sorted(split_common(group, common or (), min_bands).items()):
+        for at_least, bands in sorted(split_common(group, common or {}, min_bands).items()):
             by_bands.update(_holding(s, sorted(bands), at_least))
     # The window: a key row was written with its item, at the item's first_seen.
     # Only the one field site_of reads is taken out of ``fields``: most band finds of a
