@@ -71,8 +71,9 @@ def load_history(
     ``min_bands`` band keys (``DedupePolicy.min_bands``), as ``find_original`` requires.
     ``site``: the site of every item looked up, if they share one (see :func:`_candidates`).
     ``present``: holds every stored key (``storage.keyfilter``); the others are not
-    looked up. ``common``: band keys many items hold (``storage.commonkeys``), looked
-    up only when an item needs them.
+    looked up. ``common``: band keys many items hold, with how many
+    (``storage.commonkeys``): an item is looked up without as many of its commonest
+    ones as it can spare.
     """
     signatures: dict[int, tuple[int, ...]] = {}
     ids = _candidates(s, queries, since, min_bands, site, present, common, signatures)
