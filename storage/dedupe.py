@@ -428,12 +428,12 @@ def _candidates(
             if not site or ident in by_key or site_of(url, publisher) != site:
                 recent.add(ident)
     # Last, as the fewest are left: at 5,000 sources, reading the signatures of every
-    # band find before the window and site took 16 s more of a cold poll's loop.
-    by_bands = recent - by_key
-    read = _signatures(s, by_bands)
+    # band find before the window and site took ~16 s more of a cold poll's loop.
+    banded = recent - by_key
+    read = _signatures(s, banded)
     if signatures is not None:
         signatures.update(read)
-    return (recent & by_key) | _sharing_bands(by_bands, read, queries, min_bands)
+    return (recent & by_key) | _sharing_bands(banded, read, queries, min_bands)
 
 
 def _signatures(s: Session, ids: Collection[int]) -> dict[int, tuple[int, ...]]:
