@@ -19,7 +19,7 @@ import asyncio
 import functools
 import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from monitor.config_base import SourceConfig
@@ -40,6 +40,11 @@ MIN_PREPARE = 10
 # sequential path (storing, dedupe, deliveries, the API), so when a worker and the loop
 # both want a core, the loop gets it and the worker takes what is left.
 WORKER_NICENESS = 10
+# Threads that parse the bodies below MIN_BYTES. The GIL lets little of two parses run
+# at once, and each thread that allocates keeps its own glibc arena: the loop's default
+# executor grew to six threads in `run`, their arenas ~9 MB for ~1.5 MB in use
+# (bench/README.md, twenty-ninth session).
+PARSE_THREADS = 2
 # Types whose parse is pure and whose source is rebuilt from its config alone (the API
 # sources carry a request ledger, and their JSON parses quickly).
 POOLED_TYPES = frozenset({"rss", "html"})
@@ -92,6 +97,7 @@ class ParsePool:
         self.min_bytes = min_bytes
         self.min_prepare = min_prepare
         self._pool: ProcessPoolExecutor | None = None
+        self._threads: ThreadPoolExecutor | None = None
 
     def pooled(self, source: Source, fetched: Fetched) -> bool:
         return (
@@ -99,9 +105,9 @@ class ParsePool:
         )
 
     async def parse(self, source: Source, fetched: Fetched) -> list[Item]:
-        if not self.pooled(source, fetched):
-            return await asyncio.to_thread(source.parse, fetched)
         loop = asyncio.get_running_loop()
+        if not self.pooled(source, fetched):
+            return await loop.run_in_executor(self._thread_executor(), source.parse, fetched)
         result = await loop.run_in_executor(
             self._executor(), _parse_in_worker, source.config, fetched
         )
@@ -131,7 +137,15 @@ class ParsePool:
             )
         return self._pool
 
+    def _thread_executor(self) -> Executor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse")
+        return self._threads
+
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+            self._threads = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
