@@ -20,13 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from monitor.alerts import iso_utc
 from monitor.dedupe import DedupeOutcome, Event, History, Seen, fingerprint
 from monitor.dedupe.fingerprint import BANDS, KeyQuery, key_id, site_of
 from storage.commonkeys import split_common
+from storage.db import conflict_insert
 from storage.tables import (
     AlertRow,
     DedupeKey,
@@ -333,8 +333,8 @@ def insert_many(s: Session, table: type[Any], rows: Sequence[dict[str, Any]]) ->
     """
     if not rows:
         return
-    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-    s.execute(dialect.insert(table.__table__).on_conflict_do_nothing(), list(rows))
+    insert = conflict_insert(s.get_bind().dialect.name, table.__table__)
+    s.execute(insert.on_conflict_do_nothing(), list(rows))
 
 
 def recent_events(s: Session, since: datetime, limit: int) -> list[tuple[ItemRow, list[ItemRow]]]:

@@ -30,9 +30,9 @@ from datetime import datetime
 
 from rbloom import Bloom
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
+from storage.db import conflict_insert
 from storage.tables import ItemRow, Meta
 
 KEYS_TOKEN = "dedupe.keys_token"  # noqa: S105 (a meta key, no secret): new at each key write
@@ -42,6 +42,9 @@ MIN_CAPACITY = 1 << 22  # ~5 MB; a first poll of 1,000 sources writes ~1.7 M key
 # database); a row scanned into the filter ~0.45 us (bench/README.md, twelfth session).
 REBUILD_RATIO = 0.25
 MAX_GROWTH = 4  # held keys, against the rows of the last scan, before a rescan
+# Rows a scan holds at once: 50,000 rows' tuples took ~4.4 MB of small-object arenas,
+# which stayed with `run` (live objects around them keep an arena from going back).
+SCAN_BATCH = 5_000
 KEYS_PER_ITEM = 34  # about: 32 band keys, the URL, the title (the estimate of a scan)
 _SCAN = (
     "SELECT key FROM dedupe_keys UNION ALL SELECT key FROM dedupe_mid_keys "
@@ -105,8 +108,7 @@ class KeyFilter:
         before = _token(s)
         after = uuid.uuid4().hex
         values = {"key": KEYS_TOKEN, "value": after}
-        dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-        upsert = dialect.insert(Meta).values(values)
+        upsert = conflict_insert(s.get_bind().dialect.name, Meta).values(values)
         s.execute(upsert.on_conflict_do_update(index_elements=["key"], set_={"value": after}))
         return before, after
 
@@ -146,7 +148,7 @@ class KeyFilter:
         cursor = raw.cursor(name="noticewatch_key_scan") if postgres else raw.cursor()
         try:
             cursor.execute(_SCAN)
-            while batch := cursor.fetchmany(50_000):
+            while batch := cursor.fetchmany(SCAN_BATCH):
                 bloom.update(key for (key,) in batch)
                 added += len(batch)
         finally:

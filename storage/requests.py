@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import case
-from sqlalchemy.dialects import postgresql, sqlite
 
+from storage.db import conflict_insert
 from storage.store import Store
 from storage.tables import RequestCount
 
@@ -25,10 +25,9 @@ class RequestCounter:
         if limit < 1:
             return False
         engine = self.store.engine
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         table = RequestCount.__table__  # type: ignore[attr-defined]
         stmt = (
-            dialect.insert(table)
+            conflict_insert(engine.dialect.name, table)
             .values(key=key, day=day.isoformat(), count=1)
             .on_conflict_do_update(
                 index_elements=["key", "day"],
@@ -51,10 +50,9 @@ class RequestCounter:
         """Raise ``key``'s count for ``day`` to at least ``limit`` (never lower it), so
         no process sharing the database sends another request that day."""
         engine = self.store.engine
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         table = RequestCount.__table__  # type: ignore[attr-defined]
         stmt = (
-            dialect.insert(table)
+            conflict_insert(engine.dialect.name, table)
             .values(key=key, day=day.isoformat(), count=limit)
             .on_conflict_do_update(
                 index_elements=["key", "day"],

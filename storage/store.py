@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Text, cast, func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -36,7 +35,7 @@ from monitor.system import (
     source_recovered_data,
 )
 from storage.commonkeys import CommonKeys, common_new_keys
-from storage.db import storage_hint
+from storage.db import conflict_insert, storage_hint
 from storage.dedupe import (
     DEDUPE_MERGE_ROWS,
     DEDUPE_MID_ROWS,
@@ -368,8 +367,8 @@ class Store(DeliveryRecords, LeaseRecords):
             for item in items
         ]
         core = ItemRow.__table__  # type: ignore[attr-defined]
-        stmt = self._dialect().insert(core).on_conflict_do_nothing()
-        stmt = stmt.returning(core.c.item_key, core.c.id)
+        insert = conflict_insert(self.engine.dialect.name, core).on_conflict_do_nothing()
+        stmt = insert.returning(core.c.item_key, core.c.id)
         return {key: ident for key, ident in s.execute(stmt, rows).all()}
 
     def _insert_alerts(
@@ -416,12 +415,12 @@ class Store(DeliveryRecords, LeaseRecords):
             return 0
         core = table.__table__
         primary = next(iter(core.primary_key.columns))
-        stmt = self._dialect().insert(core).on_conflict_do_nothing().returning(primary)
+        stmt = (
+            conflict_insert(self.engine.dialect.name, core)
+            .on_conflict_do_nothing()
+            .returning(primary)
+        )
         return len(s.execute(stmt, list(rows)).all())
-
-    def _dialect(self) -> Any:
-        """The dialect module whose ``insert`` has ``on_conflict_do_nothing``."""
-        return postgresql if self.engine.dialect.name == "postgresql" else sqlite
 
     @staticmethod
     def _state(s: Session, source: str, source_type: str, identity: str) -> SourceState:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor import cli
+from storage.db import create_db_engine
 
 # Run in a child: settling the test process's own heap would freeze every object the
 # suite has made so far.
@@ -71,3 +72,43 @@ def test_a_command_that_only_reads_leaves_the_collector_alone(
     monkeypatch.setattr(sys, "argv", ["noticewatch", "status", "--config", str(_config(tmp_path))])
     assert cli.main(None, {}) == 0
     assert settled == []
+
+
+# What `run` loads on its SQLite default: the PostgreSQL dialect (and its four drivers'
+# modules, ~2.3 MB) only once a PostgreSQL database asks for it. (A database still to be
+# created or upgraded loads it with alembic, whose dialect modules import it.)
+_DIALECTS = """
+import sys
+import monitor.app, monitor.cli, monitor.scheduler
+from sqlmodel import Session
+from storage.db import conflict_insert, create_db_engine
+from storage.keyfilter import KeyFilter
+from storage.tables import Meta
+
+loaded = lambda: "sqlalchemy.dialects.postgresql" in sys.modules
+print(loaded())
+engine = create_db_engine(sys.argv[1])
+with Session(engine) as s:
+    KeyFilter.stamp(s)
+    s.commit()
+engine.dispose()
+print(loaded(), type(conflict_insert("sqlite", Meta)).__module__)
+print(type(conflict_insert("postgresql", Meta)).__module__, loaded())
+"""
+
+
+def test_the_postgresql_dialect_loads_only_for_postgresql(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    create_db_engine(url).dispose()  # at the newest revision: the child opens it as `run` does
+    done = subprocess.run(
+        [sys.executable, "-c", _DIALECTS, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split("\n")[:3] == [
+        "False",
+        "False sqlalchemy.dialects.sqlite.dml",
+        "sqlalchemy.dialects.postgresql.dml True",
+    ]

@@ -8,10 +8,12 @@ the same items, field for field, or the same error, word for word.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from monitor.dedupe.fingerprint import key_id
 from monitor.errors import ParseError
 from monitor.heap import YOUNG_THRESHOLD
 from monitor.models import Item
-from monitor.parsepool import WORKER_NICENESS, ParsePool, default_workers
+from monitor.parsepool import PARSE_THREADS, WORKER_NICENESS, ParsePool, default_workers
 from monitor.prepare import prepare_items
 from monitor.sources.base import Fetched, Source
 from tests.support.html_layouts import LAYOUTS
@@ -118,6 +120,40 @@ def test_small_bodies_and_other_types_stay_in_the_process() -> None:
     assert [item.title for item in items] == ["A"]
     assert lazy._pool is None  # never started for a small body
     lazy.close()
+
+
+def test_small_bodies_parse_on_the_pools_own_few_threads() -> None:
+    """Not on the loop's default executor, which grows to six threads, each thread
+    keeping its own glibc arena in a long-lived `run`."""
+    parsing = ParsePool(0)
+    source = make_source()
+    threads: set[str] = set()
+    original = source.parse
+
+    def recording(body: Fetched) -> list[Item]:
+        threads.add(threading.current_thread().name)
+        return original(body)
+
+    source.parse = recording  # type: ignore[method-assign]
+    small = fetched(rss("<item><title>A</title><link>https://e.org/1</link></item>"))
+
+    async def many() -> list[list[Item]]:
+        asyncio.get_running_loop().set_default_executor(_Refusing(1))
+        return await asyncio.gather(*(parsing.parse(source, small) for _ in range(20)))
+
+    results = asyncio.run(many())
+    parsing.close()
+    assert all([item.title for item in items] == ["A"] for items in results)
+    assert threads and all(name.startswith("parse") for name in threads)
+    assert len(threads) <= PARSE_THREADS
+    assert parsing._threads is None  # closed with the pool
+
+
+class _Refusing(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that fails the test if anything is handed to it."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        raise AssertionError(f"{fn!r} went to the loop's default executor")
 
 
 def test_close_stops_the_workers_and_a_new_parse_starts_them_again() -> None:
