@@ -5,6 +5,7 @@ Run by hand from the repository root (see bench/README.md, "Poll cycle at scale"
     python bench/bench_cycle.py                        # N = 100, 1,000 and 5,000: ~10 min
     python bench/bench_cycle.py --sizes 100,1000       # a quicker look
     python bench/bench_cycle.py --idle 3600            # `run` polling 1,000 sources for 1 h
+    python bench/bench_cycle.py --idle 3600 --idle-python VENV/bin/python   # as installed
 
 The parent builds the sources (cycle_corpus.py: two in five RSS, one in five each of Atom,
 HTML listings and SAM-style JSON behind a ``sam`` source whose ``base_url`` is the loopback
@@ -209,8 +210,8 @@ class Bench:
         self.runs = 0
         self.profiles: list[str] = []
 
-    def command(self, verb: str, config: Path) -> list[str]:
-        return [sys.executable, "-m", "monitor", verb, "--config", str(config)]
+    def command(self, verb: str, config: Path, python: str = sys.executable) -> list[str]:
+        return [python, "-m", "monitor", verb, "--config", str(config)]
 
     def poll(
         self, config: Path, database: Path, start: Path | None, profile: bool, label: str = ""
@@ -448,11 +449,12 @@ def idle(bench: Bench, seconds: float, pool: ProcessPoolExecutor) -> None:
     print(f"idle: cold poll first: {warm.wall:.0f} s wall, {dict(warm.outcomes)}", file=sys.stderr)
     out = Path(args.idle_out)
     log = bench.workdir / "idle-run.log"
-    print(f"idle: {feeds} sources every {args.idle_every} for {seconds:.0f} s; "
+    python = args.idle_python or sys.executable
+    print(f"idle: {feeds} sources every {args.idle_every} for {seconds:.0f} s with {python}; "
           f"samples in {out}; log in {log}; {load()}", file=sys.stderr, flush=True)  # fmt: skip
     with log.open("w") as stderr:
         child = subprocess.Popen(
-            bench.command("run", config), env=bench.env, stdout=stderr, stderr=stderr
+            bench.command("run", config, python), env=bench.env, stdout=stderr, stderr=stderr
         )
     sampler = Sampler(child.pid, every=args.sample, pss=True).start()
     started = time.monotonic()
@@ -530,6 +532,10 @@ def main() -> None:
     parser.add_argument("--idle-sources", type=int, default=1000)
     parser.add_argument("--idle-every", default="15m", help="the sources' `every` when idle")
     parser.add_argument("--idle-out", default="idle-rss.jsonl", help="where samples go")
+    parser.add_argument("--idle-python", metavar="PATH",
+                        help="idle: the interpreter `run` is measured with, e.g. a venv's "
+                        "where `pip install .` installed what the README's run command "
+                        "does, without the test packages (default: this one)")  # fmt: skip
     parser.add_argument("--sample", type=float, default=10.0, help="idle: seconds per sample")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
